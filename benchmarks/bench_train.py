@@ -1,0 +1,153 @@
+"""Full training-step throughput (forward, backward, global-norm clip, Adam) per config.
+
+Prints one JSON line per config: chars/s (B*T per step), GFLOP/s and, when PyTorch is
+installed, PyTorch's figure on the same shapes and thread count, and the ratio. Medians over
+repeated steps, charforge and PyTorch measured alternately in one run.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_train.py
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+import charforge
+from charforge.optim import Adam, clip_global_norm
+
+CONFIGS = [("lstm", 1, 128, 64), ("lstm", 2, 256, 64), ("lstm", 2, 512, 64),
+           ("gru", 1, 1024, 256), ("rnn", 1, 1024, 256)]
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+
+
+def train_flops(cell, layers, hidden, emb, B, T, V) -> float:
+    """Matrix-product FLOPs of one training step (forward + 2x backward), as PyTorch does them:
+    input projection, recurrent product and output dense (elementwise work not counted)."""
+    g = GATES[cell] * hidden
+    fwd = 0.0
+    in_size = emb
+    for _ in range(layers):
+        fwd += 2 * B * T * (in_size * g + hidden * g)
+        in_size = hidden
+    fwd += 2 * B * T * hidden * V
+    return 3 * fwd
+
+
+def bench_charforge(cell, layers, hidden, emb, B, T, V, steps, rng):
+    model = charforge.CharModel(V, cell, layers, hidden, emb, seed=0)
+    opt = Adam(model.flat, lr=1e-3)
+    grad = np.zeros_like(model.flat)
+    x = rng.integers(0, V, (B, T))
+    y = rng.integers(0, V, (B, T))
+
+    def step():
+        model.loss_and_grads(x, y, out=grad)
+        clip_global_norm(grad, 5.0)
+        opt.step(model.flat, grad)
+    return step
+
+
+def bench_torch(cell, layers, hidden, emb, B, T, V):
+    import torch
+    import torch.nn as nn
+    cls = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[cell]
+    torch.manual_seed(0)
+    embed, rnn, out = nn.Embedding(V, emb), cls(emb, hidden, layers, batch_first=True), \
+        nn.Linear(hidden, V)
+    params = [*embed.parameters(), *rnn.parameters(), *out.parameters()]
+    opt = torch.optim.Adam(params, 1e-3)
+    x = torch.randint(0, V, (B, T))
+    y = torch.randint(0, V, (B, T))
+
+    def step():
+        opt.zero_grad()
+        h, _ = rnn(embed(x))
+        loss = nn.functional.cross_entropy(out(h).reshape(-1, V), y.reshape(-1))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 5.0)
+        opt.step()
+    return step
+
+
+def run_worker(framework: str, index: int, threads: int, repeats: int) -> None:
+    """Time `repeats` steps of one framework on one config; print the times as JSON."""
+    cell, layers, hidden, emb = CONFIGS[index]
+    B, T, V = 64, 100, 65
+    if framework == "torch":
+        import torch
+        torch.set_num_threads(threads)
+        step = bench_torch(cell, layers, hidden, emb, B, T, V)
+    else:
+        charforge.set_num_threads(threads)
+        step = bench_charforge(cell, layers, hidden, emb, B, T, V, repeats,
+                               np.random.default_rng(0))
+    for _ in range(2):
+        step()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    print(json.dumps(times))
+
+
+def measure(framework: str, index: int, threads: int, repeats: int) -> list[float]:
+    """Run a worker in a fresh process: the two frameworks never share thread pools."""
+    out = subprocess.run([sys.executable, __file__, "--worker", framework, "--index", str(index),
+                          "--threads", str(threads), "--repeats", str(repeats)],
+                         check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def torch_available() -> str | None:
+    try:
+        import torch
+        return torch.__version__
+    except ImportError:
+        return None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=0, help="timed steps per round (0: by size)")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds per framework")
+    ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--only", help="run configs whose name contains this, e.g. 'lstm 1x128'")
+    ap.add_argument("--worker", choices=["charforge", "torch"], help=argparse.SUPPRESS)
+    ap.add_argument("--index", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        run_worker(args.worker, args.index, args.threads, args.repeats)
+        return
+    torch_version = None if args.no_torch else torch_available()
+    B, T, V = 64, 100, 65
+    for index, (cell, layers, hidden, emb) in enumerate(CONFIGS):
+        name = f"{cell} {layers}x{hidden} E{emb}"
+        if args.only and args.only not in name:
+            continue
+        flops = train_flops(cell, layers, hidden, emb, B, T, V)
+        repeats = args.repeats or max(4, min(20, int(1e11 / flops)))
+        cf_times, tf_times = [], []
+        for _ in range(args.rounds):
+            cf_times += measure("charforge", index, args.threads, repeats)
+            if torch_version:
+                tf_times += measure("torch", index, args.threads, repeats)
+        cf_t = statistics.median(cf_times)
+        rec = {"config": name, "threads": args.threads, "batch": B, "seq": T, "vocab": V,
+               "charforge_ms": round(cf_t * 1e3, 2), "charforge_chars_s": round(B * T / cf_t),
+               "charforge_gflops": round(flops / cf_t / 1e9, 1)}
+        if torch_version:
+            tf_t = statistics.median(tf_times)
+            rec.update({"torch_version": torch_version, "torch_ms": round(tf_t * 1e3, 2),
+                        "torch_chars_s": round(B * T / tf_t), "ratio": round(tf_t / cf_t, 2)})
+        print(json.dumps(rec), flush=True)
+
+
+if __name__ == "__main__":
+    main()

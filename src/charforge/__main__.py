@@ -1,0 +1,6 @@
+"""`python -m charforge` runs the command line."""
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,24 @@
+"""Shape checks shared by the cell kernels (plain Python: they run once per call)."""
+
+
+def check_sequence_buffers(gate_count, gates, w_hh, h, *state):
+    """Raise ValueError unless gates (T,B,gH), w_hh (gH,H) and each state (T+1 or T, B, H) agree."""
+    T, B, G = gates.shape[0], gates.shape[1], gates.shape[2]
+    H = w_hh.shape[1]
+    if G != gate_count * H or w_hh.shape[0] != G:
+        raise ValueError(f"gates last dim {G} and w_hh {tuple(w_hh.shape[:2])} need {gate_count}*H")
+    if tuple(h.shape[:3]) != (T + 1, B, H):
+        raise ValueError(f"h must be (T+1, B, H) = {(T + 1, B, H)}, got {tuple(h.shape[:3])}")
+    for buf in state:
+        if tuple(buf.shape[:3]) not in ((T + 1, B, H), (T, B, H)):
+            raise ValueError(f"state buffer {tuple(buf.shape[:3])} does not match (T, B, H)")
+
+
+def expect_shapes(where, **buffers):
+    """Raise ValueError naming the first buffer whose shape differs.
+
+    Usage: expect_shapes("where", x=(array, (2, 3)), ...)."""
+    for name, (buf, shape) in buffers.items():
+        got = tuple(buf.shape[: len(shape)])
+        if got != tuple(shape):
+            raise ValueError(f"{where}: {name} must have shape {tuple(shape)}, got {got}")

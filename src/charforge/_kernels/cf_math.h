@@ -1,0 +1,132 @@
+/* Vectorisable activations and OpenMP helpers for the charforge kernels.
+ *
+ * Why C: the float32 activations use a polynomial exp that gcc auto-vectorises (libm's expf
+ * is a scalar call), and `target_clones` compiles each hot loop for AVX-512, AVX2 and the
+ * baseline so one wheel runs everywhere at full width. float64 paths use libm (they exist
+ * for gradient checks, where accuracy matters and speed does not).
+ */
+#ifndef CF_MATH_H
+#define CF_MATH_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#include <stddef.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(CF_NO_CLONES)
+#define CF_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define CF_CLONES
+#endif
+
+static inline int cf_openmp_enabled(void) {
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+static inline void cf_set_num_threads(int n) {
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#else
+    (void)n;
+#endif
+}
+
+/* An orphaned barrier: called from inside a Cython `parallel()` block it synchronises the
+ * threads of that team (OpenMP binds it to the innermost enclosing parallel region). */
+static inline void cf_barrier(void) {
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
+}
+
+static inline int cf_get_max_threads(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+/* exp(x) for float32: range reduction x = n ln2 + r, |r| <= ln2/2, degree-6 Taylor polynomial
+ * (truncation error < 1.3e-7 relative), scaling by 2^n through the exponent bits. Inputs are
+ * clamped to the finite range; NaN propagates through the polynomial. */
+static inline float cf_expf(float x) {
+    const float hi = 88.0f, lo = -87.0f;
+    x = x > hi ? hi : x;
+    x = x < lo ? lo : x;
+    const float shifter = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
+    float t = x * 1.44269504088896341f + shifter;
+    float n = t - shifter;
+    float r = x - n * 0.693145751953125f;   /* ln2 split in a high part exact in float */
+    r = r - n * 1.428606765330187e-06f;     /* and the low remainder */
+    float p = 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    int32_t ti;
+    memcpy(&ti, &t, 4);
+    int32_t e = (ti - 0x4B400000 + 127) << 23;
+    float s;
+    memcpy(&s, &e, 4);
+    return p * s;
+}
+
+CF_CLONES static void cf_sigmoid_f32(float *restrict x, ptrdiff_t n) {
+    for (ptrdiff_t i = 0; i < n; i++) x[i] = 1.0f / (1.0f + cf_expf(-x[i]));
+}
+
+/* tanh(x) = 1 - 2 / (exp(2x) + 1): exact limits at +-inf, absolute error ~1e-7 near 0. */
+CF_CLONES static void cf_tanh_f32(float *restrict x, ptrdiff_t n) {
+    for (ptrdiff_t i = 0; i < n; i++) x[i] = 1.0f - 2.0f / (cf_expf(2.0f * x[i]) + 1.0f);
+}
+
+CF_CLONES static void cf_tanh_to_f32(const float *restrict x, float *restrict y, ptrdiff_t n) {
+    for (ptrdiff_t i = 0; i < n; i++) y[i] = 1.0f - 2.0f / (cf_expf(2.0f * x[i]) + 1.0f);
+}
+
+static void cf_sigmoid_f64(double *x, ptrdiff_t n) {
+    for (ptrdiff_t i = 0; i < n; i++) x[i] = 1.0 / (1.0 + exp(-x[i]));
+}
+
+static void cf_tanh_f64(double *x, ptrdiff_t n) {
+    for (ptrdiff_t i = 0; i < n; i++) x[i] = tanh(x[i]);
+}
+
+static void cf_tanh_to_f64(const double *x, double *y, ptrdiff_t n) {
+    for (ptrdiff_t i = 0; i < n; i++) y[i] = tanh(x[i]);
+}
+
+/* Numerically safe softmax pieces over one row of logits. exp on float32 uses cf_expf. */
+CF_CLONES static inline float cf_exp_shift_sum_f32(float *restrict x, ptrdiff_t n, float shift) {
+    float s = 0.0f;
+    for (ptrdiff_t i = 0; i < n; i++) { x[i] = cf_expf(x[i] - shift); s += x[i]; }
+    return s;
+}
+
+static inline double cf_exp_shift_sum_f64(double *x, ptrdiff_t n, double shift) {
+    double s = 0.0;
+    for (ptrdiff_t i = 0; i < n; i++) { x[i] = exp(x[i] - shift); s += x[i]; }
+    return s;
+}
+
+/* A counter-based hash (splitmix64 finaliser): dropout masks are a pure function of
+ * (seed, index), so backward recomputes them and resumed runs reproduce them exactly. */
+static inline uint64_t cf_hash64(uint64_t seed, uint64_t i) {
+    uint64_t z = seed + 0x9E3779B97F4A7C15ULL * (i + 1);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+#endif

@@ -1,0 +1,158 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Fused GRU recurrence over a whole sequence (PyTorch's formulation, gate order r, z, n).
+
+    r = s(Wir x + bir + Whr h + bhr),  z = s(Wiz x + biz + Whz h + bhz)
+    n = tanh(Win x + bin + r * (Whn h + bhn)),  h' = (1 - z) * n + z * h
+
+Shapes (time-major, C-contiguous): gates (T, B, 3H) holds the input projection with b_ih on
+entry and the activated r, z, n on exit; hn (T, B, H) keeps Whn h + bhn for backward;
+h (T+1, B, H) with h[0] the initial state; gh (B, 3H) is per-step scratch; w_hh (3H, H).
+Threads split the hidden units with one barrier per step, as in lstm.pyx.
+"""
+from cython.parallel cimport parallel, threadid
+from cython cimport floating
+from ._common cimport gemm_rm, sigmoid_, tanh_, cf_barrier, unit_bound, team_size
+
+from ._shapes import check_sequence_buffers, expect_shapes
+
+
+cdef void _forward_units(floating* gates, const floating* w_hh, const floating* b_hh,
+                         floating* h, floating* hn_save, floating* gh,
+                         Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
+                         Py_ssize_t u0, Py_ssize_t u1, bint sync) noexcept nogil:
+    cdef Py_ssize_t t, b, j, q, G = 3 * H, nu = u1 - u0
+    cdef floating* g
+    cdef floating* row
+    cdef floating* ghr
+    cdef floating* hp
+    cdef floating* hnew
+    cdef floating* hs
+    cdef floating z
+    for t in range(T):
+        g = gates + t * B * G
+        hp = h + t * B * H
+        hnew = h + (t + 1) * B * H
+        hs = hn_save + t * B * H
+        if nu > 0:
+            for b in range(B):
+                for q in range(3):
+                    for j in range(u0, u1):
+                        gh[b * G + q * H + j] = b_hh[q * H + j]
+            for q in range(3):
+                gemm_rm(False, True, <int>B, <int>nu, <int>H, <floating>1.0, hp, <int>H,
+                        w_hh + (q * H + u0) * H, <int>H, <floating>1.0, gh + q * H + u0, <int>G)
+            for b in range(B):
+                row = g + b * G
+                ghr = gh + b * G
+                for j in range(u0, u1):
+                    row[j] = row[j] + ghr[j]
+                    row[H + j] = row[H + j] + ghr[H + j]
+                sigmoid_(row + u0, nu)
+                sigmoid_(row + H + u0, nu)
+                for j in range(u0, u1):
+                    hs[b * H + j] = ghr[2 * H + j]
+                    row[2 * H + j] = row[2 * H + j] + row[j] * ghr[2 * H + j]
+                tanh_(row + 2 * H + u0, nu)
+                for j in range(u0, u1):
+                    z = row[H + j]
+                    hnew[b * H + j] = (1 - z) * row[2 * H + j] + z * hp[b * H + j]
+        if sync:
+            cf_barrier()
+
+
+cdef void _backward_units(floating* gates, floating* dgh, const floating* w_hh,
+                          const floating* h, const floating* hn_save, const floating* dh_out,
+                          floating* dh_next, Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
+                          Py_ssize_t u0, Py_ssize_t u1, bint sync) noexcept nogil:
+    cdef Py_ssize_t t, b, j, k, G = 3 * H, nu = u1 - u0
+    cdef floating* row
+    cdef floating* drow
+    cdef floating* g
+    cdef floating* dg
+    cdef const floating* hp
+    cdef const floating* hs
+    cdef const floating* dh_t
+    cdef floating dh, r, z, n, dn, dan, dar, daz
+    for t in range(T - 1, -1, -1):
+        g = gates + t * B * G
+        dg = dgh + t * B * G
+        hp = h + t * B * H
+        hs = hn_save + t * B * H
+        dh_t = dh_out + t * B * H
+        for b in range(B):
+            row = g + b * G
+            drow = dg + b * G
+            for j in range(u0, u1):
+                k = b * H + j
+                r = row[j]
+                z = row[H + j]
+                n = row[2 * H + j]
+                dh = dh_t[k] + dh_next[k]
+                dn = dh * (1 - z)
+                dan = dn * (1 - n * n)
+                dar = dan * hs[k] * r * (1 - r)
+                daz = dh * (hp[k] - n) * z * (1 - z)
+                dh_next[k] = dh * z
+                row[j] = dar
+                row[H + j] = daz
+                row[2 * H + j] = dan
+                drow[j] = dar
+                drow[H + j] = daz
+                drow[2 * H + j] = dan * r
+        if sync:
+            cf_barrier()
+        if nu > 0:
+            gemm_rm(False, False, <int>B, <int>nu, <int>G, <floating>1.0, dg, <int>G, w_hh + u0,
+                    <int>H, <floating>1.0, dh_next + u0, <int>H)
+
+
+def gru_forward(floating[:, :, ::1] gates, const floating[:, ::1] w_hh,
+                const floating[::1] b_hh, floating[:, :, ::1] h, floating[:, :, ::1] hn,
+                floating[:, ::1] gh, int threads=1):
+    """Run the layer over T steps. In: gates = W_ih x + b_ih, h[0]. Out: gates = r, z, n
+    (activated), h[1:], hn = W_hn h + b_hn per step."""
+    cdef Py_ssize_t T = gates.shape[0], B = gates.shape[1], H = w_hh.shape[1]
+    check_sequence_buffers(3, gates, w_hh, h, hn)
+    expect_shapes("gru_forward", b_hh=(b_hh, (3 * H,)), gh=(gh, (B, 3 * H)))
+    cdef int n = team_size(H, threads), tid
+    if T == 0 or B == 0:
+        return
+    with nogil:
+        if n == 1:
+            _forward_units(&gates[0, 0, 0], &w_hh[0, 0], &b_hh[0], &h[0, 0, 0], &hn[0, 0, 0],
+                           &gh[0, 0], T, B, H, 0, H, False)
+        else:
+            with parallel(num_threads=n):
+                tid = threadid()
+                _forward_units(&gates[0, 0, 0], &w_hh[0, 0], &b_hh[0], &h[0, 0, 0],
+                               &hn[0, 0, 0], &gh[0, 0], T, B, H, unit_bound(H, tid, n),
+                               unit_bound(H, tid + 1, n), True)
+
+
+def gru_backward(floating[:, :, ::1] gates, floating[:, :, ::1] dgh,
+                 const floating[:, ::1] w_hh, const floating[:, :, ::1] h,
+                 const floating[:, :, ::1] hn, const floating[:, :, ::1] dh_out,
+                 floating[:, ::1] dh_next, int threads=1):
+    """Backpropagate through T steps.
+
+    Out: gates = dLoss/d(input projection) (T, B, 3H), dgh = dLoss/d(W_hh h + b_hh),
+    dh_next = gradient at the initial state.
+    """
+    cdef Py_ssize_t T = gates.shape[0], B = gates.shape[1], H = w_hh.shape[1]
+    check_sequence_buffers(3, gates, w_hh, h, hn)
+    expect_shapes("gru_backward", dgh=(dgh, (T, B, 3 * H)), dh_out=(dh_out, (T, B, H)),
+                  dh_next=(dh_next, (B, H)))
+    cdef int n = team_size(H, threads), tid
+    if T == 0 or B == 0:
+        return
+    with nogil:
+        if n == 1:
+            _backward_units(&gates[0, 0, 0], &dgh[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0],
+                            &hn[0, 0, 0], &dh_out[0, 0, 0], &dh_next[0, 0], T, B, H, 0, H,
+                            False)
+        else:
+            with parallel(num_threads=n):
+                tid = threadid()
+                _backward_units(&gates[0, 0, 0], &dgh[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0],
+                                &hn[0, 0, 0], &dh_out[0, 0, 0], &dh_next[0, 0], T, B, H,
+                                unit_bound(H, tid, n), unit_bound(H, tid + 1, n), True)

@@ -1,0 +1,148 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Fused LSTM recurrence over a whole sequence (PyTorch gate order i, f, g, o).
+
+Shapes (time-major, C-contiguous): gates (T, B, 4H), h and c (T+1, B, H) with index 0 the
+initial state, tc (T, B, H) = tanh(c[1:]), w_hh (4H, H). The caller computes the input
+projection x @ W_ih^T + b into `gates`, and after backward turns the returned pre-activation
+gradients into dW_ih, dW_hh, db and the input gradient with large GEMMs over all steps.
+
+Threads split the hidden units, not the batch: thread k owns units [u0, u1) and computes the
+recurrent product only for its units' rows of W_hh (one GEMM per gate block), then its units'
+cell update. Every unit's update needs only its own gate columns, so one barrier per step
+(after h_t is complete) is all the synchronisation there is. BLAS must run single-threaded
+inside (the caller arranges it).
+"""
+from cython.parallel cimport parallel, threadid
+from cython cimport floating
+from ._common cimport gemm_rm, sigmoid_, tanh_, tanh_to, cf_barrier, unit_bound, team_size
+
+from ._shapes import check_sequence_buffers, expect_shapes
+
+
+cdef void _forward_units(floating* gates, const floating* w_hh, floating* h, floating* c,
+                         floating* tc, Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
+                         Py_ssize_t u0, Py_ssize_t u1, bint sync) noexcept nogil:
+    cdef Py_ssize_t t, b, j, q, G = 4 * H, nu = u1 - u0
+    cdef floating* g
+    cdef floating* row
+    cdef floating* hp
+    cdef floating* hn
+    cdef floating* cp
+    cdef floating* cn
+    cdef floating* tcn
+    for t in range(T):
+        g = gates + t * B * G
+        hp = h + t * B * H
+        hn = h + (t + 1) * B * H
+        cp = c + t * B * H
+        cn = c + (t + 1) * B * H
+        tcn = tc + t * B * H
+        if nu > 0:
+            for q in range(4):
+                gemm_rm(False, True, <int>B, <int>nu, <int>H, <floating>1.0, hp, <int>H,
+                        w_hh + (q * H + u0) * H, <int>H, <floating>1.0, g + q * H + u0, <int>G)
+            for b in range(B):
+                row = g + b * G
+                sigmoid_(row + u0, nu)
+                sigmoid_(row + H + u0, nu)
+                tanh_(row + 2 * H + u0, nu)
+                sigmoid_(row + 3 * H + u0, nu)
+                for j in range(u0, u1):
+                    cn[b * H + j] = row[H + j] * cp[b * H + j] + row[j] * row[2 * H + j]
+                tanh_to(cn + b * H + u0, tcn + b * H + u0, nu)
+                for j in range(u0, u1):
+                    hn[b * H + j] = row[3 * H + j] * tcn[b * H + j]
+        if sync:
+            cf_barrier()
+
+
+cdef void _backward_units(floating* gates, const floating* w_hh, const floating* c,
+                          const floating* tc, const floating* dh_out, floating* dh_next,
+                          floating* dc_next, Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
+                          Py_ssize_t u0, Py_ssize_t u1, bint sync) noexcept nogil:
+    cdef Py_ssize_t t, b, j, k, G = 4 * H, nu = u1 - u0
+    cdef floating* g
+    cdef floating* row
+    cdef const floating* dh_t
+    cdef const floating* cp
+    cdef const floating* tct
+    cdef floating dh, dc, ig, fg, gg, og, tcv
+    for t in range(T - 1, -1, -1):
+        g = gates + t * B * G
+        dh_t = dh_out + t * B * H
+        cp = c + t * B * H
+        tct = tc + t * B * H
+        for b in range(B):
+            row = g + b * G
+            for j in range(u0, u1):
+                k = b * H + j
+                ig = row[j]
+                fg = row[H + j]
+                gg = row[2 * H + j]
+                og = row[3 * H + j]
+                tcv = tct[k]
+                dh = dh_t[k] + dh_next[k]
+                dc = dc_next[k] + dh * og * (1 - tcv * tcv)
+                dc_next[k] = dc * fg
+                row[j] = dc * gg * ig * (1 - ig)
+                row[H + j] = dc * cp[k] * fg * (1 - fg)
+                row[2 * H + j] = dc * ig * (1 - gg * gg)
+                row[3 * H + j] = dh * tcv * og * (1 - og)
+        if sync:
+            cf_barrier()
+        if nu > 0:
+            gemm_rm(False, False, <int>B, <int>nu, <int>G, <floating>1.0, g, <int>G, w_hh + u0,
+                    <int>H, <floating>0.0, dh_next + u0, <int>H)
+
+
+def lstm_forward(floating[:, :, ::1] gates, const floating[:, ::1] w_hh,
+                 floating[:, :, ::1] h, floating[:, :, ::1] c, floating[:, :, ::1] tc,
+                 int threads=1):
+    """Run the layer over T steps. In: gates = input projection with bias, h[0], c[0].
+    Out: gates activated (i, f, g, o), h[1:], c[1:], tc = tanh(c[1:])."""
+    cdef Py_ssize_t T = gates.shape[0], B = gates.shape[1], H = w_hh.shape[1]
+    check_sequence_buffers(4, gates, w_hh, h, c, tc)
+    cdef int n = team_size(H, threads), tid
+    if T == 0 or B == 0:
+        return
+    with nogil:
+        if n == 1:
+            _forward_units(&gates[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], &c[0, 0, 0], &tc[0, 0, 0],
+                           T, B, H, 0, H, False)
+        else:
+            with parallel(num_threads=n):
+                tid = threadid()
+                _forward_units(&gates[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], &c[0, 0, 0],
+                               &tc[0, 0, 0], T, B, H, unit_bound(H, tid, n),
+                               unit_bound(H, tid + 1, n), True)
+
+
+def lstm_backward(floating[:, :, ::1] gates, const floating[:, ::1] w_hh,
+                  const floating[:, :, ::1] c, const floating[:, :, ::1] tc,
+                  const floating[:, :, ::1] dh_out, floating[:, ::1] dh_next,
+                  floating[:, ::1] dc_next, int threads=1):
+    """Backpropagate through T steps.
+
+    In: gates as left by lstm_forward; dh_out (T, B, H) = dLoss/dh[1:]; dh_next, dc_next (B, H)
+    = gradient arriving at the final state (zeros for plain truncated BPTT).
+    Out: gates = dLoss/d(pre-activation) (T, B, 4H); dh_next, dc_next = gradient at the
+    initial state.
+    """
+    cdef Py_ssize_t T = gates.shape[0], B = gates.shape[1], H = w_hh.shape[1]
+    check_sequence_buffers(4, gates, w_hh, c, tc)
+    expect_shapes("lstm_backward", dh_out=(dh_out, (T, B, H)), dh_next=(dh_next, (B, H)),
+                  dc_next=(dc_next, (B, H)))
+    cdef int n = team_size(H, threads), tid
+    if T == 0 or B == 0:
+        return
+    with nogil:
+        if n == 1:
+            _backward_units(&gates[0, 0, 0], &w_hh[0, 0], &c[0, 0, 0], &tc[0, 0, 0],
+                            &dh_out[0, 0, 0], &dh_next[0, 0], &dc_next[0, 0], T, B, H, 0, H,
+                            False)
+        else:
+            with parallel(num_threads=n):
+                tid = threadid()
+                _backward_units(&gates[0, 0, 0], &w_hh[0, 0], &c[0, 0, 0], &tc[0, 0, 0],
+                                &dh_out[0, 0, 0], &dh_next[0, 0], &dc_next[0, 0], T, B, H,
+                                unit_bound(H, tid, n), unit_bound(H, tid + 1, n), True)

@@ -1,0 +1,242 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Layer-independent kernels: GEMM, embedding gather/scatter, softmax cross-entropy, dropout,
+norms, and the OpenMP thread setting. Shapes are given per function."""
+from cython.parallel cimport prange
+from cython cimport floating
+from libc.math cimport log, sqrt, fabs
+from libc.stdint cimport uint64_t, int32_t
+from ._common cimport (gemm_rm, cf_set_num_threads, cf_get_max_threads, cf_openmp_enabled,
+                       cf_exp_shift_sum_f32, cf_exp_shift_sum_f64, cf_hash64)
+
+
+def openmp_enabled():
+    """Whether the kernels were compiled with OpenMP."""
+    return bool(cf_openmp_enabled())
+
+
+def set_omp_threads(int n):
+    cf_set_num_threads(max(1, n))
+
+
+def get_omp_threads():
+    return cf_get_max_threads()
+
+
+cdef void _gemm_split(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
+                      const floating* a, int lda, const floating* b, int ldb, floating beta,
+                      floating* c, int ldc, int parts) noexcept nogil:
+    """One GEMM as `parts` independent GEMMs over row (or column) blocks of C, one OpenMP
+    thread each, BLAS single-threaded inside: one thread pool on the machine, not two."""
+    cdef int i, r0, r1
+    if parts <= 1:
+        gemm_rm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+        return
+    if m >= n:
+        for i in prange(parts, schedule='static', num_threads=parts):
+            r0 = <int>((<long long>m * i) // parts)
+            r1 = <int>((<long long>m * (i + 1)) // parts)
+            gemm_rm(trans_a, trans_b, r1 - r0, n, k, alpha,
+                    a + (r0 if trans_a else <long long>r0 * lda), lda, b, ldb, beta,
+                    c + <long long>r0 * ldc, ldc)
+    else:
+        for i in prange(parts, schedule='static', num_threads=parts):
+            r0 = <int>((<long long>n * i) // parts)
+            r1 = <int>((<long long>n * (i + 1)) // parts)
+            gemm_rm(trans_a, trans_b, m, r1 - r0, k, alpha, a, lda,
+                    b + (<long long>r0 * ldb if trans_b else r0), ldb, beta, c + r0, ldc)
+
+
+def gemm(bint trans_a, bint trans_b, double alpha, const floating[:, ::1] a,
+         const floating[:, ::1] b, double beta, floating[:, ::1] c):
+    """c = alpha op(a) op(b) + beta c for C-contiguous 2-D arrays (BLAS, GIL released).
+    Large products are split over the OpenMP threads (see set_omp_threads)."""
+    cdef int m = a.shape[1] if trans_a else a.shape[0]
+    cdef int k = a.shape[0] if trans_a else a.shape[1]
+    cdef int kb = b.shape[1] if trans_b else b.shape[0]
+    cdef int n = b.shape[0] if trans_b else b.shape[1]
+    cdef int parts = cf_get_max_threads()
+    if k != kb or c.shape[0] != m or c.shape[1] != n:
+        raise ValueError(f"gemm: shapes do not agree: op(a) is ({m}, {k}), op(b) ({kb}, {n}), "
+                         f"c ({c.shape[0]}, {c.shape[1]})")
+    if m == 0 or n == 0:
+        return
+    if k == 0:
+        for i in range(m):
+            for j in range(n):
+                c[i, j] = <floating>(beta * c[i, j])
+        return
+    if <double>m * n * k < 2.0e6 or (m < 32 and n < 32):
+        parts = 1
+    with nogil:
+        _gemm_split(trans_a, trans_b, m, n, k, <floating>alpha, &a[0, 0], <int>a.shape[1],
+                    &b[0, 0], <int>b.shape[1], <floating>beta, &c[0, 0], n, parts)
+
+
+def gather_rows(const floating[:, ::1] table, const int32_t[::1] ids, floating[:, ::1] out):
+    """out[i] = table[ids[i]]: the embedding lookup (or a precomputed input-projection table).
+    ids must already be validated to lie in [0, V)."""
+    cdef Py_ssize_t i, j, n = ids.shape[0], d = table.shape[1]
+    cdef const floating* src
+    if out.shape[0] != n or out.shape[1] != d:
+        raise ValueError("gather_rows: out must be (len(ids), table.shape[1])")
+    with nogil:
+        for i in prange(n, schedule='static'):
+            src = &table[ids[i], 0]
+            for j in range(d):
+                out[i, j] = src[j]
+
+
+def scatter_add_rows(const floating[:, ::1] src, const int32_t[::1] ids, floating[:, ::1] out):
+    """out[ids[i]] += src[i]: the embedding gradient. Parallel over columns, so no two threads
+    ever write the same element and the summation order is fixed (deterministic)."""
+    cdef Py_ssize_t i, j, c0, c1, chunk, n = ids.shape[0], d = src.shape[1]
+    cdef Py_ssize_t nchunks = (d + 63) // 64
+    if src.shape[0] != n or out.shape[1] != d:
+        raise ValueError("scatter_add_rows: src must be (len(ids), out.shape[1])")
+    with nogil:
+        for chunk in prange(nchunks, schedule='static'):
+            c0 = chunk * 64
+            c1 = min(d, c0 + 64)
+            for i in range(n):
+                for j in range(c0, c1):
+                    out[ids[i], j] += src[i, j]
+
+
+def add_row_vector(floating[:, ::1] x, const floating[::1] v):
+    """x[i] += v for every row (bias add)."""
+    cdef Py_ssize_t i, j, n = x.shape[0], d = x.shape[1]
+    if v.shape[0] != d:
+        raise ValueError("add_row_vector: v must match x's last dimension")
+    with nogil:
+        for i in prange(n, schedule='static'):
+            for j in range(d):
+                x[i, j] += v[j]
+
+
+def colsum_add(const floating[:, ::1] x, floating[::1] out):
+    """out += x.sum(axis=0), rows in order (deterministic)."""
+    cdef Py_ssize_t i, j, n = x.shape[0], d = x.shape[1]
+    if out.shape[0] != d:
+        raise ValueError("colsum_add: out must match x's last dimension")
+    with nogil:
+        for i in range(n):
+            for j in range(d):
+                out[j] += x[i, j]
+
+
+cdef double _row_xent(floating* z, Py_ssize_t v, int target, double weight, bint grad,
+                      double scale) noexcept nogil:
+    """Loss of one row; when grad, z becomes weight * scale * (softmax(z) - onehot(target))."""
+    cdef Py_ssize_t j
+    cdef floating mx = z[0]
+    cdef floating zt = z[target]
+    cdef double s, loss
+    for j in range(1, v):
+        if z[j] > mx:
+            mx = z[j]
+    if floating is float:
+        s = cf_exp_shift_sum_f32(z, v, mx)
+    else:
+        s = cf_exp_shift_sum_f64(z, v, mx)
+    loss = log(s) + mx - zt
+    if grad:
+        for j in range(v):
+            z[j] = <floating>(z[j] / s * weight * scale)
+        z[target] -= <floating>(weight * scale)
+    return loss * weight
+
+
+def softmax_xent(floating[:, ::1] logits, const int32_t[::1] targets, mask=None,
+                 bint grad=True):
+    """Mean cross-entropy (nats) over rows whose mask is non-zero.
+
+    logits (N, V); targets (N,) int32 in [0, V); mask (N,) float of the same dtype, or None.
+    Returns (loss_sum, count). With grad, logits is overwritten by dLoss/dlogits of the mean
+    loss (masked rows get exactly zero). A count of zero gives loss 0 and zero gradients.
+    """
+    cdef Py_ssize_t i, j, n = logits.shape[0], v = logits.shape[1]
+    cdef const floating[::1] m
+    cdef bint has_mask = mask is not None
+    cdef double total = 0.0, count = 0.0, scale
+    if targets.shape[0] != n:
+        raise ValueError("softmax_xent: targets must have one entry per logits row")
+    if has_mask:
+        m = mask
+        if m.shape[0] != n:
+            raise ValueError("softmax_xent: mask must have one entry per logits row")
+        for i in range(n):
+            count += m[i]
+    else:
+        count = n
+    scale = 1.0 / count if count > 0 else 0.0
+    with nogil:
+        for i in prange(n, schedule='static'):
+            if has_mask and m[i] == 0:
+                if grad:
+                    for j in range(v):
+                        logits[i, j] = 0
+                continue
+            total += _row_xent(&logits[i, 0], v, targets[i], m[i] if has_mask else 1.0,
+                               grad, scale)
+    return total, count
+
+
+def dropout(floating[::1] x, double p, uint64_t seed):
+    """x *= mask / (1 - p) in place, mask[i] = hash(seed, i) >= p: inverted dropout whose mask
+    is a pure function of (seed, i), so the backward pass reapplies it with the same seed."""
+    cdef Py_ssize_t i, n = x.shape[0]
+    cdef floating keep = <floating>(1.0 / (1.0 - p))
+    cdef uint64_t threshold = <uint64_t>(p * 18446744073709551616.0) if p < 1 else 0
+    if not 0 <= p < 1:
+        raise ValueError("dropout: p must be in [0, 1)")
+    with nogil:
+        for i in prange(n, schedule='static'):
+            if cf_hash64(seed, <uint64_t>i) < threshold:
+                x[i] = 0
+            else:
+                x[i] = x[i] * keep
+
+
+def sum_squares(const floating[::1] x):
+    """sum(x**2) accumulated in double (for the global gradient norm)."""
+    cdef Py_ssize_t i, n = x.shape[0]
+    cdef double s = 0.0
+    with nogil:
+        for i in prange(n, schedule='static'):
+            s += <double>x[i] * x[i]
+    return s
+
+
+def all_finite(const floating[::1] x):
+    """True when no element is NaN or infinite."""
+    cdef Py_ssize_t i, n = x.shape[0]
+    cdef int bad = 0
+    with nogil:
+        for i in prange(n, schedule='static'):
+            if not (fabs(x[i]) <= 1e308):
+                bad += 1
+    return bad == 0
+
+
+def scale_(floating[::1] x, double s):
+    cdef Py_ssize_t i, n = x.shape[0]
+    cdef floating f = <floating>s
+    with nogil:
+        for i in prange(n, schedule='static'):
+            x[i] = x[i] * f
+
+
+def clip_(floating[::1] x, double limit):
+    """Clip every element to [-limit, limit] in place."""
+    cdef Py_ssize_t i, n = x.shape[0]
+    cdef floating lim = <floating>limit
+    with nogil:
+        for i in prange(n, schedule='static'):
+            if x[i] > lim:
+                x[i] = lim
+            elif x[i] < -lim:
+                x[i] = -lim
+
+
+def global_norm(const floating[::1] x):
+    return sqrt(sum_squares(x))

@@ -1,0 +1,9 @@
+"""Errors that front ends turn into one clear line (and exit status 2) instead of a traceback."""
+
+
+class CharforgeError(Exception):
+    """A user mistake or a bad input: the message says what happened and what to do."""
+
+
+class ShapeError(CharforgeError, ValueError):
+    """Arrays of the wrong shape, dtype or range were passed to the model."""

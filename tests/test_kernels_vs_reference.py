@@ -1,0 +1,117 @@
+"""The fused kernels, through CharModel, against the independent numpy reference."""
+import numpy as np
+import pytest
+from reference import model_loss_and_grads
+
+import charforge
+
+TOL = {"float64": dict(rtol=1e-9, atol=1e-12), "float32": dict(rtol=2e-4, atol=2e-5)}
+
+
+def _random_model(cell, layers, hidden, embedding, dtype, vocab=11, seed=0):
+    model = charforge.CharModel(vocab, cell, layers, hidden, embedding, dtype=dtype, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    model.flat[...] = rng.normal(0, 0.3, model.flat.shape)
+    return model
+
+
+def _compare(model, x, y, mask, state):
+    loss, grads, final = model.loss_and_grads(x, y, mask, state)
+    p64 = {k: v.astype(np.float64) for k, v in model.params.items()}
+    ref_loss, ref_grads, ref_logits, ref_final = model_loss_and_grads(
+        p64, model.config.cell, model.config.layers, x, y, mask, state)
+    tol = TOL[model.config.dtype]
+    worst = max(float(np.abs(grads[k] - ref_grads[k]).max()) for k in ref_grads)
+    print(f"max |grad - ref| = {worst:.3e}, |loss - ref| = {abs(loss - ref_loss):.3e}")
+    np.testing.assert_allclose(loss, ref_loss, **tol)
+    assert set(grads) == set(ref_grads)
+    for name in ref_grads:
+        np.testing.assert_allclose(grads[name], ref_grads[name], err_msg=name, **tol)
+    logits, _ = model.logits(x, state)
+    np.testing.assert_allclose(logits, ref_logits, **tol)
+    for got, want in zip(final, ref_final, strict=False):
+        for a, b in zip(got, want, strict=False):
+            np.testing.assert_allclose(a, b, **tol)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("embedding", [6, None])
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_matches_reference_with_mask_and_state(cell, layers, embedding, dtype, rng):
+    model = _random_model(cell, layers, 7, embedding, dtype)
+    B, T = 3, 5
+    x = rng.integers(0, 11, (B, T))
+    y = rng.integers(0, 11, (B, T))
+    mask = rng.random((B, T)) > 0.3
+    state = [tuple(rng.normal(0, 0.5, (B, 7)) for _ in model.cell.state_names)
+             for _ in range(layers)]
+    _compare(model, x, y, mask, state)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_threaded_recurrence_and_projection_paths(cell, threads, rng):
+    """Hidden 48 splits the units over two threads (16-aligned shares); vocab 40 > T*B uses
+    the row-projection path for layer 0 instead of the (V, gH) table."""
+    charforge.set_num_threads(threads)
+    model = _random_model(cell, 2, 48, 5, "float64", vocab=40)
+    model.flat *= 0.5
+    x = rng.integers(0, 40, (2, 6))
+    y = rng.integers(0, 40, (2, 6))
+    assert not model._use_table(x.size)
+    _compare(model, x, y, None, None)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_large_batch_float32_threaded(cell, rng):
+    charforge.set_num_threads(2)
+    model = _random_model(cell, 1, 64, 8, "float32", vocab=20)
+    model.flat *= 0.3
+    x = rng.integers(0, 20, (16, 9))
+    y = rng.integers(0, 20, (16, 9))
+    _compare(model, x, y, rng.random((16, 9)) > 0.2, None)
+
+
+def test_fully_masked_batch_gives_zero_loss_and_gradients(rng):
+    model = _random_model("lstm", 1, 7, 4, "float64")
+    x = rng.integers(0, 11, (2, 3))
+    loss, grads, _ = model.loss_and_grads(x, x, np.zeros((2, 3)))
+    assert loss == 0.0
+    assert all(not np.any(g) for g in grads.values())
+
+
+def test_masked_positions_do_not_change_gradients(rng):
+    """Changing the target at a masked position changes nothing."""
+    model = _random_model("gru", 2, 7, 4, "float64")
+    x = rng.integers(0, 11, (2, 6))
+    y = rng.integers(0, 11, (2, 6))
+    mask = np.ones((2, 6))
+    mask[1, 4:] = 0
+    loss1, g1, _ = model.loss_and_grads(x, y, mask)
+    y2 = y.copy()
+    y2[1, 4:] = (y2[1, 4:] + 1) % 11
+    loss2, g2, _ = model.loss_and_grads(x, y2, mask)
+    assert loss1 == loss2
+    for k in g1:
+        np.testing.assert_array_equal(g1[k], g2[k])
+
+
+def test_carried_state_equals_one_long_sequence(rng):
+    """Forward over two chunks with the state carried equals one pass over the whole."""
+    model = _random_model("lstm", 2, 9, 4, "float64")
+    x = rng.integers(0, 11, (3, 10))
+    full, _ = model.logits(x)
+    a, st = model.logits(x[:, :4])
+    b, _ = model.logits(x[:, 4:], st)
+    np.testing.assert_allclose(np.concatenate([a, b], 1), full, rtol=1e-12, atol=1e-12)
+
+
+def test_step_matches_sequence(rng):
+    model = _random_model("gru", 2, 9, 4, "float32")
+    x = rng.integers(0, 11, (2, 5))
+    full, _ = model.logits(x)
+    state = None
+    for t in range(5):
+        logits, state = model.step(x[:, t], state)
+        np.testing.assert_allclose(logits, full[:, t], rtol=1e-5, atol=1e-6)

@@ -1,0 +1,109 @@
+"""Fused optimizer updates against their textbook formulas in numpy, clipping, schedules."""
+import numpy as np
+import pytest
+
+from charforge.errors import CharforgeError
+from charforge.optim import (
+    SGD,
+    Adagrad,
+    Adam,
+    ExponentialDecay,
+    RMSprop,
+    StepDecay,
+    clip_global_norm,
+    clip_value,
+    make_optimizer,
+)
+
+
+def _run(opt, p, grads):
+    for g in grads:
+        opt.step(p, g)
+    return p
+
+
+def test_adam_matches_formula(rng):
+    p = rng.normal(size=50)
+    grads = [rng.normal(size=50) for _ in range(5)]
+    got = _run(Adam(p, lr=0.01), p.copy(), grads)
+    want, m, v = p.copy(), np.zeros(50), np.zeros(50)
+    for t, g in enumerate(grads, 1):
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g * g
+        want -= 0.01 * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_rmsprop_matches_formula(rng):
+    p = rng.normal(size=30)
+    grads = [rng.normal(size=30) for _ in range(4)]
+    got = _run(RMSprop(p, lr=1e-3, rho=0.95), p.copy(), grads)
+    want, s = p.copy(), np.zeros(30)
+    for g in grads:
+        s = 0.95 * s + 0.05 * g * g
+        want -= 1e-3 * g / (np.sqrt(s) + 1e-8)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_adagrad_matches_formula(rng):
+    p = rng.normal(size=30)
+    grads = [rng.normal(size=30) for _ in range(4)]
+    got = _run(Adagrad(p, lr=0.1), p.copy(), grads)
+    want, a = p.copy(), np.zeros(30)
+    for g in grads:
+        a += g * g
+        want -= 0.1 * g / (np.sqrt(a) + 1e-8)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_sgd_momentum_matches_formula(rng, nesterov):
+    p = rng.normal(size=30)
+    grads = [rng.normal(size=30) for _ in range(4)]
+    got = _run(SGD(p, lr=0.1, momentum=0.9, nesterov=nesterov), p.copy(), grads)
+    want, b = p.copy(), np.zeros(30)
+    for g in grads:
+        b = 0.9 * b + g
+        want -= 0.1 * (g + 0.9 * b if nesterov else b)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_float32_buffers_and_state_round_trip(rng):
+    p = rng.normal(size=20).astype(np.float32)
+    opt = Adam(p, lr=0.01)
+    opt.step(p, rng.normal(size=20).astype(np.float32))
+    meta, arrays = opt.state_dict()
+    other = Adam(p, lr=0.5)
+    other.load_state_dict(meta, arrays)
+    assert other.step_count == 1 and other.lr == 0.01
+    g = rng.normal(size=20).astype(np.float32)
+    a, b = p.copy(), p.copy()
+    opt.step(a, g)
+    other.step(b, g)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_clip_global_norm_and_value(rng):
+    g = rng.normal(size=100) * 10
+    norm = clip_global_norm(g, 5.0)
+    assert norm > 5
+    assert np.linalg.norm(g) == pytest.approx(5.0, rel=1e-5)
+    small = np.full(4, 0.1)
+    clip_global_norm(small, 5.0)
+    np.testing.assert_array_equal(small, np.full(4, 0.1))
+    v = np.array([-3.0, -0.5, 0.5, 3.0])
+    clip_value(v, 1.0)
+    np.testing.assert_array_equal(v, [-1, -0.5, 0.5, 1])
+
+
+def test_schedules():
+    assert ExponentialDecay(0.5)(2e-3, 3) == pytest.approx(2.5e-4)
+    assert ExponentialDecay(0.5, start_epoch=2)(1.0, 1) == 1.0
+    assert StepDecay(every=2, gamma=0.1)(1.0, 3) == pytest.approx(0.1)
+
+
+def test_bad_optimizer_input():
+    with pytest.raises(CharforgeError, match="unknown optimizer"):
+        make_optimizer("adamw2", np.zeros(3))
+    with pytest.raises(CharforgeError, match="learning rate"):
+        Adam(np.zeros(3), lr=-1)
