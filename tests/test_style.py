@@ -1,6 +1,7 @@
 """The code base stays ruff-clean (ruff comes with the test extras)."""
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_ruff_clean():
-    ruff = shutil.which("ruff")
+    ruff = shutil.which("ruff") or shutil.which("ruff", path=str(Path(sys.executable).parent))
     if ruff is None:
         pytest.fail("ruff is missing: install the test extras (pip install '.[test]')")
     result = subprocess.run([ruff, "check", "src", "tests", "benchmarks"], cwd=ROOT,
