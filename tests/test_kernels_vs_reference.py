@@ -5,7 +5,7 @@ from reference import model_loss_and_grads
 
 import charforge
 
-TOL = {"float64": dict(rtol=1e-9, atol=1e-12), "float32": dict(rtol=2e-4, atol=2e-5)}
+TOL = {"float64": dict(rtol=1e-9, atol=1e-12), "float32": dict(rtol=1e-5, atol=1e-5)}
 
 
 def _random_model(cell, layers, hidden, embedding, dtype, vocab=11, seed=0):
