@@ -288,14 +288,13 @@ class CharModel:
             self.cell.backward(ws, lp, lg, nthreads)
             dproj = ws.proj.reshape(T * B, g)
             if layer > 0:
-                src = self._layer_input(buf, layer, False, dropout_seed)
-                if train and c.dropout > 0:
-                    src = buf.dropped[layer - 1]
+                dropped = train and c.dropout > 0
+                src = buf.dropped[layer - 1] if dropped else buf.layers[layer - 1].h[1:]
                 ops.gemm(True, False, 1.0, dproj, src.reshape(T * B, c.hidden), 1.0,
                          lg["weight_ih"])
                 below = buf.layers[layer - 1].dh_out.reshape(T * B, c.hidden)
                 ops.gemm(False, False, 1.0, dproj, lp["weight_ih"], 0.0, below)
-                if train and c.dropout > 0:
+                if dropped:
                     ops.dropout(below.reshape(-1), c.dropout, _layer_seed(dropout_seed, layer))
             else:
                 self._backward_input(buf, ids, dproj, lp, lg, grads)
