@@ -59,6 +59,91 @@ def cmd_gradcheck(args) -> int:
     return 0 if all(r.max_rel_error <= args.tolerance for r in report) else 1
 
 
+def _key_values(items: list[str] | None, what: str) -> dict:
+    """key=value pairs (numbers parsed as numbers) from repeated options."""
+    out: dict = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CharforgeError(f"{what} must look like key=value, got {item!r}")
+        out[key.strip().replace("-", "_")] = _scalar(value.strip())
+    return out
+
+
+def _scalar(text: str):
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    return None if low in ("none", "null") else text
+
+
+def cmd_plugins(args) -> int:
+    from .listing import print_plugins
+    print_plugins()
+    return 0
+
+
+def cmd_list(args) -> int:
+    from .listing import print_registered
+    print_registered(args.kind)
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .train_cli import run_train
+    return run_train(args)
+
+
+def cmd_generate(args) -> int:
+    from .generation import generate
+    from .pretrained import load
+    model, _meta = load(args.model)
+    params = _key_values(args.param, "--param")
+    for name in ("temperature", "k", "p", "alpha", "floor"):
+        if getattr(args, name) is not None:
+            params[name] = getattr(args, name)
+    if args.sampler == "temperature" and "temperature" not in params:
+        params["temperature"] = 0.8
+    primes = args.prime or [""]
+    primes = [p for p in primes for _ in range(args.num)]
+    seed = args.seed
+    if len(primes) == 1:
+        sys.stdout.write(primes[0])
+        sys.stdout.flush()
+
+        def stream(_row: int, piece: str) -> None:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+        generate(model, primes[0], args.length, args.sampler, seed, callback=stream, **params)
+        sys.stdout.write("\n")
+        return 0
+    texts = generate(model, primes, args.length, args.sampler, seed, **params)
+    for i, (p, t) in enumerate(zip(primes, texts, strict=True)):
+        if i:
+            print("\n" + "-" * 40)
+        print(p + t)
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .evaluation import evaluate_checkpoint
+    loss, n, desc = evaluate_checkpoint(args.model, args.split,
+                                        _key_values(args.corpus_option, "--corpus-option"))
+    print(f"{args.split} loss {loss:.4f} nats/char ({loss / 0.6931471805599453:.4f} bits/char) "
+          f"over {n:,} characters of {desc}")
+    return 0
+
+
+def cmd_repl(args) -> int:
+    from .repl import run_repl
+    return run_repl(args.model)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     parser = argparse.ArgumentParser(
@@ -84,6 +169,50 @@ def build_parser() -> argparse.ArgumentParser:
                    help="check this many sampled entries per parameter (default: all)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_gradcheck)
+
+    p = sub.add_parser("repl", help="the interactive REPL (starts on the shipped model)")
+    p.add_argument("model", nargs="?", default="shakespeare",
+                   help="pretrained name, checkpoint file or run folder")
+    p.set_defaults(func=cmd_repl)
+
+    p = sub.add_parser("generate", help="stream generated text from a model to stdout")
+    p.add_argument("model", nargs="?", default="shakespeare",
+                   help="pretrained name, checkpoint file or run folder (default shakespeare)")
+    p.add_argument("--prime", action="append", help="text to start from (repeat for several)")
+    p.add_argument("--length", type=int, default=500)
+    p.add_argument("--sampler", default="temperature")
+    p.add_argument("--temperature", type=float)
+    p.add_argument("--k", type=int, help="top_k: candidates kept")
+    p.add_argument("--p", type=float, help="top_p: probability mass kept")
+    p.add_argument("--alpha", type=float, help="sharpened: power")
+    p.add_argument("--floor", type=float, help="sharpened: floor as a fraction of the top")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE",
+                   help="any sampler parameter (plugin samplers)")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--num", type=_positive_int, default=1, help="samples per prime")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("eval", help="mean loss of a checkpoint on its validation/test split")
+    p.add_argument("model", help="checkpoint file, run folder or pretrained name")
+    p.add_argument("--split", choices=("train", "val", "test"), default="val")
+    p.add_argument("--corpus-option", action="append", metavar="KEY=VALUE")
+    p.set_defaults(func=cmd_eval)
+
+    from .train_cli import add_train_parser
+    add_train_parser(sub, cmd_train)
+
+    p = sub.add_parser("plugins", help="installed plugins, versions and hooks")
+    p.set_defaults(func=cmd_plugins)
+    for kind, text in (("corpora", "registered corpora and whether they are available"),
+                       ("cells", "registered recurrent cell types"),
+                       ("samplers", "registered samplers and their parameters")):
+        p = sub.add_parser(kind, help=text)
+        p.set_defaults(func=cmd_list, kind=kind)
+    try:
+        from .plugins import plugin_manager
+        plugin_manager().hook.charforge_register_commands(cli=sub)
+    except CharforgeError as exc:
+        print(f"charforge: warning: {exc}", file=sys.stderr)
     return parser
 
 

@@ -62,7 +62,7 @@ class CharModel:
 
     def __init__(self, vocab: Vocabulary | int, cell: str | CellType = "lstm", layers: int = 2,
                  hidden: int = 256, embedding: int | None = 64, dropout: float = 0.0,
-                 dtype: str = "float32", seed: int = 0) -> None:
+                 dtype: str = "float32", seed: int = 0, *, init: bool = True) -> None:
         if isinstance(vocab, Vocabulary):
             self.vocab: Vocabulary | None = vocab
             vocab_size = len(vocab)
@@ -87,7 +87,8 @@ class CharModel:
         self.params = self._views(self.flat)
         self._buffers: dict[tuple[int, int], _Buffers] = {}
         self.rng = np.random.default_rng(seed)
-        self.init_params(seed)
+        if init:                    # loading a checkpoint skips the (QR-heavy) initialisation
+            self.init_params(seed)
 
     # ----------------------------------------------------------------- layout
     @property
@@ -402,7 +403,7 @@ class CharModel:
         """A copy of the model with parameters in another dtype (e.g. float64 for checks)."""
         c = self.config
         other = CharModel(self.vocab if self.vocab is not None else c.vocab_size, c.cell,
-                          c.layers, c.hidden, c.embedding, c.dropout, dtype)
+                          c.layers, c.hidden, c.embedding, c.dropout, dtype, init=False)
         other.flat[...] = self.flat
         return other
 

@@ -1,0 +1,181 @@
+"""Checkpoints: safetensors files (weights, optimizer state, carried recurrent state) with the
+JSON metadata in the file's header, so one file carries everything needed to generate or to
+resume. Written atomically (temp file, fsync, rename); loading never executes code.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors import SafetensorError, safe_open
+from safetensors.numpy import save as st_save
+
+from .errors import CharforgeError
+from .vocab import Vocabulary
+
+FORMAT = "charforge-checkpoint"
+FORMAT_VERSION = 1
+SUFFIX = ".safetensors"
+
+
+@dataclass
+class Checkpoint:
+    """What a checkpoint file holds, split by role."""
+    meta: dict[str, Any]
+    params: dict[str, np.ndarray]
+    optimizer: dict[str, np.ndarray] = field(default_factory=dict)
+    state: dict[str, np.ndarray] = field(default_factory=dict)
+    path: Path | None = None
+
+    def model(self, dtype: str | None = None):
+        """The CharModel this checkpoint describes, weights loaded (float16 storage is
+        widened to the configured dtype)."""
+        from .model import CharModel
+        cfg = self.meta["model"]
+        try:
+            model = CharModel(Vocabulary.from_dict(self.meta["vocab"]), cfg["cell"],
+                              cfg["layers"], cfg["hidden"], cfg["embedding"],
+                              cfg.get("dropout", 0.0), dtype or cfg.get("dtype", "float32"),
+                              init=False)
+        except (KeyError, TypeError) as exc:
+            raise CharforgeError(f"{self._where()}has an incomplete model config ({exc})") from None
+        if set(self.params) != set(model.params):
+            raise CharforgeError(f"{self._where()}does not hold the parameters its config "
+                                 "describes; the file is corrupt")
+        for name, view in model.params.items():
+            if self.params[name].shape != view.shape:
+                raise CharforgeError(f"{self._where()}has {name} of shape "
+                                     f"{self.params[name].shape}, expected {view.shape}")
+            view[...] = self.params[name]
+        return model
+
+    def _where(self) -> str:
+        return f"{self.path} " if self.path else "the checkpoint "
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write bytes so that `path` is either the old file or the complete new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        try:
+            dfd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+        except OSError:
+            pass                     # directories cannot be fsynced on every platform
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def model_meta(model) -> dict[str, Any]:
+    from . import __version__
+    return {"format": FORMAT, "format_version": FORMAT_VERSION, "charforge_version": __version__,
+            "model": model.config.to_dict(), "vocab": model.vocab.to_dict() if model.vocab
+            else None}
+
+
+def to_bytes(ckpt: Checkpoint, weight_dtype: str | None = None) -> bytes:
+    tensors = {}
+    for name, arr in ckpt.params.items():
+        a = np.ascontiguousarray(arr, dtype=weight_dtype or arr.dtype)
+        tensors[f"param/{name}"] = a
+    tensors.update({f"optim/{k}": np.ascontiguousarray(v) for k, v in ckpt.optimizer.items()})
+    tensors.update({f"state/{k}": np.ascontiguousarray(v) for k, v in ckpt.state.items()})
+    meta = json.dumps(ckpt.meta, ensure_ascii=False, allow_nan=True)
+    return st_save(tensors, metadata={"charforge": meta})
+
+
+def save(path: Path | str, ckpt: Checkpoint, weight_dtype: str | None = None) -> Path:
+    """Write a checkpoint file atomically."""
+    path = Path(path)
+    if ckpt.meta.get("vocab") is None:
+        raise CharforgeError("a checkpoint needs the model's vocabulary (build the model from "
+                             "a Vocabulary)")
+    atomic_write(path, to_bytes(ckpt, weight_dtype))
+    return path
+
+
+def save_model(path: Path | str, model, extra: dict[str, Any] | None = None,
+               weight_dtype: str | None = None) -> Path:
+    """A generation-only checkpoint of a model (no optimizer state)."""
+    meta = model_meta(model)
+    meta.update(extra or {})
+    return save(path, Checkpoint(meta, dict(model.params)), weight_dtype)
+
+
+def resolve(path: Path | str, prefer: str = "best") -> Path:
+    """A checkpoint file from a path: the file itself, or in a run folder the best checkpoint
+    (prefer='best') or the latest one (prefer='latest')."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        latest = latest_in(p)
+        best = p / f"best{SUFFIX}"
+        pick = (best if best.exists() else latest) if prefer == "best" else (latest or best)
+        if pick is None or not pick.exists():
+            raise CharforgeError(f"{p} holds no charforge checkpoint (*{SUFFIX})")
+        return pick
+    if not p.exists():
+        raise CharforgeError(f"{p} does not exist; give a checkpoint file or a run folder")
+    return p
+
+
+def latest_in(folder: Path) -> Path | None:
+    files = sorted(folder.glob(f"step-*{SUFFIX}"))
+    return files[-1] if files else None
+
+
+def load(path: Path | str, prefer: str = "best") -> Checkpoint:
+    """Read a checkpoint (never executes code). Truncated, corrupt, foreign or newer-format
+    files give a one-line CharforgeError."""
+    p = resolve(path, prefer)
+    try:
+        with safe_open(str(p), framework="numpy") as f:
+            header = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CharforgeError(f"{p} is not a readable checkpoint (truncated or corrupt: "
+                             f"{str(exc).splitlines()[0][:120]})") from None
+    raw = header.get("charforge")
+    if raw is None:
+        raise CharforgeError(f"{p} is a safetensors file but not a charforge checkpoint")
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError:
+        raise CharforgeError(f"{p} has corrupt metadata (not valid JSON)") from None
+    if meta.get("format") != FORMAT:
+        raise CharforgeError(f"{p} is not a charforge checkpoint")
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CharforgeError(f"{p} uses checkpoint format {version}, newer than this charforge "
+                             f"reads ({FORMAT_VERSION}); upgrade charforge")
+    parts: dict[str, dict[str, np.ndarray]] = {"param": {}, "optim": {}, "state": {}}
+    for key, value in tensors.items():
+        role, _, name = key.partition("/")
+        if role not in parts:
+            raise CharforgeError(f"{p} holds an unexpected tensor {key!r}")
+        parts[role][name] = value
+    return Checkpoint(meta, parts["param"], parts["optim"], parts["state"], p)
+
+
+def load_model(path: Path | str, dtype: str | None = None):
+    """(model, metadata) from a checkpoint file or run folder."""
+    ckpt = load(path)
+    return ckpt.model(dtype), ckpt.meta

@@ -1,0 +1,34 @@
+"""`charforge eval`: a checkpoint's mean loss on a split of the corpus it was trained on."""
+from __future__ import annotations
+
+from .data import evaluate, load_corpus
+from .errors import CharforgeError
+from .pretrained import load
+
+
+def data_settings(meta: dict) -> dict:
+    """Corpus name, options and split fractions recorded in a checkpoint."""
+    if "train" in meta:
+        c = meta["train"]["config"]
+        return {"name": c["corpus"], "options": c["corpus_options"],
+                "val_fraction": c["val_fraction"], "test_fraction": c["test_fraction"],
+                "seq": c["seq"], "batch": c["eval_batch"]}
+    if "corpus" in meta:
+        return meta["corpus"]
+    raise CharforgeError("this model file does not record its corpus; nothing to evaluate on")
+
+
+def evaluate_checkpoint(path, split: str = "val", options: dict | None = None):
+    """(loss in nats/char, characters or documents evaluated, description)."""
+    model, meta = load(path)
+    d = data_settings(meta)
+    opts = dict(d.get("options") or {})
+    opts.update(options or {})
+    data = load_corpus(d["name"], opts, model.vocab)
+    val, test = d["val_fraction"], d.get("test_fraction", 0.0)
+    parts = data.split((1.0 - val - test, val, test))
+    part = parts[split]
+    if part.size < 2:
+        raise CharforgeError(f"the {split} split is empty for this checkpoint's settings")
+    loss = evaluate(model, part, d.get("batch", 32), max(d.get("seq", 100), 100))
+    return loss, part.size, f"{d['name']} ({split})"

@@ -1,0 +1,252 @@
+"""The generation engine: prime -> state -> sampled characters, batched and streamed.
+
+Built-in cells with built-in samplers run in the fused kernel (`_kernels/generate.pyx`), a
+chunk of characters per call. A plugin sampler (or a plugin cell) takes the per-step path,
+which calls it once per character. Row i of a batch uses seed + i, so a batch equals the same
+samples generated one by one with those seeds.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import threads
+from ._kernels import generate as _gen
+from .cells import BUILTIN_CELLS
+from .errors import CharforgeError
+from .sampling import get_sampler, kernel_settings
+from .vocab import Vocabulary
+
+CELL_CODES = {"rnn": 0, "gru": 1, "lstm": 2}
+
+
+@dataclass
+class GenerationResult:
+    """Texts (one per prime), plus per-step probabilities and hidden activations on request:
+    probs (B, steps, V) and hidden (B, steps, layers, H), step t being the distribution after
+    reading the t-th input token (the prime's characters included)."""
+    texts: list[str]
+    tokens: list[list[int]]
+    inputs: list[list[int]]
+    probs: np.ndarray | None = None
+    hidden: np.ndarray | None = None
+
+
+def _vocab(model) -> Vocabulary:
+    if model.vocab is None:
+        raise CharforgeError("this model has no vocabulary (it was built from a plain size); "
+                             "build it from a Vocabulary to generate text")
+    return model.vocab
+
+
+def encode_prime(vocab: Vocabulary, prime: str) -> np.ndarray:
+    """Ids to feed before sampling: unseen characters are an error naming them, or map to the
+    unknown token when the vocabulary has one; document models start from <eos>."""
+    missing = vocab.unseen(prime)
+    if missing and vocab.unk_id is None:
+        shown = ", ".join(repr(c) for c in missing[:10])
+        raise CharforgeError(f"the prime has characters this model never saw: {shown}; "
+                             "remove or replace them")
+    if missing:
+        unk = vocab.unk_id
+        ids = np.asarray([vocab.id_of(c) if c not in missing else unk for c in prime], np.int32)
+    else:
+        ids = vocab.encode(prime) if prime else np.zeros(0, np.int32)
+    if vocab.eos_id is not None:
+        ids = np.concatenate(([vocab.eos_id], ids)).astype(np.int32)
+    if len(ids) == 0:
+        newline = vocab.id_of("\n")
+        if newline is None:
+            raise CharforgeError("give a prime: this model has no start token")
+        ids = np.asarray([newline], np.int32)
+    return ids
+
+
+def allowed_mask(vocab: Vocabulary) -> np.ndarray:
+    """Tokens generation may emit: never [UNK] or [PAD]; <eos> only for document models."""
+    allowed = np.ones(len(vocab), np.uint8)
+    for i in (vocab.unk_id, vocab.pad_id):
+        if i is not None:
+            allowed[i] = 0
+    return allowed
+
+
+class _KernelNet:
+    """The model's weights laid out for the generation kernel."""
+
+    def __init__(self, model) -> None:
+        c, p = model.config, model.params
+        cell = model.cell
+        self.code = CELL_CODES[cell.name]
+        lp0 = model.layer_params(p, 0)
+        bias0 = cell.input_bias(lp0)
+        emb = p.get("embedding.weight")
+        self.table = np.ascontiguousarray(
+            (emb @ lp0["weight_ih"].T if emb is not None else lp0["weight_ih"].T) + bias0,
+            dtype=model.dtype)
+        self.w_ih, self.w_hh, self.b_in, self.b_rec = [None], [], [None], []
+        for layer in range(c.layers):
+            lp = model.layer_params(p, layer)
+            self.w_hh.append(lp["weight_hh"])
+            self.b_rec.append(lp.get("bias_hh"))
+            if layer > 0:
+                self.w_ih.append(lp["weight_ih"])
+                self.b_in.append(cell.input_bias(lp))
+        self.w_out, self.b_out = p["out.weight"], p["out.bias"]
+
+
+def generate(model, prime: str | Sequence[str] = "", length: int = 200,
+             sampler="temperature", seed: int | None = None, *,
+             callback: Callable[[int, str], None] | None = None, chunk: int = 32,
+             return_probs: bool = False, return_hidden: bool = False, result: bool = False,
+             **sampler_params):
+    """Generate `length` characters after `prime` (a list of primes: one sample each).
+
+    Returns the text (a list of texts for a list of primes), or a GenerationResult when
+    result=True. callback(index, piece) receives text as it is generated. Samplers take their
+    parameters as keywords (temperature=0.8, k=5, ...).
+    """
+    single = isinstance(prime, str)
+    primes = [prime] if single else list(prime)
+    if not primes:
+        raise CharforgeError("no primes given")
+    if not isinstance(length, (int, np.integer)) or length < 0:
+        raise CharforgeError(f"length must be a non-negative integer, got {length!r}")
+    vocab = _vocab(model)
+    s = get_sampler(sampler)
+    params = s.resolve(sampler_params)
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy % (2**63))
+    prime_ids = [encode_prime(vocab, p) for p in primes]
+    out = _run(model, vocab, prime_ids, int(length), s, params, int(seed), callback,
+               max(1, int(chunk)), return_probs, return_hidden)
+    if result:
+        return out
+    return out.texts[0] if single else out.texts
+
+
+def _run(model, vocab, prime_ids, length, sampler, params, seed, callback, chunk,
+         want_probs, want_hidden) -> GenerationResult:
+    B, V, c = len(prime_ids), len(vocab), model.config
+    H, L = c.hidden, c.layers
+    dt = model.dtype
+    rngs = [np.random.default_rng(seed + i) for i in range(B)]
+    settings = kernel_settings(sampler, params)
+    fast_cell = BUILTIN_CELLS.get(c.cell) is model.cell
+    starts = np.asarray([len(p) - 1 for p in prime_ids])
+    total = int(starts.max()) + length
+    allowed = allowed_mask(vocab)
+    eos = -1 if vocab.eos_id is None else int(vocab.eos_id)
+    cur = np.asarray([p[0] for p in prime_ids], np.int32)
+    forced = np.full((B, max(total, 1)), -1, np.int32)
+    for b, p in enumerate(prime_ids):
+        forced[b, :len(p) - 1] = p[1:]
+    used = np.zeros(B, np.int64)
+    remaining = np.full(B, length, np.int64)
+    done = (remaining <= 0).astype(np.uint8)
+    tokens = np.full((B, max(total, 1)), -1, np.int32)
+    probs = np.zeros((B, total, V), np.float32) if want_probs else None
+    hidden = np.zeros((B, total, L, H), np.float32) if want_hidden else None
+    generated: list[list[int]] = [[] for _ in range(B)]
+
+    def emit(t0: int, t1: int) -> None:
+        for b in range(B):
+            new = [int(x) for x in tokens[b, max(t0, starts[b]):t1] if x >= 0]
+            generated[b].extend(new)
+            if callback is not None and new:
+                piece = vocab.decode(new)
+                if piece:
+                    callback(b, piece)
+
+    if total == 0 or length == 0:
+        return GenerationResult([""] * B, [[] for _ in range(B)],
+                                [p.tolist() for p in prime_ids], probs, hidden)
+    if fast_cell:
+        net = _KernelNet(model)
+        state = model.initial_state(B)
+        hs = [np.ascontiguousarray(s[0]) for s in state]
+        cs = [np.ascontiguousarray(s[1]) for s in state] if c.cell == "lstm" else [None] * L
+        gx = np.zeros((B, model.cell.gates * H), dt)
+        gh = np.zeros_like(gx)
+        logits = np.zeros((B, V), dt)
+        uniforms = np.stack([r.random(max(length, 1)) for r in rngs]) if settings else \
+            np.zeros((B, 1))
+    else:
+        state = None
+    t = 0
+    with threads.blas_single_threaded():
+        while t < total and not done.all():
+            if settings is not None and fast_cell:
+                n = min(chunk, total - t)
+                out = np.full((B, n), -1, np.int32)
+                pr = np.zeros((B, n, V), np.float32) if want_probs else None
+                hd = np.zeros((B, n, L, H), np.float32) if want_hidden else None
+                ran = _gen.run(net.code, net.w_ih, net.w_hh, net.b_in, net.b_rec, net.table,
+                               net.w_out, net.b_out, hs, cs, cur,
+                               np.ascontiguousarray(forced[:, t:t + n]), uniforms, used,
+                               remaining, done, out, allowed, eos,
+                               settings["scale"], settings["floor"], settings["top_k"],
+                               settings["top_p"], settings["greedy"], False, gx, gh, logits,
+                               pr, hd)
+                tokens[:, t:t + ran] = out[:, :ran]
+                if want_probs:
+                    probs[:, t:t + ran] = pr[:, :ran]
+                if want_hidden:
+                    hidden[:, t:t + ran] = hd[:, :ran]
+                emit(t, t + ran)
+                t += max(ran, 1)
+                continue
+            # Per-step path: a plugin sampler and/or a plugin cell.
+            if fast_cell:
+                _gen.run(net.code, net.w_ih, net.w_hh, net.b_in, net.b_rec, net.table,
+                         net.w_out, net.b_out, hs, cs, cur,
+                         np.ascontiguousarray(forced[:, t:t + 1]), uniforms, used, remaining,
+                         done, np.full((B, 1), -1, np.int32), allowed, eos, 1.0, 0.0, 0, 1.0,
+                         False, True, gx, gh, logits, None, None)
+                row_logits = np.asarray(logits, np.float64)
+                if want_hidden:
+                    for layer in range(L):
+                        hidden[:, t, layer] = hs[layer]
+            else:
+                step_logits, state = model.step(cur, state)
+                row_logits = np.asarray(step_logits, np.float64)
+                if want_hidden:
+                    for layer in range(L):
+                        hidden[:, t, layer] = state[layer][0]
+            for b in range(B):
+                if done[b]:
+                    tokens[b, t] = -1
+                    continue
+                z = np.where(allowed > 0, row_logits[b], -np.inf)
+                if want_probs:
+                    probs[b, t] = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+                if forced[b, t] >= 0:
+                    tok = int(forced[b, t])
+                else:
+                    tok = _checked_pick(sampler, z, rngs[b], params, allowed)
+                    remaining[b] -= 1
+                    if remaining[b] <= 0 or tok == eos:
+                        done[b] = 1
+                tokens[b, t] = tok
+                cur[b] = tok
+            emit(t, t + 1)
+            t += 1
+    texts = [vocab.decode(g) for g in generated]
+    return GenerationResult(texts, generated, [p.tolist() for p in prime_ids], probs, hidden)
+
+
+def _checked_pick(sampler, z, rng, params, allowed) -> int:
+    try:
+        tok = sampler.fn(z.copy(), rng, **params)
+    except CharforgeError:
+        raise
+    except Exception as exc:
+        raise CharforgeError(f"sampler {sampler.name!r} raised {type(exc).__name__}: "
+                             f"{exc}") from None
+    if not isinstance(tok, (int, np.integer)) or not 0 <= int(tok) < len(z) or \
+            not allowed[int(tok)]:
+        raise CharforgeError(f"sampler {sampler.name!r} returned {tok!r}, not the index of an "
+                             "allowed character")
+    return int(tok)

@@ -1,0 +1,59 @@
+"""Tables for `charforge plugins`, `corpora`, `cells` and `samplers` (also used by the REPL)."""
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from . import plugins
+
+
+def plugins_table() -> Table:
+    t = Table(title="charforge plugins")
+    t.add_column("plugin")
+    t.add_column("version")
+    t.add_column("kind")
+    t.add_column("hooks")
+    for info in plugins.list_plugins():
+        t.add_row(info.name, info.version, "built-in" if info.builtin else "installed",
+                  ", ".join(h.removeprefix("charforge_") for h in info.hooks))
+    for problem in plugins.registry().problems:
+        t.add_row("[red]problem[/red]", "", "", problem)
+    return t
+
+
+def _status(corpus) -> str:
+    try:
+        return corpus.status()
+    except Exception as exc:   # a plugin's status() must not break the listing
+        return f"error: {exc}"
+
+
+def registered_table(kind: str) -> Table:
+    reg = plugins.registry()
+    t = Table(title=f"charforge {kind}")
+    t.add_column("name")
+    if kind == "corpora":
+        t.add_column("type")
+        t.add_column("status")
+    if kind == "samplers":
+        t.add_column("parameters")
+    t.add_column("description")
+    t.add_column("from", style="dim")
+    for name in sorted(reg.items[kind]):
+        item = reg.items[kind][name]
+        row = [name]
+        if kind == "corpora":
+            row += [item.kind, _status(item)]
+        if kind == "samplers":
+            row.append(", ".join(f"{k}={p.default:g}" for k, p in item.params.items()) or "-")
+        row += [item.description, reg.providers[(kind, name)]]
+        t.add_row(*row)
+    return t
+
+
+def print_plugins(console: Console | None = None) -> None:
+    (console or Console()).print(plugins_table())
+
+
+def print_registered(kind: str, console: Console | None = None) -> None:
+    (console or Console()).print(registered_table(kind))

@@ -1,0 +1,199 @@
+"""The plugin registry: built-ins plus every package in the `charforge` entry-point group.
+
+Lookups by name (`get_corpus`, `get_cell`, `get_sampler`) go through here. A plugin that fails
+to import or whose hook raises is reported once (one line: which plugin, why) and skipped.
+Two providers of one name is an error naming both. Environment switches:
+CHARFORGE_BLOCK_PLUGINS=a,b blocks entry-point plugins by name; CHARFORGE_LOAD_PLUGINS=a,b loads
+only those (empty string: none).
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .errors import CharforgeError
+
+DEFAULT_PLUGINS = ("charforge.corpora.builtin", "charforge.cells", "charforge.sampling")
+NOUNS = {"corpora": "corpus", "cells": "cell type", "samplers": "sampler",
+         "callbacks": "callback"}
+KINDS = {"corpora": "charforge_register_corpora", "cells": "charforge_register_cells",
+         "samplers": "charforge_register_samplers", "callbacks": "charforge_register_callbacks"}
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    version: str
+    hooks: list[str]
+    builtin: bool
+
+
+@dataclass
+class Registry:
+    """Everything the plugins registered, by kind and name, with who provided it."""
+    items: dict[str, dict[str, Any]] = field(default_factory=dict)
+    providers: dict[tuple[str, str], str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+_pm: pluggy.PluginManager | None = None
+_dists: dict[str, importlib.metadata.Distribution] = {}
+_registry: Registry | None = None
+
+
+def _env_list(name: str) -> list[str] | None:
+    value = os.environ.get(name)
+    if value is None:
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _warn(message: str) -> None:
+    print(f"charforge: warning: {message}", file=sys.stderr)
+
+
+def _load_entry_points(pm: pluggy.PluginManager, problems: list[str]) -> None:
+    only = _env_list("CHARFORGE_LOAD_PLUGINS")
+    blocked = set(_env_list("CHARFORGE_BLOCK_PLUGINS") or [])
+    for ep in importlib.metadata.entry_points(group="charforge"):
+        if ep.name in blocked or (only is not None and ep.name not in only):
+            pm.set_blocked(ep.name)
+            continue
+        if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
+            continue
+        try:
+            plugin = ep.load()
+            pm.register(plugin, name=ep.name)
+            if ep.dist is not None:
+                _dists[ep.name] = ep.dist
+        except Exception as exc:  # a broken plugin must never take the program down
+            problems.append(f"plugin {ep.name!r} failed to load and was skipped: "
+                            f"{type(exc).__name__}: {exc}")
+
+
+def plugin_manager() -> pluggy.PluginManager:
+    """The process-wide plugin manager (built-ins and entry points, loaded once)."""
+    global _pm
+    if _pm is None:
+        pm = pluggy.PluginManager("charforge")
+        pm.add_hookspecs(hookspecs)
+        problems: list[str] = []
+        import importlib
+        for modname in DEFAULT_PLUGINS:
+            pm.register(importlib.import_module(modname), name=modname)
+        _load_entry_points(pm, problems)
+        try:
+            pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            raise CharforgeError(f"a plugin implements an unknown hook: {exc}") from None
+        _pm = pm
+        for p in problems:
+            _warn(p)
+    return _pm
+
+
+def _provider_name(pm: pluggy.PluginManager, plugin: object) -> str:
+    name = pm.get_name(plugin) or repr(plugin)
+    dist = _dists.get(name)
+    return f"{name} (package {dist.metadata['name']})" if dist is not None else name
+
+
+def _collect(pm: pluggy.PluginManager, kind: str, registry: Registry) -> None:
+    hook = getattr(pm.hook, KINDS[kind])
+    found: dict[str, Any] = {}
+    for impl in hook.get_hookimpls():
+        provider = _provider_name(pm, impl.plugin)
+        batch: list[Any] = []
+        try:
+            impl.function(register=batch.append)
+        except Exception as exc:
+            msg = (f"plugin {provider} raised in {KINDS[kind]} and was skipped: "
+                   f"{type(exc).__name__}: {exc}")
+            registry.problems.append(msg)
+            _warn(msg)
+            continue
+        for item in batch:
+            name = getattr(item, "name", None)
+            if not isinstance(name, str) or not name:
+                raise CharforgeError(f"plugin {provider} registered a {NOUNS[kind]} without a "
+                                     "name")
+            if name in found:
+                other = registry.providers[(kind, name)]
+                raise CharforgeError(f"{NOUNS[kind]} name clash: {name!r} is provided by both "
+                                     f"{other} and {provider}; uninstall or block one "
+                                     "(CHARFORGE_BLOCK_PLUGINS)")
+            found[name] = item
+            registry.providers[(kind, name)] = provider
+    registry.items[kind] = found
+
+
+def registry() -> Registry:
+    """All registered corpora, cells, samplers and callbacks (collected once)."""
+    global _registry
+    if _registry is None:
+        pm = plugin_manager()
+        reg = Registry()
+        for kind in KINDS:
+            _collect(pm, kind, reg)
+        _registry = reg
+    return _registry
+
+
+def reset() -> None:
+    """Forget the loaded plugins (tests, or after installing a plugin in a running REPL)."""
+    global _pm, _registry
+    _pm, _registry = None, None
+
+
+def register_plugin(plugin: object, name: str) -> None:
+    """Register a plugin object at run time (a script's own corpus or sampler)."""
+    plugin_manager().register(plugin, name=name)
+    global _registry
+    _registry = None
+
+
+def unregister_plugin(name: str) -> None:
+    pm = plugin_manager()
+    plugin = pm.get_plugin(name)
+    if plugin is not None:
+        pm.unregister(plugin)
+    global _registry
+    _registry = None
+
+
+def names(kind: str) -> list[str]:
+    return sorted(registry().items[kind])
+
+
+def lookup(kind: str, name: str) -> Any:
+    """A registered item by kind and name, or a one-line error listing the known names."""
+    items = registry().items[kind]
+    if name not in items:
+        known = ", ".join(sorted(items)) or "none"
+        raise CharforgeError(f"unknown {NOUNS[kind]} {name!r}; choose one of: {known}")
+    return items[name]
+
+
+def provider(kind: str, name: str) -> str:
+    return registry().providers[(kind, name)]
+
+
+def list_plugins() -> list[PluginInfo]:
+    """Installed plugins with their versions and the hooks each implements."""
+    pm = plugin_manager()
+    from . import __version__
+    out = []
+    for name, plugin in pm.list_name_plugin():
+        if plugin is None:
+            continue
+        hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
+        dist = _dists.get(name)
+        version = dist.version if dist is not None else __version__
+        out.append(PluginInfo(name, version, hooks, name in DEFAULT_PLUGINS))
+    return out

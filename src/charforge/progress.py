@@ -1,0 +1,82 @@
+"""How training reports progress: a rich progress bar on a terminal (messages and samples
+printed above it), plain log lines otherwise (pipes, CI, files), or nothing."""
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+
+class Reporter:
+    """Silent base; subclasses show progress."""
+
+    def start(self, total: int, done: int) -> None: ...
+    def update(self, m: dict[str, Any]) -> None: ...
+    def message(self, text: str) -> None: ...
+    def sample(self, text: str) -> None: ...
+    def stop(self) -> None: ...
+
+
+def _fmt(m: dict[str, Any]) -> str:
+    parts = [f"step {m['step']}", f"epoch {m['epoch']}", f"loss {m['loss']:.4f}",
+             f"smooth {m['smooth_loss']:.4f}"]
+    if m.get("val_loss") is not None:
+        parts.append(f"val {m['val_loss']:.4f}")
+    parts.append(f"{m['chars_per_s']:,.0f} chars/s")
+    return "  ".join(parts)
+
+
+class PlainReporter(Reporter):
+    """One line per log interval, for output that is not a terminal."""
+
+    def __init__(self, stream=None) -> None:
+        self.stream = stream or sys.stderr
+
+    def update(self, m):
+        print(_fmt(m), file=self.stream, flush=True)
+
+    def message(self, text):
+        print(text, file=self.stream, flush=True)
+
+    def sample(self, text):
+        print("--- sample ---\n" + text + "\n--------------", file=self.stream, flush=True)
+
+
+class RichReporter(Reporter):
+    """A live bar with step, epoch, losses, speed and ETA; text goes above it."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self.progress = Progress(
+            TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("eta"),
+            TimeRemainingColumn(), console=self.console, transient=False)
+        self.task = None
+
+    def start(self, total, done):
+        self.progress.start()
+        self.task = self.progress.add_task("train", total=total, completed=done, info="")
+
+    def update(self, m):
+        info = f"ep {m['epoch']} loss {m['loss']:.3f} smooth {m['smooth_loss']:.3f}"
+        if m.get("val_loss") is not None:
+            info += f" val {m['val_loss']:.3f}"
+        info += f" {m['chars_per_s']:,.0f} ch/s"
+        self.progress.update(self.task, completed=m["step"], info=info)
+
+    def message(self, text):
+        self.progress.console.print(text, markup=False, highlight=False)
+
+    def sample(self, text):
+        self.progress.console.rule("sample", style="dim")
+        self.progress.console.print(text, markup=False, highlight=False)
+        self.progress.console.rule(style="dim")
+
+    def stop(self):
+        self.progress.stop()
+
+
+def default_reporter() -> Reporter:
+    return RichReporter() if sys.stderr.isatty() else PlainReporter()

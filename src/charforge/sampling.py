@@ -1,0 +1,166 @@
+"""Samplers and the generation engine.
+
+A sampler turns a row of logits into a character. Built-in samplers map onto the fused
+generation kernel's knobs (scale = 1/temperature or alpha, a floor, top-k, top-p, greedy), so
+their whole loop runs in Cython; a plugin sampler is a plain Python callable
+`fn(logits, rng, **params) -> int` called once per character on the slower path.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import CharforgeError
+from .hookspecs import hookimpl
+
+
+@dataclass(frozen=True)
+class Param:
+    """A sampler parameter: default, type and valid range (`low`/`high`, open or closed)."""
+    default: float
+    kind: type = float
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    help: str = ""
+
+    def check(self, sampler: str, name: str, value: Any) -> float:
+        try:
+            v = self.kind(value)
+            if self.kind is int and float(value) != v:
+                raise ValueError
+        except (TypeError, ValueError):
+            what = "an integer" if self.kind is int else "a number"
+            raise CharforgeError(f"{sampler}: {name} must be {what}, got {value!r}") from None
+        if isinstance(v, float) and not math.isfinite(v):
+            raise CharforgeError(f"{sampler}: {name} must be finite, got {value!r}")
+        bad = (self.low is not None and (v < self.low or (self.low_open and v == self.low))) or \
+              (self.high is not None and (v > self.high or (self.high_open and v == self.high)))
+        if bad:
+            lo = "" if self.low is None else f"{'>' if self.low_open else '>='} {self.low:g}"
+            hi = "" if self.high is None else f"{'<' if self.high_open else '<='} {self.high:g}"
+            raise CharforgeError(f"{sampler}: {name} must be {' and '.join(filter(None, (lo, hi)))}"
+                                 f", got {value!r}")
+        return v
+
+
+@dataclass
+class Sampler:
+    """A named way of choosing the next character.
+
+    fn(logits (V,) float64 with disallowed entries at -inf, rng, **params) -> index is the
+    reference (and the only path for plugin samplers); `kernel(**params)` returns the fused
+    kernel's settings for built-ins (None: use fn per step).
+    """
+    name: str
+    description: str
+    fn: Callable[..., int]
+    params: dict[str, Param] = field(default_factory=dict)
+    kernel: Callable[..., dict] | None = None
+
+    def resolve(self, given: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(given) - set(self.params))
+        if unknown:
+            known = ", ".join(self.params) or "none"
+            raise CharforgeError(f"sampler {self.name!r} has no parameter {unknown[0]!r} "
+                                 f"(its parameters: {known})")
+        return {k: p.check(self.name, k, given.get(k, p.default)) for k, p in self.params.items()}
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = np.asarray(z, dtype=np.float64)
+    e = np.exp(z - np.max(z))
+    return e / e.sum()
+
+
+def _draw(p: np.ndarray, rng: np.random.Generator) -> int:
+    c = np.cumsum(p)
+    return int(min(np.searchsorted(c, rng.random() * c[-1], side="right"), len(p) - 1))
+
+
+def _argmax(logits, rng):
+    return int(np.argmax(logits))
+
+
+def _temperature(logits, rng, temperature=1.0):
+    return _draw(softmax(logits / temperature), rng)
+
+
+def _sharpened(logits, rng, alpha=2.0, floor=0.0):
+    p = softmax(logits) ** alpha            # p^alpha, renormalised below
+    p[p < floor * p.max()] = 0.0
+    return _draw(p / p.sum(), rng)
+
+
+def _top_k(logits, rng, k=10, temperature=1.0):
+    p = softmax(logits / temperature)
+    if k < np.count_nonzero(p):
+        p[p < np.sort(p)[::-1][k - 1]] = 0.0
+    return _draw(p, rng)
+
+
+def _top_p(logits, rng, p=0.9, temperature=1.0):
+    q = softmax(logits / temperature)
+    s = np.sort(q)[::-1]
+    cut = s[np.searchsorted(np.cumsum(s), p * s.sum())] if p < 1.0 else 0.0
+    q[q < cut] = 0.0
+    return _draw(q, rng)
+
+
+TEMP = Param(1.0, float, 0.0, None, low_open=True, help="logits are divided by it (> 0)")
+BUILTIN_SAMPLERS = (
+    Sampler("argmax", "greedy: always the most likely character", _argmax,
+            kernel=lambda: {"greedy": True}),
+    Sampler("temperature", "softmax(logits / temperature), then draw", _temperature,
+            {"temperature": TEMP}, kernel=lambda temperature: {"scale": 1.0 / temperature}),
+    Sampler("sharpened", "p^alpha renormalised (lifts likely characters), optional floor "
+            "dropping characters below floor x the top probability", _sharpened,
+            {"alpha": Param(2.0, float, 0.0, None, low_open=True, help="power (> 0)"),
+             "floor": Param(0.0, float, 0.0, 1.0, high_open=True,
+                            help="fraction of the top probability")},
+            kernel=lambda alpha, floor: {"scale": alpha, "floor": floor}),
+    Sampler("top_k", "draw among the k most likely characters", _top_k,
+            {"k": Param(10, int, 1, None, help="how many candidates (>= 1)"),
+             "temperature": TEMP},
+            kernel=lambda k, temperature: {"top_k": k, "scale": 1.0 / temperature}),
+    Sampler("top_p", "nucleus: the fewest characters holding probability p", _top_p,
+            {"p": Param(0.9, float, 0.0, 1.0, low_open=True, help="mass kept, in (0, 1]"),
+             "temperature": TEMP},
+            kernel=lambda p, temperature: {"top_p": p, "scale": 1.0 / temperature}),
+)
+
+
+@hookimpl
+def charforge_register_samplers(register):
+    """The built-in samplers go through the same hook as a plugin's."""
+    for s in BUILTIN_SAMPLERS:
+        register(s)
+
+
+def get_sampler(name: str | Sampler) -> Sampler:
+    if isinstance(name, Sampler):
+        return name
+    from . import plugins
+    return plugins.lookup("samplers", name)
+
+
+def sampler_names() -> list[str]:
+    from . import plugins
+    return plugins.names("samplers")
+
+
+def kernel_settings(sampler: Sampler, params: dict[str, Any]) -> dict | None:
+    if sampler.kernel is None:
+        return None
+    settings = {"scale": 1.0, "floor": 0.0, "top_k": 0, "top_p": 1.0, "greedy": False}
+    settings.update(sampler.kernel(**params))
+    return settings
+
+
+__all__ = ["Param", "Sampler", "BUILTIN_SAMPLERS", "get_sampler", "sampler_names", "softmax",
+           "kernel_settings", "Sequence"]
