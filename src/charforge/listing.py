@@ -51,9 +51,20 @@ def registered_table(kind: str) -> Table:
     return t
 
 
+def _print(table: Table, console: Console | None) -> None:
+    """A rich table on a terminal; tab-separated lines (pipeable) otherwise."""
+    console = console or Console()
+    if console.is_terminal:
+        console.print(table)
+        return
+    print("\t".join(str(c.header) for c in table.columns))
+    for row in zip(*(list(c.cells) for c in table.columns), strict=True):
+        print("\t".join(str(cell) for cell in row))
+
+
 def print_plugins(console: Console | None = None) -> None:
-    (console or Console()).print(plugins_table())
+    _print(plugins_table(), console)
 
 
 def print_registered(kind: str, console: Console | None = None) -> None:
-    (console or Console()).print(registered_table(kind))
+    _print(registered_table(kind), console)

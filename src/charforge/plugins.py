@@ -118,8 +118,10 @@ def _collect(pm: pluggy.PluginManager, kind: str, registry: Registry) -> None:
             registry.problems.append(msg)
             _warn(msg)
             continue
-        for item in batch:
+        for i, item in enumerate(batch):
             name = getattr(item, "name", None)
+            if kind == "callbacks" and not name:     # callbacks need no name of their own
+                name = f"{provider}:{type(item).__name__}:{i}"
             if not isinstance(name, str) or not name:
                 raise CharforgeError(f"plugin {provider} registered a {NOUNS[kind]} without a "
                                      "name")

@@ -131,7 +131,11 @@ class Trainer:
         return t
 
     # ----------------------------------------------------------------- checkpoints
-    def _checkpoint(self, path_name: str | None = None) -> Path:
+    def _checkpoint(self, path_name: str | None = None) -> Path | None:
+        if not ops.all_finite(self.model.flat):
+            self.reporter.message("not writing a checkpoint: the parameters are not finite "
+                                  "(the last good checkpoint stays)")
+            return None
         opt_meta, opt_arrays = self.optimizer.state_dict()
         state = {}
         if self.state is not None:
@@ -268,6 +272,10 @@ class Trainer:
                         clip_global_norm(self.grads, c.clip)
                     self.optimizer.step(self.model.flat, self.grads)
                     busy += time.perf_counter() - t0
+                    if not ops.all_finite(self.model.flat):   # the update itself overflowed
+                        status = "diverged"
+                        self._diverged(loss)
+                        break
                     self.state = final if self.mode == "streams" else None
                     self.step += 1
                     self.batch_index = batch.index + 1
