@@ -11,7 +11,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-KERNELS = ("ops", "optim", "lstm", "gru", "rnn", "sample", "generate")
+KERNELS = ("ops", "optim", "lstm", "gru", "rnn", "sample", "generate", "textenc")
 KERNEL_DIR = os.path.join("src", "charforge", "_kernels")
 
 

@@ -118,3 +118,27 @@ def test_checksum_mismatch_is_reported(tmp_path, monkeypatch):
 def test_local_file_checksum_helper():
     p = Path(os.environ["CHARFORGE_DATA_DIR"], "ag_news_test.csv")
     assert download.sha256_of(p) == hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 7, 64])
+def test_streaming_decoder_across_chunk_boundaries(tmp_path, monkeypatch, chunk):
+    """Multi-byte characters and CRLF pairs cut by chunk boundaries decode exactly as
+    Python's universal-newline UTF-8 reader does."""
+    from charforge import encoding
+    text = "a\r\nb\rc\n\r\n€😀é\r\r\nx" * 7 + "\ufeffend"
+    path = tmp_path / "t.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    monkeypatch.setattr(encoding, "CHUNK_BYTES", chunk)
+    data = load_corpus("textfile", {"path": str(path)})
+    expected = path.read_text(encoding="utf-8-sig")        # universal newlines
+    assert data.vocab.decode(data.ids) == expected
+
+
+def test_invalid_utf8_reports_the_byte_offset(tmp_path):
+    path = tmp_path / "bad.txt"
+    path.write_bytes(b"hello world " * 10 + b"\xed\xa0\x80 surrogate")
+    with pytest.raises(CharforgeError, match=r"not valid UTF-8 \(byte 120\)"):
+        load_corpus("textfile", {"path": str(path)})
+    path.write_bytes(b"cut short \xe2\x82")
+    with pytest.raises(CharforgeError, match="not valid UTF-8"):
+        load_corpus("textfile", {"path": str(path)})

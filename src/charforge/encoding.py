@@ -16,21 +16,61 @@ from pathlib import Path
 
 import numpy as np
 
+from ._kernels import textenc as _textenc
 from .corpora.base import TextSource
 from .corpora.download import cache_dir
 from .errors import CharforgeError
 from .vocab import Vocabulary
 
-CHUNK_CHARS = 1 << 22          # 4M characters per read: bounded memory, few Python steps
+CHUNK_BYTES = 1 << 23          # 8 MB of raw bytes per read: bounded memory
 MAX_CODE = 0x110000
 
 
-def read_chunks(source: TextSource) -> Iterator[str]:
-    """The corpus text in chunks, CRLF normalised where the source asks for it."""
+def _byte_chunks(source: TextSource) -> Iterator[tuple[Path, bytes, bool]]:
+    """(file, raw bytes, is the file's last chunk) for every file of the source."""
     for path in source.files:
         try:
-            with open(path, encoding="utf-8", newline=None if source.crlf else "") as f:
-                while chunk := f.read(CHUNK_CHARS):
+            with open(path, "rb") as f:
+                head = f.read(3)
+                if head == b"\xef\xbb\xbf":                   # a UTF-8 byte-order mark
+                    head = b""
+                chunk = head + f.read(CHUNK_BYTES)
+                while True:
+                    nxt = f.read(CHUNK_BYTES)
+                    yield path, chunk, not nxt
+                    if not nxt:
+                        break
+                    chunk = nxt
+        except OSError as exc:
+            raise CharforgeError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _walk(source: TextSource, step) -> None:
+    """Feed every file's bytes through `step(buf, final, state) -> consumed`, carrying an
+    incomplete trailing character over to the next chunk; invalid UTF-8 is a clear error."""
+    carry, offset, current = b"", 0, None
+    state = np.zeros(1, np.int64)
+    for path, chunk, last in _byte_chunks(source):
+        if path != current:
+            carry, offset, current = b"", 0, path
+            state[0] = 0
+        buf = carry + chunk if carry else chunk
+        try:
+            used = step(np.frombuffer(buf, np.uint8), last, state)
+        except ValueError as exc:
+            at = offset + int(exc.args[0])
+            raise CharforgeError(f"{path} is not valid UTF-8 (byte {at}); convert it to UTF-8 "
+                                 "first (e.g. iconv -t UTF-8)") from None
+        carry = buf[used:]
+        offset += used
+
+
+def read_chunks(source: TextSource) -> Iterator[str]:
+    """The corpus text in chunks (for small corpora and tests; training uses the id cache)."""
+    for path in source.files:
+        try:
+            with open(path, encoding="utf-8-sig", newline=None if source.crlf else "") as f:
+                while chunk := f.read(CHUNK_BYTES):
                     yield chunk
         except UnicodeDecodeError as exc:
             raise CharforgeError(f"{path} is not valid UTF-8 (byte {exc.start}); convert it to "
@@ -39,24 +79,18 @@ def read_chunks(source: TextSource) -> Iterator[str]:
             raise CharforgeError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
-def _codes(chunk: str) -> np.ndarray:
-    return np.frombuffer(chunk.encode("utf-32-le"), dtype=np.uint32)
-
-
 def scan(source: TextSource) -> tuple[list[str], int]:
-    """(sorted distinct characters, total length) in one streaming pass."""
-    seen = np.zeros(MAX_CODE, dtype=bool)
+    """(sorted distinct characters, total length) in one streaming pass over the bytes."""
+    seen = np.zeros(MAX_CODE, dtype=np.uint8)
     total = 0
-    for chunk in read_chunks(source):
-        codes = _codes(chunk)
-        seen[np.unique(codes) if len(codes) < 4096 else _present(codes)] = True
-        total += len(codes)
+
+    def step(buf, final, state):
+        nonlocal total
+        used, count = _textenc.scan(buf, seen, source.crlf, final, state)
+        total += count
+        return used
+    _walk(source, step)
     return [chr(c) for c in np.flatnonzero(seen)], total
-
-
-def _present(codes: np.ndarray) -> np.ndarray:
-    """Distinct code points of a large chunk (bincount: linear, unlike sorting)."""
-    return np.flatnonzero(np.bincount(codes, minlength=0))
 
 
 def lookup_table(vocab: Vocabulary) -> np.ndarray:
@@ -79,30 +113,35 @@ def _key(identity: str, vocab: Vocabulary | None) -> str:
 
 
 def encode_source(source: TextSource, vocab: Vocabulary, length: int, out: Path) -> None:
-    """Write the ids of the whole source to `out` (.npy, atomically)."""
+    """Write the ids of the whole source to `out` (.npy, atomically), with plain writes: a
+    memory map would keep every written page resident."""
     lut = lookup_table(vocab)
-    unk = vocab.unk_id
+    unk = vocab.unk_id if (vocab.unk_id is not None and vocab.unknown == "map") else -1
+    dtype = id_dtype(len(vocab))
+    buf = np.empty(CHUNK_BYTES + 8, dtype)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".ids-", suffix=".npy")
-    os.close(fd)
+    written = 0
     try:
-        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=id_dtype(len(vocab)),
-                                        shape=(length,))
-        pos = 0
-        for chunk in read_chunks(source):
-            ids = lut[_codes(chunk)]
-            bad = ids < 0
-            if bad.any():
-                if unk is None or vocab.unknown != "map":
-                    missing = sorted({chr(c) for c in _codes(chunk)[bad][:1000]})
-                    raise CharforgeError("corpus has characters the vocabulary lacks: "
-                                         + ", ".join(repr(c) for c in missing[:10]))
-                ids[bad] = unk
-            arr[pos:pos + len(ids)] = ids
-            pos += len(ids)
-        if pos != length:
+        with os.fdopen(fd, "wb") as f:
+            np.lib.format.write_array_header_1_0(
+                f, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+                    "shape": (length,)})
+
+            def step(chunk, final, state):
+                nonlocal written
+                try:
+                    used, n = _textenc.encode(chunk, lut, buf, source.crlf, final, state, unk)
+                except KeyError as exc:
+                    raise CharforgeError("the corpus has a character the vocabulary lacks: "
+                                         f"{chr(exc.args[0])!r}") from None
+                f.write(memoryview(buf[:n]))
+                written += n
+                return used
+            _walk(source, step)
+            f.flush()
+            os.fsync(f.fileno())
+        if written != length:
             raise CharforgeError("the corpus changed while it was being encoded; run again")
-        arr.flush()
-        del arr
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):

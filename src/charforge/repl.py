@@ -155,6 +155,8 @@ class Repl:
             return
         corpus = plugins.lookup("corpora", args[0])
         opts = corpus.resolve_options(self._kv(args[1:]))
+        if corpus.status(**opts) == "needs a file" and corpus.kind == "text":
+            corpus.text_source(**opts)          # raises the corpus's own "provide X" message
         self.corpus = (args[0], {k: v for k, v in opts.items() if v is not None})
         self.info(f"corpus: {args[0]} ({corpus.status(**opts)})")
 

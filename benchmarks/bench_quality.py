@@ -1,0 +1,181 @@
+"""Validation loss against wall-clock time: charforge, and PyTorch CPU with --peer torch.
+
+The setup of issue #4: LSTM 2x256, embedding 64, batch 64, sequences of 100 (random windows),
+Adam 2e-3, global-norm clip 5, tiny-shakespeare with the first 90% for training and the last
+10% for validation (mean nats per character over the whole split, 32 streams carrying state).
+Both frameworks see the same batches in the same order. The clock stops while evaluating.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_quality.py \
+        --budget 300 --peer torch
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def corpus_ids():
+    import charforge
+    data = charforge.load_corpus("shakespeare")
+    ids = np.asarray(data.ids, dtype=np.int64)
+    cut = int(len(ids) * 0.9)
+    return data.vocab, ids[:cut], ids[cut:]
+
+
+def batches(train, B, T, seed):
+    """Random-offset non-overlapping windows, shuffled, epoch after epoch (same for both)."""
+    epoch = 0
+    while True:
+        rng = np.random.default_rng([seed, epoch])
+        starts = np.arange(int(rng.integers(T + 1)), len(train) - T - 1, T + 1)
+        rng.shuffle(starts)
+        for b in range(0, len(starts) - B + 1, B):
+            win = train[starts[b:b + B, None] + np.arange(T + 1)]
+            yield win[:, :-1], win[:, 1:]
+        epoch += 1
+
+
+def stream_chunks(val, streams=32, T=100):
+    n = (len(val) - 1) // streams
+    x = val[:n * streams].reshape(streams, n)
+    y = val[1:n * streams + 1].reshape(streams, n)
+    for a in range(0, n, T):
+        yield x[:, a:a + T], y[:, a:a + T]
+
+
+def run_charforge(args, vocab, train, val):
+    import charforge
+    from charforge.optim import Adam, clip_global_norm
+    charforge.set_num_threads(args.threads)
+    model = charforge.CharModel(vocab, "lstm", 2, 256, 64, seed=args.seed)
+    opt = Adam(model.flat, lr=2e-3)
+    grads, _ = model.zero_grads()
+
+    def step(x, y):
+        loss, _, _ = model.loss_and_grads(x, y, out=grads)
+        clip_global_norm(grads, 5.0)
+        opt.step(model.flat, grads)
+        return loss
+
+    def evaluate():
+        total, count, state = 0.0, 0, None
+        for x, y in stream_chunks(val):
+            loss, state = model.loss(x, y, state=state)
+            total += loss * x.size
+            count += x.size
+        return total / count
+    return step, evaluate
+
+
+def run_torch(args, vocab, train, val):
+    import torch
+    import torch.nn as nn
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    V = len(vocab)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = nn.Embedding(V, 64)
+            self.rnn = nn.LSTM(64, 256, 2, batch_first=True)
+            self.out = nn.Linear(256, V)
+
+        def forward(self, x, state=None):
+            h, state = self.rnn(self.embedding(x), state)
+            return self.out(h), state
+    net = Net()
+    opt = torch.optim.Adam(net.parameters(), 2e-3)
+
+    def step(x, y):
+        opt.zero_grad()
+        logits, _ = net(torch.from_numpy(x))
+        loss = nn.functional.cross_entropy(logits.reshape(-1, V), torch.from_numpy(y).reshape(-1))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+        opt.step()
+        return float(loss)
+
+    @torch.no_grad()
+    def evaluate():
+        total, count, state = 0.0, 0, None
+        for x, y in stream_chunks(val):
+            logits, state = net(torch.from_numpy(x), state)
+            loss = nn.functional.cross_entropy(logits.reshape(-1, V),
+                                               torch.from_numpy(y).reshape(-1))
+            total += float(loss) * x.size
+            count += x.size
+        return total / count
+    return step, evaluate
+
+
+def worker(args) -> None:
+    vocab, train, val = corpus_ids()
+    make = run_charforge if args.worker == "charforge" else run_torch
+    step, evaluate = make(args, vocab, train, val)
+    elapsed, steps, next_eval = 0.0, 0, args.eval_every
+    gen = batches(train, 64, 100, args.seed)
+    curve = []
+    while elapsed < args.budget:
+        x, y = next(gen)
+        t0 = time.perf_counter()
+        loss = step(x, y)
+        elapsed += time.perf_counter() - t0
+        steps += 1
+        if elapsed >= next_eval or elapsed >= args.budget:
+            v = evaluate()
+            curve.append({"seconds": round(elapsed, 1), "steps": steps, "train_loss": loss,
+                          "val_loss": round(v, 4)})
+            print(json.dumps({"framework": args.worker, **curve[-1]}), flush=True)
+            next_eval += args.eval_every
+
+
+def first_below(curve, target):
+    for point in curve:
+        if point["val_loss"] <= target:
+            return point["seconds"]
+    return None
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--budget", type=float, default=300.0, help="training seconds per framework")
+    p.add_argument("--eval-every", type=float, default=20.0, help="seconds between evaluations")
+    p.add_argument("--peer", choices=("torch",), help="also train the same setup in PyTorch")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--target", type=float, default=1.50)
+    p.add_argument("--worker", choices=("charforge", "torch"), help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.worker:
+        return worker(args)
+    curves = {}
+    for fw in ["charforge"] + (["torch"] if args.peer else []):
+        cmd = [sys.executable, os.path.abspath(__file__), "--worker", fw, "--budget",
+               str(args.budget), "--eval-every", str(args.eval_every), "--threads",
+               str(args.threads), "--seed", str(args.seed)]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True,
+                             env=dict(os.environ, OMP_NUM_THREADS=str(args.threads)))
+        curves[fw] = [json.loads(ln) for ln in out.stdout.splitlines() if ln.startswith("{")]
+        for point in curves[fw]:
+            print(json.dumps(point), flush=True)
+    print(f"\nseconds to reach val loss <= {args.target}:")
+    times = {fw: first_below(c, args.target) for fw, c in curves.items()}
+    for fw, t in times.items():
+        best = min(p["val_loss"] for p in curves[fw])
+        print(f"  {fw:<10} {t if t is not None else 'not reached':>12}   (best {best:.4f})")
+    if times.get("charforge") and times.get("torch"):
+        print(f"  charforge needs {times['charforge'] / times['torch']:.2f}x PyTorch's time "
+              "(target: at most 0.67)")
+
+
+if __name__ == "__main__":
+    main()
