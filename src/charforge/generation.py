@@ -165,6 +165,7 @@ def _run(model, vocab, prime_ids, length, sampler, params, seed, callback, chunk
                                 [p.tolist() for p in prime_ids], probs, hidden)
     if fast_cell:
         net = _KernelNet(model)
+        nthreads = _threads_for(model)
         state = model.initial_state(B)
         hs = [np.ascontiguousarray(s[0]) for s in state]
         cs = [np.ascontiguousarray(s[1]) for s in state] if c.cell == "lstm" else [None] * L
@@ -189,7 +190,7 @@ def _run(model, vocab, prime_ids, length, sampler, params, seed, callback, chunk
                                remaining, done, out, allowed, eos,
                                settings["scale"], settings["floor"], settings["top_k"],
                                settings["top_p"], settings["greedy"], False, gx, gh, logits,
-                               pr, hd)
+                               pr, hd, nthreads)
                 tokens[:, t:t + ran] = out[:, :ran]
                 if want_probs:
                     probs[:, t:t + ran] = pr[:, :ran]
@@ -204,7 +205,7 @@ def _run(model, vocab, prime_ids, length, sampler, params, seed, callback, chunk
                          net.w_out, net.b_out, hs, cs, cur,
                          np.ascontiguousarray(forced[:, t:t + 1]), uniforms, used, remaining,
                          done, np.full((B, 1), -1, np.int32), allowed, eos, 1.0, 0.0, 0, 1.0,
-                         False, True, gx, gh, logits, None, None)
+                         False, True, gx, gh, logits, None, None, nthreads)
                 row_logits = np.asarray(logits, np.float64)
                 if want_hidden:
                     for layer in range(L):
@@ -235,6 +236,14 @@ def _run(model, vocab, prime_ids, length, sampler, params, seed, callback, chunk
             t += 1
     texts = [vocab.decode(g) for g in generated]
     return GenerationResult(texts, generated, [p.tolist() for p in prime_ids], probs, hidden)
+
+
+def _threads_for(model) -> int:
+    """Threads for the generation loop: worth it once a step reads about a megabyte of
+    weights (below that, the per-layer barrier costs more than it saves)."""
+    c = model.config
+    per_step = model.cell.gates * c.hidden * c.hidden * (2 * c.layers - 1)
+    return threads.get_num_threads() if per_step * model.dtype.itemsize >= (1 << 20) else 1
 
 
 def _checked_pick(sampler, z, rng, params, allowed) -> int:

@@ -19,6 +19,8 @@ cdef extern from "cf_math.h" nogil:
     float cf_exp_shift_sum_f32(float* x, Py_ssize_t n, float shift)
     double cf_exp_shift_sum_f64(double* x, Py_ssize_t n, double shift)
     uint64_t cf_hash64(uint64_t seed, uint64_t i)
+    void cf_matvec_f32(const float* W, Py_ssize_t ldw, const float* x, float* y, Py_ssize_t N, Py_ssize_t K)
+    void cf_matvec_f64(const double* W, Py_ssize_t ldw, const double* x, double* y, Py_ssize_t N, Py_ssize_t K)
 
 
 cdef inline void gemm_rm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,

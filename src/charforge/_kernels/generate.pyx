@@ -17,7 +17,9 @@ from libc.stdlib cimport malloc, free, qsort
 from libc.string cimport memcpy
 from libc.stdint cimport int32_t, int64_t
 
-from ._common cimport gemm_rm, sigmoid_, tanh_, sgemv, dgemv
+from cython.parallel cimport parallel, threadid
+from ._common cimport (gemm_rm, sigmoid_, tanh_, cf_barrier, unit_bound, cf_openmp_enabled,
+                      cf_matvec_f32, cf_matvec_f64)
 
 DEF MAX_LAYERS = 16
 
@@ -30,14 +32,16 @@ cdef enum:
 cdef inline void linear(int B, int N, int K, const floating* x, const floating* w,
                         floating beta, floating* out) noexcept nogil:
     """out (B, N) = x (B, K) @ w (N, K)^T + beta * out: a matrix-vector product at B = 1."""
-    cdef char t = b'T'
-    cdef int one = 1
     cdef floating alpha = 1.0
+    cdef Py_ssize_t j
     if B == 1:
+        if beta == 0:
+            for j in range(N):
+                out[j] = 0
         if floating is float:
-            sgemv(&t, &K, &N, &alpha, <float*>w, &K, <float*>x, &one, &beta, out, &one)
+            cf_matvec_f32(<float*>w, K, <float*>x, <float*>out, N, K)
         else:
-            dgemv(&t, &K, &N, &alpha, <double*>w, &K, <double*>x, &one, &beta, out, &one)
+            cf_matvec_f64(<double*>w, K, <double*>x, <double*>out, N, K)
     else:
         gemm_rm(False, True, B, N, K, alpha, x, K, w, K, beta, out, N)
 
@@ -111,46 +115,180 @@ cdef Py_ssize_t pick(const floating* logits, Py_ssize_t v, const unsigned char* 
     return last
 
 
-cdef void cell_step(int cell, int B, int H, floating* gx, floating* gh, floating* h,
-                    floating* c) noexcept nogil:
-    """Pointwise update of one layer from its pre-activations (gx: input part incl. bias,
-    for GRU gh holds the recurrent part incl. its bias; otherwise gx holds everything)."""
-    cdef Py_ssize_t b, j, g
+cdef void units_step(int cell, int B, int H, Py_ssize_t u0, Py_ssize_t u1, floating* gx,
+                     floating* gh, const floating* h_old, floating* h_new,
+                     floating* c) noexcept nogil:
+    """Pointwise update of units [u0, u1) of one layer from its pre-activations (gx: input
+    part incl. bias; for GRU gh holds the recurrent part incl. its bias, otherwise gx holds
+    everything). Reads h_old, writes h_new (other threads still read h_old)."""
+    cdef Py_ssize_t b, j, G, nu = u1 - u0
     cdef floating* row
-    cdef floating* hr
     cdef floating* grow
     cdef floating n
+    if nu <= 0:
+        return
     if cell == CELL_RNN:
-        tanh_(gx, <Py_ssize_t>B * H)
-        memcpy(h, gx, <size_t>B * H * sizeof(floating))
-    elif cell == CELL_LSTM:
-        g = 4 * H
         for b in range(B):
-            row = gx + b * g
-            sigmoid_(row, 2 * H)
-            tanh_(row + 2 * H, H)
-            sigmoid_(row + 3 * H, H)
-            for j in range(H):
+            row = gx + b * H
+            tanh_(row + u0, nu)
+            memcpy(h_new + b * H + u0, row + u0, nu * sizeof(floating))
+    elif cell == CELL_LSTM:
+        G = 4 * H
+        for b in range(B):
+            row = gx + b * G
+            sigmoid_(row + u0, nu)
+            sigmoid_(row + H + u0, nu)
+            tanh_(row + 2 * H + u0, nu)
+            sigmoid_(row + 3 * H + u0, nu)
+            for j in range(u0, u1):
                 c[b * H + j] = row[H + j] * c[b * H + j] + row[j] * row[2 * H + j]
                 row[j] = c[b * H + j]
-            tanh_(row, H)
-            for j in range(H):
-                h[b * H + j] = row[3 * H + j] * row[j]
+            tanh_(row + u0, nu)
+            for j in range(u0, u1):
+                h_new[b * H + j] = row[3 * H + j] * row[j]
     else:
-        g = 3 * H
+        G = 3 * H
         for b in range(B):
-            row = gx + b * g
-            grow = gh + b * g
-            for j in range(2 * H):
+            row = gx + b * G
+            grow = gh + b * G
+            for j in range(u0, u1):
                 row[j] = row[j] + grow[j]
-            sigmoid_(row, 2 * H)
-            for j in range(H):
+                row[H + j] = row[H + j] + grow[H + j]
+            sigmoid_(row + u0, nu)
+            sigmoid_(row + H + u0, nu)
+            for j in range(u0, u1):
                 row[2 * H + j] = row[2 * H + j] + row[j] * grow[2 * H + j]
-            tanh_(row + 2 * H, H)
-            hr = h + b * H
-            for j in range(H):
+            tanh_(row + 2 * H + u0, nu)
+            for j in range(u0, u1):
                 n = row[2 * H + j]
-                hr[j] = n + row[H + j] * (hr[j] - n)
+                h_new[b * H + j] = n + row[H + j] * (h_old[b * H + j] - n)
+
+
+cdef inline void block_linear(int B, int G, int K, int gates, int H, Py_ssize_t u0,
+                              Py_ssize_t u1, const floating* x, const floating* w,
+                              floating* out) noexcept nogil:
+    """out[:, q*H+u0 : q*H+u1] += x (B, K) @ w[q*H+u0 : q*H+u1]^T for every gate q."""
+    cdef int q, nu = <int>(u1 - u0)
+    cdef floating alpha = 1.0, beta = 1.0
+    if nu <= 0:
+        return
+    for q in range(gates):
+        if B == 1:
+            if floating is float:
+                cf_matvec_f32(<float*>(w + (q * H + u0) * K), K, <float*>x,
+                              <float*>(out + q * H + u0), nu, K)
+            else:
+                cf_matvec_f64(<double*>(w + (q * H + u0) * K), K, <double*>x,
+                              <double*>(out + q * H + u0), nu, K)
+        else:
+            gemm_rm(False, True, B, nu, K, alpha, x, K, w + (q * H + u0) * K, K, beta,
+                    out + q * H + u0, G)
+
+
+cdef struct Knobs:
+    int cell, B, H, V, G, L, gates, steps, eos, top_k, ran
+    double scale, floor_, top_p
+    bint greedy, external, stop, want_probs, want_hidden
+
+
+cdef void _loop(Knobs* k, floating** pw_ih, floating** pw_hh, floating** pb_in,
+                floating** pb_rec, floating** ph, floating** ph2, floating** pc,
+                const floating* table, const floating* w_out, const floating* b_out,
+                int32_t* cur, const int32_t* forced, const double* uniforms,
+                Py_ssize_t ustride, int64_t* used, int64_t* remaining, unsigned char* done,
+                int32_t* out, const unsigned char* allowed, floating* gx, floating* gh,
+                floating* logits, float* probs, float* hidden, double* p, double* tmp,
+                int tid, int nt) noexcept nogil:
+    """One thread's share of the generation loop: it owns hidden units [u0, u1) of every
+    layer (their rows of each gate block), so a layer needs one barrier; thread 0 then runs
+    the dense layer and the sampler."""
+    cdef int B = k.B, H = k.H, G = k.G, L = k.L, V = k.V, steps = k.steps, gates = k.gates
+    cdef Py_ssize_t u0 = unit_bound(H, tid, nt), u1 = unit_bound(H, tid + 1, nt)
+    cdef Py_ssize_t nu = u1 - u0, tok
+    cdef int t, l, b, q, j
+    cdef bint all_done
+    cdef floating* hcur[MAX_LAYERS]
+    cdef floating* hnext[MAX_LAYERS]
+    cdef floating* swap
+    cdef float* prow
+    for l in range(L):
+        hcur[l] = ph[l]
+        hnext[l] = ph2[l]
+    for t in range(steps):
+        all_done = True
+        for b in range(B):
+            if not done[b]:
+                all_done = False
+        if all_done or k.stop:
+            break
+        for l in range(L):
+            if nu > 0:
+                for b in range(B):
+                    for q in range(gates):
+                        if l == 0:
+                            memcpy(gx + b * G + q * H + u0, table + cur[b] * G + q * H + u0,
+                                   nu * sizeof(floating))
+                        else:
+                            memcpy(gx + b * G + q * H + u0, pb_in[l] + q * H + u0,
+                                   nu * sizeof(floating))
+                if l > 0:
+                    block_linear(B, G, H, gates, H, u0, u1, hcur[l - 1], pw_ih[l], gx)
+                if k.cell == CELL_GRU:
+                    for b in range(B):
+                        for q in range(gates):
+                            memcpy(gh + b * G + q * H + u0, pb_rec[l] + q * H + u0,
+                                   nu * sizeof(floating))
+                    block_linear(B, G, H, gates, H, u0, u1, hcur[l], pw_hh[l], gh)
+                else:
+                    block_linear(B, G, H, gates, H, u0, u1, hcur[l], pw_hh[l], gx)
+                units_step(k.cell, B, H, u0, u1, gx, gh, hcur[l], hnext[l], pc[l])
+            if nt > 1:
+                cf_barrier()
+            swap = hcur[l]
+            hcur[l] = hnext[l]
+            hnext[l] = swap
+        if tid == 0:
+            k.ran += 1
+            for b in range(B):
+                memcpy(logits + b * V, b_out, V * sizeof(floating))
+            linear(B, V, H, hcur[L - 1], w_out, 1.0, logits)
+            if k.want_hidden:
+                for b in range(B):
+                    for l in range(L):
+                        for j in range(H):
+                            hidden[((b * steps + t) * L + l) * H + j] = <float>hcur[l][b * H + j]
+            if k.external:
+                for b in range(B):
+                    out[b * steps + t] = -1
+                k.stop = True
+            else:
+                for b in range(B):
+                    if done[b]:
+                        out[b * steps + t] = -1
+                        continue
+                    prow = probs + (b * steps + t) * V if k.want_probs else NULL
+                    if forced[b * steps + t] >= 0:
+                        tok = forced[b * steps + t]
+                        if prow != NULL:
+                            pick(logits + b * V, V, allowed, 1.0, 0.0, 0, 1.0, True, 0.0, p,
+                                 tmp, prow)
+                    else:
+                        tok = pick(logits + b * V, V, allowed, k.scale, k.floor_, k.top_k,
+                                   k.top_p, k.greedy, uniforms[b * ustride + used[b]], p, tmp,
+                                   prow)
+                        used[b] += 1
+                        remaining[b] -= 1
+                        if remaining[b] <= 0 or tok == k.eos or tok < 0:
+                            done[b] = 1
+                    out[b * steps + t] = <int32_t>tok
+                    if tok >= 0:
+                        cur[b] = <int32_t>tok
+        if nt > 1:
+            cf_barrier()
+    for l in range(L):                  # leave the final state in the caller's arrays
+        if hcur[l] != ph[l] and nu > 0:
+            for b in range(B):
+                memcpy(ph[l] + b * H + u0, hcur[l] + b * H + u0, nu * sizeof(floating))
 
 
 def run(int cell, list w_ih, list w_hh, list b_in, list b_rec, floating[:, ::1] table,
@@ -160,7 +298,7 @@ def run(int cell, list w_ih, list w_hh, list b_in, list b_rec, floating[:, ::1] 
         int32_t[:, ::1] out, const unsigned char[::1] allowed, int eos,
         double scale, double floor_, int top_k, double top_p, bint greedy, bint external,
         floating[:, ::1] gx, floating[:, ::1] gh, floating[:, ::1] logits,
-        probs_out=None, hidden_out=None):
+        probs_out=None, hidden_out=None, int threads=1):
     """Run up to forced.shape[1] steps. Returns the number of steps run (fewer when every row
     is done). With external=True one step runs and no token is drawn: the caller picks from
     `logits` (a plugin sampler) and writes the pick into cur.
@@ -169,102 +307,79 @@ def run(int cell, list w_ih, list w_hh, list b_in, list b_rec, floating[:, ::1] 
     unused); w_hh[l], b_rec[l]: recurrent weights and (GRU only) recurrent bias. For rnn/lstm
     b_in holds the one bias. out (B, steps): the token after each step (-1 once done).
     probs_out (B, steps, V) float32 and hidden_out (B, steps, L, H) float32 are optional.
+    threads: OpenMP threads splitting the hidden units (BLAS must be single-threaded).
     """
-    cdef int L = len(w_hh), B = cur.shape[0], V = w_out.shape[0], H = w_out.shape[1]
-    cdef int G = table.shape[1], steps = forced.shape[1], l, t, b, ran = 0
-    cdef Py_ssize_t tok
+    cdef Knobs k
+    cdef int L = len(w_hh), l, nt = threads if cf_openmp_enabled() else 1, tid
+    k.B = cur.shape[0]
+    k.V = w_out.shape[0]
+    k.H = w_out.shape[1]
+    k.G = table.shape[1]
+    k.L = L
+    k.gates = k.G // k.H
+    k.steps = forced.shape[1]
+    k.cell, k.eos, k.top_k, k.ran = cell, eos, top_k, 0
+    k.scale, k.floor_, k.top_p = scale, floor_, top_p
+    k.greedy, k.external, k.stop = greedy, external, False
+    k.want_probs, k.want_hidden = probs_out is not None, hidden_out is not None
     cdef floating* pw_ih[MAX_LAYERS]
     cdef floating* pw_hh[MAX_LAYERS]
     cdef floating* pb_in[MAX_LAYERS]
     cdef floating* pb_rec[MAX_LAYERS]
     cdef floating* ph[MAX_LAYERS]
+    cdef floating* ph2[MAX_LAYERS]
     cdef floating* pc[MAX_LAYERS]
     cdef floating[:, ::1] m2
     cdef floating[::1] m1
     cdef float[:, :, ::1] pr
     cdef float[:, :, :, ::1] hid
-    cdef float* prow
-    cdef bint want_probs = probs_out is not None, want_hidden = hidden_out is not None
-    cdef bint all_done
+    cdef float* prp = NULL
+    cdef float* hidp = NULL
     if L > MAX_LAYERS:
         raise ValueError(f"generation supports at most {MAX_LAYERS} layers")
-    if allowed.shape[0] != V or logits.shape[0] != B or out.shape[0] != B:
+    if allowed.shape[0] != k.V or logits.shape[0] != k.B or out.shape[0] != k.B or \
+            out.shape[1] != k.steps or uniforms.shape[0] != k.B:
         raise ValueError("generate.run: inconsistent shapes")
+    import numpy as np
+    scratch = [np.empty((k.B, k.H), dtype=np.asarray(table).dtype) for _ in range(L)]
     for l in range(L):
         m2 = w_hh[l]; pw_hh[l] = &m2[0, 0]
         m2 = h[l]; ph[l] = &m2[0, 0]
+        m2 = scratch[l]; ph2[l] = &m2[0, 0]
+        pc[l] = NULL
         if cell == CELL_LSTM:
             m2 = c[l]; pc[l] = &m2[0, 0]
-        else:
-            pc[l] = NULL
         if l > 0:
             m2 = w_ih[l]; pw_ih[l] = &m2[0, 0]
             m1 = b_in[l]; pb_in[l] = &m1[0]
         if cell == CELL_GRU:
             m1 = b_rec[l]; pb_rec[l] = &m1[0]
-    if want_probs:
+    if k.want_probs:
         pr = probs_out
-    if want_hidden:
+        prp = &pr[0, 0, 0]
+    if k.want_hidden:
         hid = hidden_out
-    cdef double* p = <double*>malloc(2 * V * sizeof(double))
+        hidp = &hid[0, 0, 0, 0]
+    cdef double* p = <double*>malloc(2 * k.V * sizeof(double))
     if p == NULL:
         raise MemoryError()
-    cdef double* tmp = p + V
-    with nogil:
-        for t in range(steps):
-            all_done = True
-            for b in range(B):
-                if not done[b]:
-                    all_done = False
-            if all_done:
-                break
-            ran += 1
-            # layer 0: the table row, then the recurrent product
-            for b in range(B):
-                memcpy(&gx[b, 0], &table[cur[b], 0], G * sizeof(floating))
-            for l in range(L):
-                if l > 0:
-                    for b in range(B):
-                        memcpy(&gx[b, 0], pb_in[l], G * sizeof(floating))
-                    linear(B, G, H, ph[l - 1], pw_ih[l], 1.0, &gx[0, 0])
-                if cell == CELL_GRU:
-                    for b in range(B):
-                        memcpy(&gh[b, 0], pb_rec[l], G * sizeof(floating))
-                    linear(B, G, H, ph[l], pw_hh[l], 1.0, &gh[0, 0])
-                else:
-                    linear(B, G, H, ph[l], pw_hh[l], 1.0, &gx[0, 0])
-                cell_step(cell, B, H, &gx[0, 0], &gh[0, 0], ph[l], pc[l])
-            for b in range(B):
-                memcpy(&logits[b, 0], &b_out[0], V * sizeof(floating))
-            linear(B, V, H, ph[L - 1], &w_out[0, 0], 1.0, &logits[0, 0])
-            if want_hidden:
-                for b in range(B):
-                    for l in range(L):
-                        for tok in range(H):
-                            hid[b, t, l, tok] = <float>ph[l][b * H + tok]
-            if external:
-                for b in range(B):
-                    out[b, t] = -1
-                break
-            for b in range(B):
-                if done[b]:
-                    out[b, t] = -1
-                    continue
-                prow = &pr[b, t, 0] if want_probs else NULL
-                if forced[b, t] >= 0:
-                    tok = forced[b, t]
-                    if prow != NULL:
-                        pick(&logits[b, 0], V, &allowed[0], 1.0, 0.0, 0, 1.0, True, 0.0, p,
-                             tmp, prow)
-                else:
-                    tok = pick(&logits[b, 0], V, &allowed[0], scale, floor_, top_k, top_p,
-                               greedy, uniforms[b, used[b]], p, tmp, prow)
-                    used[b] += 1
-                    remaining[b] -= 1
-                    if remaining[b] <= 0 or tok == eos or tok < 0:
-                        done[b] = 1
-                out[b, t] = <int32_t>tok
-                if tok >= 0:
-                    cur[b] = <int32_t>tok
+    cdef double* tmp = p + k.V
+    if nt < 1:
+        nt = 1
+    if nt > k.H // 16:
+        nt = max(1, k.H // 16)
+    if nt == 1:
+        with nogil:
+            _loop(&k, pw_ih, pw_hh, pb_in, pb_rec, ph, ph2, pc, &table[0, 0], &w_out[0, 0],
+                  &b_out[0], &cur[0], &forced[0, 0], &uniforms[0, 0], uniforms.shape[1],
+                  &used[0], &remaining[0], &done[0], &out[0, 0], &allowed[0], &gx[0, 0],
+                  &gh[0, 0], &logits[0, 0], prp, hidp, p, tmp, 0, 1)
+    else:
+        with nogil, parallel(num_threads=nt):
+            tid = threadid()
+            _loop(&k, pw_ih, pw_hh, pb_in, pb_rec, ph, ph2, pc, &table[0, 0], &w_out[0, 0],
+                  &b_out[0], &cur[0], &forced[0, 0], &uniforms[0, 0], uniforms.shape[1],
+                  &used[0], &remaining[0], &done[0], &out[0, 0], &allowed[0], &gx[0, 0],
+                  &gh[0, 0], &logits[0, 0], prp, hidp, p, tmp, tid, nt)
     free(p)
-    return ran
+    return k.ran

@@ -1,0 +1,135 @@
+"""Generation speed: characters/s at batch 1 and batch 32 (temperature 0.8), with the weight
+bytes each character must read and the bandwidth that implies, against PyTorch's plain
+step-by-step loop (nn.LSTM/GRU/RNN with carried state, softmax, torch.multinomial).
+
+Each figure is the median of 3 rounds; charforge and PyTorch run alternately in fresh
+processes so the machine's noise hits both.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_sample.py
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+CONFIGS = [("lstm", 1, 128, 64), ("lstm", 2, 256, 64), ("lstm", 2, 512, 64),
+           ("gru", 1, 1024, 256), ("rnn", 1, 1024, 256)]
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+V = 65
+
+
+def weight_bytes(cell, layers, hidden, emb) -> int:
+    """Bytes of float32 weights one generated character reads: layer 0's recurrent matrix and
+    one table row, every upper layer's input and recurrent matrices, the output layer."""
+    g = GATES[cell] * hidden
+    n = g * hidden + g
+    for _ in range(1, layers):
+        n += 2 * g * hidden + g
+    n += V * hidden + V
+    return 4 * n
+
+
+def run_charforge(cfg, batch, length):
+    import numpy as np
+
+    import charforge
+    cell, layers, hidden, emb = cfg
+    vocab = charforge.Vocabulary([chr(33 + i) for i in range(V)])
+    model = charforge.CharModel(vocab, cell, layers, hidden, emb, seed=0)
+    model.flat += np.random.default_rng(0).normal(0, 0.05, model.flat.shape).astype("f4")
+    primes = ["!"] * batch
+    charforge.generate(model, primes, 50, seed=0, temperature=0.8)            # warm up
+    t0 = time.perf_counter()
+    charforge.generate(model, primes, length, seed=1, temperature=0.8)
+    return batch * length / (time.perf_counter() - t0)
+
+
+def run_torch(cfg, batch, length, threads):
+    import torch
+    import torch.nn as nn
+    torch.set_num_threads(threads)
+    cell, layers, hidden, emb = cfg
+    torch.manual_seed(0)
+    cls = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[cell]
+    embed, rnn, out = nn.Embedding(V, emb), cls(emb, hidden, layers, batch_first=True), \
+        nn.Linear(hidden, V)
+
+    @torch.no_grad()
+    def loop(n):
+        x = torch.zeros((batch, 1), dtype=torch.long)
+        state = None
+        for _ in range(n):
+            h, state = rnn(embed(x), state)
+            p = torch.softmax(out(h[:, -1]) / 0.8, dim=-1)
+            x = torch.multinomial(p, 1)
+    loop(50)
+    t0 = time.perf_counter()
+    loop(length)
+    return batch * length / (time.perf_counter() - t0)
+
+
+def worker(args):
+    cfg = CONFIGS[args.index]
+    if args.worker == "charforge":
+        v = run_charforge(cfg, args.batch, args.length)
+    else:
+        v = run_torch(cfg, args.batch, args.length, args.threads)
+    print(json.dumps({"chars_per_s": v}))
+
+
+def measure(fw, index, batch, length, threads):
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", fw, "--index", str(index),
+           "--batch", str(batch), "--length", str(length), "--threads", str(threads)]
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])["chars_per_s"]
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--length", type=int, default=2000)
+    p.add_argument("--only", help='one config, e.g. "lstm 2x256"')
+    p.add_argument("--no-torch", action="store_true")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.add_argument("--index", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.worker:
+        return worker(args)
+    try:
+        import torch  # noqa: F401
+        have_torch = not args.no_torch
+    except ImportError:
+        have_torch = False
+    for i, cfg in enumerate(CONFIGS):
+        name = f"{cfg[0]} {cfg[1]}x{cfg[2]}"
+        if args.only and args.only != name:
+            continue
+        runs = {"cf1": [], "cf32": [], "torch1": []}
+        for _ in range(args.rounds):
+            runs["cf1"].append(measure("charforge", i, 1, args.length, args.threads))
+            if have_torch:
+                runs["torch1"].append(measure("torch", i, 1, args.length // 4, args.threads))
+            runs["cf32"].append(measure("charforge", i, 32, args.length // 4, args.threads))
+        med = {k: statistics.median(v) for k, v in runs.items() if v}
+        wb = weight_bytes(*cfg)
+        row = {"config": name, "weight_bytes_per_char": wb,
+               "charforge_b1_chars_s": round(med["cf1"]),
+               "charforge_b1_GB_s": round(med["cf1"] * wb / 1e9, 1),
+               "charforge_b32_chars_s": round(med["cf32"]),
+               "b32_over_b1": round(med["cf32"] / med["cf1"], 1)}
+        if "torch1" in med:
+            row["torch_b1_chars_s"] = round(med["torch1"])
+            row["ratio_b1"] = round(med["cf1"] / med["torch1"], 1)
+        print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
