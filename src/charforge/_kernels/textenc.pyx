@@ -45,6 +45,26 @@ cdef inline int decode_one(const unsigned char* p, Py_ssize_t avail, uint32_t* c
     return n
 
 
+cdef inline int next_char(const unsigned char* buf, Py_ssize_t n, Py_ssize_t* i, bint crlf,
+                          int64_t* state, uint32_t* cp) noexcept nogil:
+    """Decode the character at buf[i[0]] and advance i. 1: a character is in cp; 0: it was
+    the LF of a CRLF pair (dropped); NEED_MORE / INVALID otherwise."""
+    cdef int r = decode_one(&buf[i[0]], n - i[0], cp)
+    if r < 0:
+        return r
+    i[0] += r
+    if crlf:
+        if cp[0] == 13:
+            cp[0] = 10
+            state[0] = 1
+        elif cp[0] == 10 and state[0]:
+            state[0] = 0
+            return 0
+        else:
+            state[0] = 0
+    return 1
+
+
 def scan(const unsigned char[::1] buf, unsigned char[::1] seen, bint crlf, bint final,
          int64_t[::1] state):
     """Mark every code point in buf in `seen` (0x110000 flags). Returns (bytes consumed,
@@ -55,19 +75,11 @@ def scan(const unsigned char[::1] buf, unsigned char[::1] seen, bint crlf, bint 
     cdef int r = 0
     with nogil:
         while i < n:
-            r = decode_one(&buf[i], n - i, &cp)
+            r = next_char(&buf[0], n, &i, crlf, &state[0], &cp)
             if r < 0:
                 break
-            i += r
-            if crlf:
-                if cp == 13:
-                    cp = 10
-                    state[0] = 1
-                elif cp == 10 and state[0]:
-                    state[0] = 0
-                    continue
-                else:
-                    state[0] = 0
+            if r == 0:
+                continue
             seen[cp] = 1
             count += 1
     if r == INVALID or (r == NEED_MORE and final):
@@ -94,19 +106,11 @@ def encode(const unsigned char[::1] buf, const int32_t[::1] lut, out, bint crlf,
         o8 = out
     with nogil:
         while i < n:
-            r = decode_one(&buf[i], n - i, &cp)
+            r = next_char(&buf[0], n, &i, crlf, &state[0], &cp)
             if r < 0:
                 break
-            i += r
-            if crlf:
-                if cp == 13:
-                    cp = 10
-                    state[0] = 1
-                elif cp == 10 and state[0]:
-                    state[0] = 0
-                    continue
-                else:
-                    state[0] = 0
+            if r == 0:
+                continue
             v = lut[cp]
             if v < 0:
                 if unk < 0:
