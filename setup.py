@@ -26,7 +26,8 @@ class BuildExt(build_ext):
             if ctype == "msvc":
                 ext.extra_compile_args = ["/O2"] + (["/openmp"] if use_openmp else [])
                 continue
-            opt = ["-O0", "-g"] if debug else ["-O3"]
+            # -g0: no debug info (it would triple the size of the wheel's extension modules)
+            opt = ["-O0", "-g"] if debug else ["-O3", "-g0"]
             # gnu11 allows FMA contraction; no errno and no trapping math let gcc vectorise
             # the activations unconditionally (2.5x faster; NaN and inf propagate as before).
             ext.extra_compile_args = opt + ["-std=gnu11", "-fno-math-errno",

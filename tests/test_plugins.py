@@ -189,3 +189,27 @@ def test_example_plugin_package_when_installed():
     assert "typical" in plugins.names("samplers")
     assert "gutenberg" in plugins.names("corpora")
     assert "package charforge-typical" in plugins.provider("samplers", "typical")
+
+
+class FlakyCorpusPlugin:
+    @hookimpl
+    def charforge_register_corpora(self, register):
+        from charforge.corpora import Corpus
+
+        class Flaky(Corpus):
+            name = "flaky"
+            description = "raises when read"
+
+            def text_source(self, **options):
+                raise ConnectionResetError("server went away")
+        register(Flaky())
+
+
+def test_corpus_plugin_that_raises_is_one_line_error(capsys):
+    plugins.register_plugin(FlakyCorpusPlugin(), "flaky-plugin")
+    try:
+        assert main(["train", "--corpus", "flaky", "--out", "unused"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "flaky-plugin" in err and "server went away" in err
+    finally:
+        plugins.unregister_plugin("flaky-plugin")

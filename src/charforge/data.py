@@ -91,10 +91,16 @@ def load_corpus(name: str, options: dict | None = None,
     """Load a registered corpus by name (text through the id cache; documents in memory)."""
     corpus = plugins.lookup("corpora", name)
     opts = corpus.resolve_options(options)
-    if corpus.kind == "documents":
-        return _load_documents(corpus, opts, vocab)
-    source = corpus.text_source(**opts)
-    ids, vocab = cached_ids(source, corpus.identity(**opts), vocab)
+    try:
+        if corpus.kind == "documents":
+            return _load_documents(corpus, opts, vocab)
+        source = corpus.text_source(**opts)
+        ids, vocab = cached_ids(source, corpus.identity(**opts), vocab)
+    except CharforgeError:
+        raise
+    except Exception as exc:        # a corpus plugin's bug: one line naming it, no traceback
+        raise CharforgeError(f"corpus {name!r} ({plugins.provider('corpora', name)}) raised "
+                             f"{type(exc).__name__}: {exc}") from None
     return CorpusData(name, "text", vocab, ids=ids)
 
 

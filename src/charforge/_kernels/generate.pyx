@@ -172,6 +172,9 @@ cdef inline void block_linear(int B, int G, int K, int gates, int H, Py_ssize_t 
     cdef floating alpha = 1.0, beta = 1.0
     if nu <= 0:
         return
+    if nu == H:                      # one thread owns every unit: the gate blocks are one
+        nu = G                       # contiguous run of rows, so one call does them all
+        gates = 1
     for q in range(gates):
         if B == 1:
             if floating is float:
