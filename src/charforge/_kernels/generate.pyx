@@ -264,28 +264,34 @@ cdef void _loop(Knobs* k, floating** pw_ih, floating** pw_hh, floating** pb_in,
                 for b in range(B):
                     out[b * steps + t] = -1
                 k.stop = True
-            else:
-                for b in range(B):
-                    if done[b]:
-                        out[b * steps + t] = -1
-                        continue
-                    prow = probs + (b * steps + t) * V if k.want_probs else NULL
-                    if forced[b * steps + t] >= 0:
-                        tok = forced[b * steps + t]
-                        if prow != NULL:
-                            pick(logits + b * V, V, allowed, 1.0, 0.0, 0, 1.0, True, 0.0, p,
-                                 tmp, prow)
-                    else:
-                        tok = pick(logits + b * V, V, allowed, k.scale, k.floor_, k.top_k,
-                                   k.top_p, k.greedy, uniforms[b * ustride + used[b]], p, tmp,
-                                   prow)
-                        used[b] += 1
-                        remaining[b] -= 1
-                        if remaining[b] <= 0 or tok == k.eos or tok < 0:
-                            done[b] = 1
-                    out[b * steps + t] = <int32_t>tok
-                    if tok >= 0:
-                        cur[b] = <int32_t>tok
+        if k.external:
+            if nt > 1:
+                cf_barrier()
+            continue
+        if nt > 1 and B > 1:
+            cf_barrier()                # the logits are complete: rows are drawn in parallel
+        if tid == 0 or B > 1:
+            for b in range((B * tid) // nt if B > 1 else 0, (B * (tid + 1)) // nt if B > 1 else B):
+                if done[b]:
+                    out[b * steps + t] = -1
+                    continue
+                prow = probs + (b * steps + t) * V if k.want_probs else NULL
+                if forced[b * steps + t] >= 0:
+                    tok = forced[b * steps + t]
+                    if prow != NULL:
+                        pick(logits + b * V, V, allowed, 1.0, 0.0, 0, 1.0, True, 0.0, p, tmp,
+                             prow)
+                else:
+                    tok = pick(logits + b * V, V, allowed, k.scale, k.floor_, k.top_k,
+                               k.top_p, k.greedy, uniforms[b * ustride + used[b]], p, tmp,
+                               prow)
+                    used[b] += 1
+                    remaining[b] -= 1
+                    if remaining[b] <= 0 or tok == k.eos or tok < 0:
+                        done[b] = 1
+                out[b * steps + t] = <int32_t>tok
+                if tok >= 0:
+                    cur[b] = <int32_t>tok
         if nt > 1:
             cf_barrier()
     for l in range(L):                  # leave the final state in the caller's arrays
@@ -363,14 +369,14 @@ def run(int cell, list w_ih, list w_hh, list b_in, list b_rec, floating[:, ::1] 
     if k.want_hidden:
         hid = hidden_out
         hidp = &hid[0, 0, 0, 0]
-    cdef double* p = <double*>malloc(2 * k.V * sizeof(double))
-    if p == NULL:
-        raise MemoryError()
-    cdef double* tmp = p + k.V
     if nt < 1:
         nt = 1
     if nt > k.H // 16:
         nt = max(1, k.H // 16)
+    cdef double* p = <double*>malloc(2 * k.V * nt * sizeof(double))   # per-thread scratch
+    if p == NULL:
+        raise MemoryError()
+    cdef double* tmp = p + k.V
     if nt == 1:
         with nogil:
             _loop(&k, pw_ih, pw_hh, pb_in, pb_rec, ph, ph2, pc, &table[0, 0], &w_out[0, 0],
@@ -383,6 +389,7 @@ def run(int cell, list w_ih, list w_hh, list b_in, list b_rec, floating[:, ::1] 
             _loop(&k, pw_ih, pw_hh, pb_in, pb_rec, ph, ph2, pc, &table[0, 0], &w_out[0, 0],
                   &b_out[0], &cur[0], &forced[0, 0], &uniforms[0, 0], uniforms.shape[1],
                   &used[0], &remaining[0], &done[0], &out[0, 0], &allowed[0], &gx[0, 0],
-                  &gh[0, 0], &logits[0, 0], prp, hidp, p, tmp, tid, nt)
+                  &gh[0, 0], &logits[0, 0], prp, hidp, p + 2 * k.V * tid,
+                  p + 2 * k.V * tid + k.V, tid, nt)
     free(p)
     return k.ran
