@@ -69,19 +69,23 @@ def test_top_k_top_p_sharpened_distributions():
     assert stats.chisquare(counts[keep], q[keep] / q.sum() * n).pvalue > 1e-4
 
 
+def step_path_argmax(model, prime, n):
+    """Greedy text from the model's own step() (the sequence kernels, T = 1), no engine."""
+    state, ids = None, model.vocab.encode(prime)
+    for i in ids[:-1]:
+        _, state = model.step([i], state)
+    cur, out = int(ids[-1]), []
+    for _ in range(n):
+        logits, state = model.step([cur], state)
+        cur = int(np.argmax(logits[0]))
+        out.append(cur)
+    return model.vocab.decode(out)
+
+
 def test_argmax_equals_the_models_step_path():
     for cell in ("rnn", "gru", "lstm"):
         m = random_model(cell)
-        got = generate(m, "abc", 40, "argmax")
-        state, ids = None, m.vocab.encode("abc")
-        for i in ids[:-1]:
-            _, state = m.step([i], state)
-        cur, out = int(ids[-1]), []
-        for _ in range(40):
-            logits, state = m.step([cur], state)
-            cur = int(np.argmax(logits[0]))
-            out.append(cur)
-        assert got == m.vocab.decode(out), cell
+        assert generate(m, "abc", 40, "argmax") == step_path_argmax(m, "abc", 40), cell
 
 
 def test_limits_of_temperature_top_k_and_sharpening():
@@ -239,15 +243,7 @@ def test_threaded_generation_matches_the_step_path():
         assert _threads_for(m) == 2
         got = generate(m, ["abc", "k"], 25, "argmax")
         for prime, text in zip(["abc", "k"], got, strict=True):
-            state, ids = None, m.vocab.encode(prime)
-            for i in ids[:-1]:
-                _, state = m.step([i], state)
-            cur, out = int(ids[-1]), []
-            for _ in range(25):
-                logits, state = m.step([cur], state)
-                cur = int(np.argmax(logits[0]))
-                out.append(cur)
-            assert text == m.vocab.decode(out), cell
+            assert text == step_path_argmax(m, prime, 25), cell
         batched = generate(m, ["abc", "k", "ee"], 40, "temperature", seed=5, temperature=1.0)
         single = [generate(m, p, 40, "temperature", seed=5 + i, temperature=1.0)
                   for i, p in enumerate(["abc", "k", "ee"])]

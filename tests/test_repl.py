@@ -120,3 +120,13 @@ def test_train_in_the_repl_then_generate_and_save(repl, tmp_path):
     assert "gru 1x16" in out
     out = send(repl, ":load shakespeare")
     assert "lstm" in out
+
+
+def test_tab_completion_of_commands_and_names(repl):
+    repl.send(":sam\t")
+    repl.expect(":sampler")
+    repl.send(" top_\t\t")
+    repl.expect("top_k")
+    repl.sendcontrol("u")
+    repl.sendline("")
+    repl.expect(PROMPT)

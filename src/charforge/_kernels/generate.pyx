@@ -18,6 +18,7 @@ from libc.string cimport memcpy
 from libc.stdint cimport int32_t, int64_t
 
 from cython.parallel cimport parallel, threadid
+from ._cells cimport lstm_row, gru_row
 from ._common cimport (gemm_rm, sigmoid_, tanh_, cf_barrier, unit_bound, cf_openmp_enabled,
                       cf_matvec_f32, cf_matvec_f64)
 
@@ -123,8 +124,6 @@ cdef void units_step(int cell, int B, int H, Py_ssize_t u0, Py_ssize_t u1, float
     everything). Reads h_old, writes h_new (other threads still read h_old)."""
     cdef Py_ssize_t b, j, G, nu = u1 - u0
     cdef floating* row
-    cdef floating* grow
-    cdef floating n
     if nu <= 0:
         return
     if cell == CELL_RNN:
@@ -134,34 +133,13 @@ cdef void units_step(int cell, int B, int H, Py_ssize_t u0, Py_ssize_t u1, float
             memcpy(h_new + b * H + u0, row + u0, nu * sizeof(floating))
     elif cell == CELL_LSTM:
         G = 4 * H
-        for b in range(B):
+        for b in range(B):       # c is updated in place; tanh(c) lands in the spent i slots
             row = gx + b * G
-            sigmoid_(row + u0, nu)
-            sigmoid_(row + H + u0, nu)
-            tanh_(row + 2 * H + u0, nu)
-            sigmoid_(row + 3 * H + u0, nu)
-            for j in range(u0, u1):
-                c[b * H + j] = row[H + j] * c[b * H + j] + row[j] * row[2 * H + j]
-                row[j] = c[b * H + j]
-            tanh_(row + u0, nu)
-            for j in range(u0, u1):
-                h_new[b * H + j] = row[3 * H + j] * row[j]
+            lstm_row(row, c + b * H, c + b * H, row, h_new + b * H, H, u0, u1)
     else:
         G = 3 * H
         for b in range(B):
-            row = gx + b * G
-            grow = gh + b * G
-            for j in range(u0, u1):
-                row[j] = row[j] + grow[j]
-                row[H + j] = row[H + j] + grow[H + j]
-            sigmoid_(row + u0, nu)
-            sigmoid_(row + H + u0, nu)
-            for j in range(u0, u1):
-                row[2 * H + j] = row[2 * H + j] + row[j] * grow[2 * H + j]
-            tanh_(row + 2 * H + u0, nu)
-            for j in range(u0, u1):
-                n = row[2 * H + j]
-                h_new[b * H + j] = n + row[H + j] * (h_old[b * H + j] - n)
+            gru_row(gx + b * G, gh + b * G, h_old + b * H, h_new + b * H, NULL, H, u0, u1)
 
 
 cdef inline void block_linear(int B, int G, int K, int gates, int H, Py_ssize_t u0,

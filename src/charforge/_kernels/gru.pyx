@@ -11,6 +11,7 @@ Threads split the hidden units with one barrier per step, as in lstm.pyx.
 """
 from cython.parallel cimport parallel, threadid
 from cython cimport floating
+from ._cells cimport gru_row
 from ._common cimport gemm_rm, sigmoid_, tanh_, cf_barrier, unit_bound, team_size
 
 from ._shapes import check_sequence_buffers, expect_shapes
@@ -22,12 +23,9 @@ cdef void _forward_units(floating* gates, const floating* w_hh, const floating* 
                          Py_ssize_t u0, Py_ssize_t u1, bint sync) noexcept nogil:
     cdef Py_ssize_t t, b, j, q, G = 3 * H, nu = u1 - u0
     cdef floating* g
-    cdef floating* row
-    cdef floating* ghr
     cdef floating* hp
     cdef floating* hnew
     cdef floating* hs
-    cdef floating z
     for t in range(T):
         g = gates + t * B * G
         hp = h + t * B * H
@@ -42,20 +40,7 @@ cdef void _forward_units(floating* gates, const floating* w_hh, const floating* 
                 gemm_rm(False, True, <int>B, <int>nu, <int>H, <floating>1.0, hp, <int>H,
                         w_hh + (q * H + u0) * H, <int>H, <floating>1.0, gh + q * H + u0, <int>G)
             for b in range(B):
-                row = g + b * G
-                ghr = gh + b * G
-                for j in range(u0, u1):
-                    row[j] = row[j] + ghr[j]
-                    row[H + j] = row[H + j] + ghr[H + j]
-                sigmoid_(row + u0, nu)
-                sigmoid_(row + H + u0, nu)
-                for j in range(u0, u1):
-                    hs[b * H + j] = ghr[2 * H + j]
-                    row[2 * H + j] = row[2 * H + j] + row[j] * ghr[2 * H + j]
-                tanh_(row + 2 * H + u0, nu)
-                for j in range(u0, u1):
-                    z = row[H + j]
-                    hnew[b * H + j] = (1 - z) * row[2 * H + j] + z * hp[b * H + j]
+                gru_row(g + b * G, gh + b * G, hp + b * H, hnew + b * H, hs + b * H, H, u0, u1)
         if sync:
             cf_barrier()
 

@@ -14,6 +14,7 @@ inside (the caller arranges it).
 """
 from cython.parallel cimport parallel, threadid
 from cython cimport floating
+from ._cells cimport lstm_row
 from ._common cimport gemm_rm, sigmoid_, tanh_, tanh_to, cf_barrier, unit_bound, team_size
 
 from ._shapes import check_sequence_buffers, expect_shapes
@@ -24,7 +25,6 @@ cdef void _forward_units(floating* gates, const floating* w_hh, floating* h, flo
                          Py_ssize_t u0, Py_ssize_t u1, bint sync) noexcept nogil:
     cdef Py_ssize_t t, b, j, q, G = 4 * H, nu = u1 - u0
     cdef floating* g
-    cdef floating* row
     cdef floating* hp
     cdef floating* hn
     cdef floating* cp
@@ -42,16 +42,7 @@ cdef void _forward_units(floating* gates, const floating* w_hh, floating* h, flo
                 gemm_rm(False, True, <int>B, <int>nu, <int>H, <floating>1.0, hp, <int>H,
                         w_hh + (q * H + u0) * H, <int>H, <floating>1.0, g + q * H + u0, <int>G)
             for b in range(B):
-                row = g + b * G
-                sigmoid_(row + u0, nu)
-                sigmoid_(row + H + u0, nu)
-                tanh_(row + 2 * H + u0, nu)
-                sigmoid_(row + 3 * H + u0, nu)
-                for j in range(u0, u1):
-                    cn[b * H + j] = row[H + j] * cp[b * H + j] + row[j] * row[2 * H + j]
-                tanh_to(cn + b * H + u0, tcn + b * H + u0, nu)
-                for j in range(u0, u1):
-                    hn[b * H + j] = row[3 * H + j] * tcn[b * H + j]
+                lstm_row(g + b * G, cp + b * H, cn + b * H, tcn + b * H, hn + b * H, H, u0, u1)
         if sync:
             cf_barrier()
 
