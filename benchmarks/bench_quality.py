@@ -136,6 +136,8 @@ def worker(args) -> None:
                           "val_loss": round(v, 4)})
             print(json.dumps({"framework": args.worker, **curve[-1]}), flush=True)
             next_eval += args.eval_every
+            if args.stop_at_target and v <= args.target:
+                break
 
 
 def first_below(curve, target):
@@ -153,6 +155,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--target", type=float, default=1.50)
+    p.add_argument("--stop-at-target", action="store_true",
+                   help="stop each framework once its validation loss reaches --target")
     p.add_argument("--worker", choices=("charforge", "torch"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
@@ -161,7 +165,9 @@ def main() -> None:
     for fw in ["charforge"] + (["torch"] if args.peer else []):
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", fw, "--budget",
                str(args.budget), "--eval-every", str(args.eval_every), "--threads",
-               str(args.threads), "--seed", str(args.seed)]
+               str(args.threads), "--seed", str(args.seed), "--target", str(args.target)]
+        if args.stop_at_target:
+            cmd.append("--stop-at-target")
         out = subprocess.run(cmd, capture_output=True, text=True, check=True,
                              env=dict(os.environ, OMP_NUM_THREADS=str(args.threads)))
         curves[fw] = [json.loads(ln) for ln in out.stdout.splitlines() if ln.startswith("{")]
