@@ -130,3 +130,22 @@ def test_tab_completion_of_commands_and_names(repl):
     repl.sendcontrol("u")
     repl.sendline("")
     repl.expect(PROMPT)
+
+
+def test_ctrl_c_stops_training_and_keeps_the_model(repl, tmp_path):
+    text = open(os.path.join(os.environ["CHARFORGE_DATA_DIR"], "tinyshakespeare.txt"),
+                encoding="utf-8").read()[:200_000]
+    corpus = tmp_path / "big.txt"
+    corpus.write_text(text, encoding="utf-8")
+    send(repl, f":corpus textfile path={corpus}")
+    repl.timeout = 120
+    repl.sendline(":train cell=rnn layers=1 hidden=32 embedding=8 batch=8 seq=50 epochs=50")
+    time.sleep(3)
+    repl.sendintr()
+    repl.expect(PROMPT)
+    out = repl.before
+    assert "training interrupted" in out and "the model stays loaded" in out
+    out = send(repl, ":info")
+    assert "rnn_0 (SimpleRNN)" in out or "rnn_0" in out
+    out = send(repl, "First")
+    assert len(out.split("First", 1)[1].strip()) > 10
