@@ -13,6 +13,7 @@ def test_ruff_clean():
     ruff = shutil.which("ruff") or shutil.which("ruff", path=str(Path(sys.executable).parent))
     if ruff is None:
         pytest.fail("ruff is missing: install the test extras (pip install '.[test]')")
-    result = subprocess.run([ruff, "check", "src", "tests", "benchmarks"], cwd=ROOT,
+    result = subprocess.run([ruff, "check", "src", "tests", "benchmarks", "examples", "scripts",
+                             "plugins"], cwd=ROOT,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
