@@ -11,8 +11,9 @@ state carried through 16 parallel streams). The best epoch by validation loss is
 
 The shipped model: this script, stopped by hand after epoch 23 once the validation loss had
 flattened (best epoch 22: 1.4405 nats/char in float32, 1.4399 with float16 weights), on 2 cores
-in about an hour. Weights are stored in float16 in the package (the wheel must stay under 5 MB); the export step
-re-measures the validation loss of the float16 weights and records it in the metadata.
+in about an hour. Weights are stored in float16 in the package (the wheel must stay under
+5 MB); the export step re-measures the validation loss of the float16 weights and records it in
+the metadata.
 """
 from __future__ import annotations
 
