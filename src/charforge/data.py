@@ -145,6 +145,12 @@ class Batches:
     def epoch(self, epoch: int, start: int = 0) -> Iterator[Batch]:
         raise NotImplementedError
 
+    def _text_ids(self) -> np.ndarray:
+        """The split's ids; the text batchings refuse a document corpus."""
+        if self.data.ids is None:
+            raise CharforgeError(f"{self.mode} batching needs a text corpus; use documents")
+        return self.data.ids
+
     def _too_small(self, have: int, need: int, unit: str) -> CharforgeError:
         return CharforgeError(
             f"the {self.split_name} split has {have} {unit}, fewer than one batch needs "
@@ -157,11 +163,10 @@ class WindowBatches(Batches):
 
     def __init__(self, data, batch, seq, seed=0, split_name="train"):
         super().__init__(data, batch, seq, seed, split_name)
-        if data.ids is None:
-            raise CharforgeError("windows batching needs a text corpus; use documents")
+        n = len(self._text_ids())
         need = self.batch * (self.seq + 1) + self.seq + 1
-        if len(data.ids) < need:
-            raise self._too_small(len(data.ids), need, "characters")
+        if n < need:
+            raise self._too_small(n, need, "characters")
 
     def __len__(self) -> int:
         return (len(self.data.ids) - self.seq - 1) // (self.seq + 1) // self.batch
@@ -184,11 +189,10 @@ class StreamBatches(Batches):
 
     def __init__(self, data, batch, seq, seed=0, split_name="train"):
         super().__init__(data, batch, seq, seed, split_name)
-        if data.ids is None:
-            raise CharforgeError("streams batching needs a text corpus; use documents")
-        self.length = (len(data.ids) - 1) // self.batch
+        n = len(self._text_ids())
+        self.length = (n - 1) // self.batch
         if self.length < self.seq:
-            raise self._too_small(len(data.ids), self.batch * self.seq + 1, "characters")
+            raise self._too_small(n, self.batch * self.seq + 1, "characters")
 
     def __len__(self) -> int:
         return self.length // self.seq

@@ -65,20 +65,6 @@ def _walk(source: TextSource, step) -> None:
         offset += used
 
 
-def read_chunks(source: TextSource) -> Iterator[str]:
-    """The corpus text in chunks (for small corpora and tests; training uses the id cache)."""
-    for path in source.files:
-        try:
-            with open(path, encoding="utf-8-sig", newline=None if source.crlf else "") as f:
-                while chunk := f.read(CHUNK_BYTES):
-                    yield chunk
-        except UnicodeDecodeError as exc:
-            raise CharforgeError(f"{path} is not valid UTF-8 (byte {exc.start}); convert it to "
-                                 "UTF-8 first (e.g. iconv -t UTF-8)") from None
-        except OSError as exc:
-            raise CharforgeError(f"cannot read {path}: {exc.strerror or exc}") from None
-
-
 def scan(source: TextSource) -> tuple[list[str], int]:
     """(sorted distinct characters, total length) in one streaming pass over the bytes."""
     seen = np.zeros(MAX_CODE, dtype=np.uint8)

@@ -222,7 +222,7 @@ class Repl:
             s = get_sampler("temperature")
             self.sampler, self.sampler_params = "temperature", {}
         params = dict(self.sampler_params, temperature=self._number(args[0]))
-        self.sampler_params = s.resolve({k: v for k, v in params.items()})
+        self.sampler_params = s.resolve(params)
         self.cmd_settings([])
 
     def cmd_length(self, args):

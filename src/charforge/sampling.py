@@ -8,7 +8,7 @@ their whole loop runs in Cython; a plugin sampler is a plain Python callable
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,4 +163,4 @@ def kernel_settings(sampler: Sampler, params: dict[str, Any]) -> dict | None:
 
 
 __all__ = ["Param", "Sampler", "BUILTIN_SAMPLERS", "get_sampler", "sampler_names", "softmax",
-           "kernel_settings", "Sequence"]
+           "kernel_settings"]

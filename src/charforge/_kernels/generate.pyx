@@ -12,13 +12,13 @@ Shapes: layer 0 reads a (V, gH) table = embedding @ W_ih^T + b_ih (one-hot: W_ih
 layers above read x @ W_ih^T. h[l] and c[l] are (B, H) and are updated in place.
 """
 from cython cimport floating
-from libc.math cimport exp
-from libc.stdlib cimport malloc, free, qsort
+from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 from libc.stdint cimport int32_t, int64_t
 
 from cython.parallel cimport parallel, threadid
 from ._cells cimport lstm_row, gru_row
+from ._draw cimport pick
 from ._common cimport (gemm_rm, sigmoid_, tanh_, cf_barrier, unit_bound, cf_openmp_enabled,
                       cf_matvec_f32, cf_matvec_f64)
 
@@ -45,75 +45,6 @@ cdef inline void linear(int B, int N, int K, const floating* x, const floating* 
             cf_matvec_f64(<double*>w, K, <double*>x, <double*>out, N, K)
     else:
         gemm_rm(False, True, B, N, K, alpha, x, K, w, K, beta, out, N)
-
-
-cdef int cmp_desc(const void* a, const void* b) noexcept nogil:
-    cdef double x = (<double*>a)[0], y = (<double*>b)[0]
-    return (x < y) - (x > y)
-
-
-cdef Py_ssize_t pick(const floating* logits, Py_ssize_t v, const unsigned char* allowed,
-                     double scale, double floor_, int top_k, double top_p, bint greedy,
-                     double u, double* p, double* tmp, float* probs) noexcept nogil:
-    """Apply the sampler to one row of logits and draw with uniform u in [0, 1)."""
-    cdef Py_ssize_t j, best = -1, last = -1, kept = 0
-    cdef double mx = -1e300, total = 0.0, thr, acc
-    for j in range(v):
-        if allowed[j] and (best < 0 or logits[j] > logits[best]):
-            best = j
-    if best < 0:
-        return -1
-    if probs != NULL:                      # the model's own distribution, for visualisation
-        for j in range(v):
-            tmp[j] = exp(logits[j] - logits[best]) if allowed[j] else 0.0
-            total += tmp[j]
-        for j in range(v):
-            probs[j] = <float>(tmp[j] / total)
-        total = 0.0
-    if greedy:
-        return best
-    mx = logits[best] * scale
-    for j in range(v):
-        if allowed[j]:
-            p[j] = exp(logits[j] * scale - mx)
-            if p[j] < floor_:              # the floor is a fraction of the top probability
-                p[j] = 0.0
-            else:
-                kept += 1
-        else:
-            p[j] = 0.0
-    if (top_k > 0 and top_k < kept) or top_p < 1.0:
-        memcpy(tmp, p, v * sizeof(double))
-        qsort(tmp, v, sizeof(double), cmp_desc)
-        thr = 0.0
-        if top_k > 0 and top_k < kept:
-            thr = tmp[top_k - 1]
-        if top_p < 1.0:
-            for j in range(v):
-                total += tmp[j]
-            acc = 0.0
-            for j in range(v):
-                acc += tmp[j]
-                if acc >= top_p * total:
-                    if tmp[j] > thr:
-                        thr = tmp[j]
-                    break
-        total = 0.0
-        for j in range(v):
-            if p[j] < thr:
-                p[j] = 0.0
-    total = 0.0
-    for j in range(v):
-        total += p[j]
-    u *= total
-    acc = 0.0
-    for j in range(v):
-        if p[j] > 0.0:
-            acc += p[j]
-            last = j
-            if u < acc:
-                return j
-    return last
 
 
 cdef void units_step(int cell, int B, int H, Py_ssize_t u0, Py_ssize_t u1, floating* gx,

@@ -1,37 +1,14 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""Categorical sampling: softmax with temperature and an inverse-CDF draw, one row per sample.
+"""Categorical sampling of many rows at once: softmax with temperature and an inverse-CDF draw,
+through the same `pick` the generation loop uses.
 
 The uniforms come from numpy's Generator (seeded by the caller), so the same seed gives the
-same text on every run and every platform with the same arithmetic."""
+same draws on every run."""
 from cython.parallel cimport prange
 from cython cimport floating
-from libc.math cimport exp
 from libc.stdint cimport int64_t
 
-
-cdef Py_ssize_t draw_row(const floating* logits, Py_ssize_t v, double inv_temp,
-                         const unsigned char* allowed, double u, double* work) noexcept nogil:
-    """Index drawn from softmax(logits * inv_temp) restricted to allowed entries; work is (v,)."""
-    cdef Py_ssize_t j, last = -1
-    cdef double mx = -1e300, s = 0.0, acc = 0.0, x
-    for j in range(v):
-        if allowed == NULL or allowed[j]:
-            x = logits[j] * inv_temp
-            if x > mx:
-                mx = x
-    for j in range(v):
-        if allowed == NULL or allowed[j]:
-            work[j] = exp(logits[j] * inv_temp - mx)
-            s += work[j]
-            last = j
-        else:
-            work[j] = 0.0
-    u = u * s
-    for j in range(v):
-        acc += work[j]
-        if work[j] > 0 and u < acc:
-            return j
-    return last
+from ._draw cimport pick
 
 
 def categorical(const floating[:, ::1] logits, const double[::1] uniforms, double temperature,
@@ -40,23 +17,22 @@ def categorical(const floating[:, ::1] logits, const double[::1] uniforms, doubl
     in [0, 1). allowed: optional (V,) uint8 mask of drawable entries. Returns int64 (N,)."""
     import numpy as np
     cdef Py_ssize_t i, n = logits.shape[0], v = logits.shape[1]
-    cdef const unsigned char[::1] allow
-    cdef const unsigned char* ap = NULL
     if uniforms.shape[0] != n:
         raise ValueError("categorical: need one uniform per row")
     if not temperature > 0:
         raise ValueError("categorical: temperature must be > 0")
-    if allowed is not None:
-        allow = allowed
-        if allow.shape[0] != v:
-            raise ValueError("categorical: allowed must have one entry per column")
-        ap = &allow[0]
+    allow_arr = np.ones(v, np.uint8) if allowed is None else np.ascontiguousarray(allowed,
+                                                                                np.uint8)
+    if allow_arr.shape[0] != v:
+        raise ValueError("categorical: allowed must have one entry per column")
+    cdef const unsigned char[::1] allow = allow_arr
     out = np.empty(n, dtype=np.int64)
-    work = np.empty((n, v), dtype=np.float64)
+    work = np.empty((n, 2 * v), dtype=np.float64)
     cdef int64_t[::1] o = out
     cdef double[:, ::1] w = work
     cdef double inv = 1.0 / temperature
     with nogil:
         for i in prange(n, schedule='static'):
-            o[i] = draw_row(&logits[i, 0], v, inv, ap, uniforms[i], &w[i, 0])
+            o[i] = pick(&logits[i, 0], v, &allow[0], inv, 0.0, 0, 1.0, False, uniforms[i],
+                        &w[i, 0], &w[i, v], NULL)
     return out
