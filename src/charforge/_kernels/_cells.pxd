@@ -4,6 +4,24 @@ batch row, units [u0, u1); pointers are already offset to the row)."""
 from cython cimport floating
 from ._common cimport sigmoid_, tanh_, tanh_to
 
+cdef extern from "cf_cells.h" nogil:
+    void cf_lstm_backward_row_f32(float* row, const float* dh_t, float* dh_next,
+                                  float* dc_next, const float* cp, const float* tct,
+                                  Py_ssize_t H, Py_ssize_t u0, Py_ssize_t u1)
+    void cf_lstm_backward_row_f64(double* row, const double* dh_t, double* dh_next,
+                                  double* dc_next, const double* cp, const double* tct,
+                                  Py_ssize_t H, Py_ssize_t u0, Py_ssize_t u1)
+    void cf_gru_backward_row_f32(float* row, float* drow, const float* hs, const float* hp,
+                                 const float* dh_t, float* dh_next, Py_ssize_t H,
+                                 Py_ssize_t u0, Py_ssize_t u1)
+    void cf_gru_backward_row_f64(double* row, double* drow, const double* hs,
+                                 const double* hp, const double* dh_t, double* dh_next,
+                                 Py_ssize_t H, Py_ssize_t u0, Py_ssize_t u1)
+    void cf_rnn_backward_row_f32(float* a, const float* hn, const float* dh_t,
+                                 const float* dh_next, Py_ssize_t u0, Py_ssize_t u1)
+    void cf_rnn_backward_row_f64(double* a, const double* hn, const double* dh_t,
+                                 const double* dh_next, Py_ssize_t u0, Py_ssize_t u1)
+
 
 cdef inline void lstm_row(floating* row, const floating* cp, floating* cn, floating* tcn,
                           floating* hn, Py_ssize_t H, Py_ssize_t u0,
@@ -43,3 +61,33 @@ cdef inline void gru_row(floating* row, const floating* ghr, const floating* hp,
     for j in range(u0, u1):
         z = row[H + j]
         hn[j] = (1 - z) * row[2 * H + j] + z * hp[j]
+
+
+cdef inline void lstm_backward_row(floating* row, const floating* dh_t, floating* dh_next,
+                                   floating* dc_next, const floating* cp, const floating* tct,
+                                   Py_ssize_t H, Py_ssize_t u0, Py_ssize_t u1) noexcept nogil:
+    """One row's LSTM backward step (pointers offset to the row; see cf_cells.h)."""
+    if floating is float:
+        cf_lstm_backward_row_f32(row, dh_t, dh_next, dc_next, cp, tct, H, u0, u1)
+    else:
+        cf_lstm_backward_row_f64(row, dh_t, dh_next, dc_next, cp, tct, H, u0, u1)
+
+
+cdef inline void gru_backward_row(floating* row, floating* drow, const floating* hs,
+                                  const floating* hp, const floating* dh_t, floating* dh_next,
+                                  Py_ssize_t H, Py_ssize_t u0, Py_ssize_t u1) noexcept nogil:
+    """One row's GRU backward step (pointers offset to the row; see cf_cells.h)."""
+    if floating is float:
+        cf_gru_backward_row_f32(row, drow, hs, hp, dh_t, dh_next, H, u0, u1)
+    else:
+        cf_gru_backward_row_f64(row, drow, hs, hp, dh_t, dh_next, H, u0, u1)
+
+
+cdef inline void rnn_backward_row(floating* a, const floating* hn, const floating* dh_t,
+                                  const floating* dh_next, Py_ssize_t u0,
+                                  Py_ssize_t u1) noexcept nogil:
+    """One row's tanh-RNN backward step (pointers offset to the row; see cf_cells.h)."""
+    if floating is float:
+        cf_rnn_backward_row_f32(a, hn, dh_t, dh_next, u0, u1)
+    else:
+        cf_rnn_backward_row_f64(a, hn, dh_t, dh_next, u0, u1)

@@ -80,3 +80,90 @@ cdef inline int team_size(Py_ssize_t hidden, int threads) noexcept nogil:
     if most < 1:
         most = 1
     return <int>(threads if threads < most else most)
+
+
+cdef extern from "cf_gemm.h" nogil:
+    int cf_packed_gemm_available()
+    void cf_prefetch_block(const void* base, Py_ssize_t rows, Py_ssize_t ld,
+                           Py_ssize_t offset, Py_ssize_t nbytes)
+    Py_ssize_t cf_packed_size(Py_ssize_t N, Py_ssize_t K)
+    float* cf_alloc_floats(Py_ssize_t n)
+    void cf_pack_nt(const float* W, Py_ssize_t ldw, Py_ssize_t N, Py_ssize_t K, float* P)
+    void cf_pack_nn(const float* W, Py_ssize_t ldw, Py_ssize_t K, Py_ssize_t N, float* P)
+    float* cf_gemm_work(Py_ssize_t N)
+    void cf_gemm_f32(int ta, int tb, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* A,
+                     Py_ssize_t lda, const float* B, Py_ssize_t ldb, int accumulate, float* C,
+                     Py_ssize_t ldc, float* work)
+    void cf_gemm_packed(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* A,
+                        Py_ssize_t lda, const float* P, float* C, Py_ssize_t ldc,
+                        int accumulate)
+
+
+cdef inline float* pack_gate_rows(const float* w_hh, Py_ssize_t H, Py_ssize_t gates,
+                                  Py_ssize_t u0, Py_ssize_t nu) noexcept nogil:
+    """The forward step's operand: for each gate q, rows [q H + u0, q H + u0 + nu) of W_hh
+    (gates H x H) packed as the transposed panel block q (see gate_block_size). NULL when the
+    packed kernel is off or memory is short (callers then use BLAS)."""
+    cdef Py_ssize_t q, block = cf_packed_size(nu, H)
+    cdef float* P
+    if nu <= 0 or not cf_packed_gemm_available():
+        return NULL
+    P = cf_alloc_floats(gates * block)
+    if P != NULL:
+        for q in range(gates):
+            cf_pack_nt(w_hh + (q * H + u0) * H, H, nu, H, P + q * block)
+    return P
+
+
+cdef inline float* pack_unit_columns(const float* w_hh, Py_ssize_t H, Py_ssize_t gates,
+                                     Py_ssize_t u0, Py_ssize_t nu) noexcept nogil:
+    """The backward step's operand: columns [u0, u0 + nu) of W_hh (gates H x H), packed.
+    NULL when the packed kernel is off or memory is short."""
+    cdef float* P
+    if nu <= 0 or not cf_packed_gemm_available():
+        return NULL
+    P = cf_alloc_floats(cf_packed_size(nu, gates * H))
+    if P != NULL:
+        cf_pack_nn(w_hh + u0, H, gates * H, nu, P)
+    return P
+
+
+cdef inline void prefetch_units(const floating* rows, Py_ssize_t B, Py_ssize_t width,
+                                Py_ssize_t blocks, Py_ssize_t H, Py_ssize_t u0,
+                                Py_ssize_t nu) noexcept nogil:
+    """Prefetch columns [q H + u0, q H + u0 + nu) of every block q of a (B, width) step slab."""
+    cdef Py_ssize_t q, s = sizeof(floating)
+    for q in range(blocks):
+        cf_prefetch_block(rows, B, width * s, (q * H + u0) * s, nu * s)
+
+
+cdef inline void recurrent_nt(const float* packed, Py_ssize_t gates, Py_ssize_t B,
+                              Py_ssize_t H, Py_ssize_t u0, Py_ssize_t nu, const floating* hp,
+                              const floating* w_hh, floating* out,
+                              Py_ssize_t ldo) noexcept nogil:
+    """The forward step's product for units [u0, u0 + nu) of every gate q:
+    out[:, q H + u0 + j] += (hp @ W_hh^T)[:, q H + u0 + j], through the packed kernel when
+    `packed` (from pack_gate_rows) is set, else BLAS."""
+    cdef Py_ssize_t q, block = cf_packed_size(nu, H)
+    for q in range(gates):
+        if floating is float:
+            if packed != NULL:
+                cf_gemm_packed(B, nu, H, hp, H, packed + q * block, out + q * H + u0, ldo, 1)
+                continue
+        gemm_rm(False, True, <int>B, <int>nu, <int>H, <floating>1.0, hp, <int>H,
+                w_hh + (q * H + u0) * H, <int>H, <floating>1.0, out + q * H + u0, <int>ldo)
+
+
+cdef inline void recurrent_nn(const float* packed, Py_ssize_t B, Py_ssize_t K, Py_ssize_t H,
+                              Py_ssize_t u0, Py_ssize_t nu, const floating* dg,
+                              const floating* w_hh, floating* out,
+                              bint accumulate) noexcept nogil:
+    """The backward step's product for units [u0, u0 + nu): out[:, u0:u0+nu] (+)= dg (B x K)
+    @ W_hh[:, u0:u0+nu] (out has row stride H), packed kernel when `packed` (from
+    pack_unit_columns) is set, else BLAS."""
+    if floating is float:
+        if packed != NULL:
+            cf_gemm_packed(B, nu, K, dg, K, packed, out + u0, H, accumulate)
+            return
+    gemm_rm(False, False, <int>B, <int>nu, <int>K, <floating>1.0, dg, <int>K, w_hh + u0,
+            <int>H, <floating>(1.0 if accumulate else 0.0), out + u0, <int>H)

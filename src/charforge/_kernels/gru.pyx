@@ -11,8 +11,10 @@ Threads split the hidden units with one barrier per step, as in lstm.pyx.
 """
 from cython.parallel cimport parallel, threadid
 from cython cimport floating
-from ._cells cimport gru_row
-from ._common cimport gemm_rm, sigmoid_, tanh_, cf_barrier, unit_bound, team_size
+from libc.stdlib cimport free
+from ._cells cimport gru_row, gru_backward_row
+from ._common cimport (cf_barrier, unit_bound, team_size, pack_gate_rows, pack_unit_columns,
+                       prefetch_units, recurrent_nt, recurrent_nn)
 
 from ._shapes import check_sequence_buffers, expect_shapes
 
@@ -26,6 +28,9 @@ cdef void _forward_units(floating* gates, const floating* w_hh, const floating* 
     cdef floating* hp
     cdef floating* hnew
     cdef floating* hs
+    cdef float* packed = NULL
+    if floating is float:
+        packed = pack_gate_rows(w_hh, H, 3, u0, nu)
     for t in range(T):
         g = gates + t * B * G
         hp = h + t * B * H
@@ -36,59 +41,45 @@ cdef void _forward_units(floating* gates, const floating* w_hh, const floating* 
                 for q in range(3):
                     for j in range(u0, u1):
                         gh[b * G + q * H + j] = b_hh[q * H + j]
-            for q in range(3):
-                gemm_rm(False, True, <int>B, <int>nu, <int>H, <floating>1.0, hp, <int>H,
-                        w_hh + (q * H + u0) * H, <int>H, <floating>1.0, gh + q * H + u0, <int>G)
+            if t + 1 < T:
+                prefetch_units(g + B * G, B, G, 3, H, u0, nu)
+            recurrent_nt(packed, 3, B, H, u0, nu, hp, w_hh, gh, G)
             for b in range(B):
                 gru_row(g + b * G, gh + b * G, hp + b * H, hnew + b * H, hs + b * H, H, u0, u1)
         if sync:
             cf_barrier()
+    free(packed)
 
 
 cdef void _backward_units(floating* gates, floating* dgh, const floating* w_hh,
                           const floating* h, const floating* hn_save, const floating* dh_out,
                           floating* dh_next, Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
                           Py_ssize_t u0, Py_ssize_t u1, bint sync) noexcept nogil:
-    cdef Py_ssize_t t, b, j, k, G = 3 * H, nu = u1 - u0
-    cdef floating* row
-    cdef floating* drow
+    cdef Py_ssize_t t, b, G = 3 * H, nu = u1 - u0
     cdef floating* g
     cdef floating* dg
     cdef const floating* hp
     cdef const floating* hs
     cdef const floating* dh_t
-    cdef floating dh, r, z, n, dn, dan, dar, daz
+    cdef float* packed = NULL
+    if floating is float:
+        packed = pack_unit_columns(w_hh, H, 3, u0, nu)
     for t in range(T - 1, -1, -1):
         g = gates + t * B * G
         dg = dgh + t * B * G
         hp = h + t * B * H
         hs = hn_save + t * B * H
         dh_t = dh_out + t * B * H
+        if t > 0 and nu > 0:
+            prefetch_units(g - B * G, B, G, 3, H, u0, nu)
         for b in range(B):
-            row = g + b * G
-            drow = dg + b * G
-            for j in range(u0, u1):
-                k = b * H + j
-                r = row[j]
-                z = row[H + j]
-                n = row[2 * H + j]
-                dh = dh_t[k] + dh_next[k]
-                dn = dh * (1 - z)
-                dan = dn * (1 - n * n)
-                dar = dan * hs[k] * r * (1 - r)
-                daz = dh * (hp[k] - n) * z * (1 - z)
-                dh_next[k] = dh * z
-                row[j] = dar
-                row[H + j] = daz
-                row[2 * H + j] = dan
-                drow[j] = dar
-                drow[H + j] = daz
-                drow[2 * H + j] = dan * r
+            gru_backward_row(g + b * G, dg + b * G, hs + b * H, hp + b * H, dh_t + b * H,
+                             dh_next + b * H, H, u0, u1)
         if sync:
             cf_barrier()
         if nu > 0:
-            gemm_rm(False, False, <int>B, <int>nu, <int>G, <floating>1.0, dg, <int>G, w_hh + u0,
-                    <int>H, <floating>1.0, dh_next + u0, <int>H)
+            recurrent_nn(packed, B, G, H, u0, nu, dg, w_hh, dh_next, True)
+    free(packed)
 
 
 def gru_forward(floating[:, :, ::1] gates, const floating[:, ::1] w_hh,

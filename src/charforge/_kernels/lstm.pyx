@@ -14,8 +14,10 @@ inside (the caller arranges it).
 """
 from cython.parallel cimport parallel, threadid
 from cython cimport floating
-from ._cells cimport lstm_row
-from ._common cimport gemm_rm, sigmoid_, tanh_, tanh_to, cf_barrier, unit_bound, team_size
+from ._cells cimport lstm_row, lstm_backward_row
+from libc.stdlib cimport free
+from ._common cimport (cf_barrier, unit_bound, team_size, pack_gate_rows, pack_unit_columns,
+                       prefetch_units, recurrent_nt, recurrent_nn)
 
 from ._shapes import check_sequence_buffers, expect_shapes
 
@@ -23,13 +25,16 @@ from ._shapes import check_sequence_buffers, expect_shapes
 cdef void _forward_units(floating* gates, const floating* w_hh, floating* h, floating* c,
                          floating* tc, Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
                          Py_ssize_t u0, Py_ssize_t u1, bint sync) noexcept nogil:
-    cdef Py_ssize_t t, b, j, q, G = 4 * H, nu = u1 - u0
+    cdef Py_ssize_t t, b, G = 4 * H, nu = u1 - u0
     cdef floating* g
     cdef floating* hp
     cdef floating* hn
     cdef floating* cp
     cdef floating* cn
     cdef floating* tcn
+    cdef float* packed = NULL
+    if floating is float:
+        packed = pack_gate_rows(w_hh, H, 4, u0, nu)
     for t in range(T):
         g = gates + t * B * G
         hp = h + t * B * H
@@ -38,52 +43,43 @@ cdef void _forward_units(floating* gates, const floating* w_hh, floating* h, flo
         cn = c + (t + 1) * B * H
         tcn = tc + t * B * H
         if nu > 0:
-            for q in range(4):
-                gemm_rm(False, True, <int>B, <int>nu, <int>H, <floating>1.0, hp, <int>H,
-                        w_hh + (q * H + u0) * H, <int>H, <floating>1.0, g + q * H + u0, <int>G)
+            if t + 1 < T:
+                prefetch_units(g + B * G, B, G, 4, H, u0, nu)
+            recurrent_nt(packed, 4, B, H, u0, nu, hp, w_hh, g, G)
             for b in range(B):
                 lstm_row(g + b * G, cp + b * H, cn + b * H, tcn + b * H, hn + b * H, H, u0, u1)
         if sync:
             cf_barrier()
+    free(packed)
 
 
 cdef void _backward_units(floating* gates, const floating* w_hh, const floating* c,
                           const floating* tc, const floating* dh_out, floating* dh_next,
                           floating* dc_next, Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
                           Py_ssize_t u0, Py_ssize_t u1, bint sync) noexcept nogil:
-    cdef Py_ssize_t t, b, j, k, G = 4 * H, nu = u1 - u0
+    cdef Py_ssize_t t, b, G = 4 * H, nu = u1 - u0
     cdef floating* g
-    cdef floating* row
     cdef const floating* dh_t
     cdef const floating* cp
     cdef const floating* tct
-    cdef floating dh, dc, ig, fg, gg, og, tcv
+    cdef float* packed = NULL
+    if floating is float:
+        packed = pack_unit_columns(w_hh, H, 4, u0, nu)
     for t in range(T - 1, -1, -1):
         g = gates + t * B * G
         dh_t = dh_out + t * B * H
         cp = c + t * B * H
         tct = tc + t * B * H
+        if t > 0 and nu > 0:
+            prefetch_units(g - B * G, B, G, 4, H, u0, nu)
         for b in range(B):
-            row = g + b * G
-            for j in range(u0, u1):
-                k = b * H + j
-                ig = row[j]
-                fg = row[H + j]
-                gg = row[2 * H + j]
-                og = row[3 * H + j]
-                tcv = tct[k]
-                dh = dh_t[k] + dh_next[k]
-                dc = dc_next[k] + dh * og * (1 - tcv * tcv)
-                dc_next[k] = dc * fg
-                row[j] = dc * gg * ig * (1 - ig)
-                row[H + j] = dc * cp[k] * fg * (1 - fg)
-                row[2 * H + j] = dc * ig * (1 - gg * gg)
-                row[3 * H + j] = dh * tcv * og * (1 - og)
+            lstm_backward_row(g + b * G, dh_t + b * H, dh_next + b * H, dc_next + b * H,
+                              cp + b * H, tct + b * H, H, u0, u1)
         if sync:
             cf_barrier()
         if nu > 0:
-            gemm_rm(False, False, <int>B, <int>nu, <int>G, <floating>1.0, g, <int>G, w_hh + u0,
-                    <int>H, <floating>0.0, dh_next + u0, <int>H)
+            recurrent_nn(packed, B, G, H, u0, nu, g, w_hh, dh_next, False)
+    free(packed)
 
 
 def lstm_forward(floating[:, :, ::1] gates, const floating[:, ::1] w_hh,

@@ -5,13 +5,20 @@ from cython.parallel cimport prange
 from cython cimport floating
 from libc.math cimport log, sqrt, fabs
 from libc.stdint cimport uint64_t, int32_t
-from ._common cimport (gemm_rm, cf_set_num_threads, cf_get_max_threads, cf_openmp_enabled,
+from ._common cimport (gemm_rm, cf_gemm_f32, cf_gemm_work, cf_packed_gemm_available,
+                       cf_set_num_threads, cf_get_max_threads, cf_openmp_enabled,
                        cf_exp_shift_sum_f32, cf_exp_shift_sum_f64, cf_hash64)
 
 
 def openmp_enabled():
     """Whether the kernels were compiled with OpenMP."""
     return bool(cf_openmp_enabled())
+
+
+def packed_gemm_available():
+    """Whether float32 recurrent steps and weight gradients use the packed AVX-512 kernel
+    (cf_gemm.h): the CPU has AVX-512F and CHARFORGE_PACKED_GEMM is not "0"."""
+    return bool(cf_packed_gemm_available())
 
 
 def set_omp_threads(int n):
@@ -22,28 +29,45 @@ def get_omp_threads():
     return cf_get_max_threads()
 
 
+cdef void _gemm_one(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
+                   const floating* a, int lda, const floating* b, int ldb, floating beta,
+                   floating* c, int ldc, bint packed) noexcept nogil:
+    """One thread's product: the packed AVX-512 kernel for float32 weight-gradient products
+    (A transposed: both operands are read along K, where BLAS is slowest), else BLAS."""
+    cdef float* work
+    if floating is float:
+        if packed and trans_a and alpha == 1 and (beta == 0 or beta == 1):
+            work = cf_gemm_work(n)
+            if work != NULL:
+                cf_gemm_f32(trans_a, trans_b, m, n, k, a, lda, b, ldb, beta == 1, c, ldc, work)
+                return
+    gemm_rm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+
+
 cdef void _gemm_split(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
                       const floating* a, int lda, const floating* b, int ldb, floating beta,
                       floating* c, int ldc, int parts) noexcept nogil:
     """One GEMM as `parts` independent GEMMs over row (or column) blocks of C, one OpenMP
     thread each, BLAS single-threaded inside: one thread pool on the machine, not two."""
     cdef int i, r0, r1
+    cdef bint packed = floating is float and cf_packed_gemm_available()
     if parts <= 1:
-        gemm_rm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+        _gemm_one(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, packed)
         return
     if m >= n:
         for i in prange(parts, schedule='static', num_threads=parts):
             r0 = <int>((<long long>m * i) // parts)
             r1 = <int>((<long long>m * (i + 1)) // parts)
-            gemm_rm(trans_a, trans_b, r1 - r0, n, k, alpha,
-                    a + (r0 if trans_a else <long long>r0 * lda), lda, b, ldb, beta,
-                    c + <long long>r0 * ldc, ldc)
+            _gemm_one(trans_a, trans_b, r1 - r0, n, k, alpha,
+                      a + (r0 if trans_a else <long long>r0 * lda), lda, b, ldb, beta,
+                      c + <long long>r0 * ldc, ldc, packed)
     else:
         for i in prange(parts, schedule='static', num_threads=parts):
             r0 = <int>((<long long>n * i) // parts)
             r1 = <int>((<long long>n * (i + 1)) // parts)
-            gemm_rm(trans_a, trans_b, m, r1 - r0, k, alpha, a, lda,
-                    b + (<long long>r0 * ldb if trans_b else r0), ldb, beta, c + r0, ldc)
+            _gemm_one(trans_a, trans_b, m, r1 - r0, k, alpha, a, lda,
+                      b + (<long long>r0 * ldb if trans_b else r0), ldb, beta, c + r0, ldc,
+                      packed)
 
 
 def gemm(bint trans_a, bint trans_b, double alpha, const floating[:, ::1] a,

@@ -7,7 +7,10 @@ state, w_hh (H, H). Threads split the hidden units with one barrier per step (se
 """
 from cython.parallel cimport parallel, threadid
 from cython cimport floating
-from ._common cimport gemm_rm, tanh_to, cf_barrier, unit_bound, team_size
+from libc.stdlib cimport free
+from ._cells cimport rnn_backward_row
+from ._common cimport (tanh_to, cf_barrier, unit_bound, team_size, pack_gate_rows,
+                       pack_unit_columns, prefetch_units, recurrent_nt, recurrent_nn)
 
 from ._shapes import check_sequence_buffers, expect_shapes
 
@@ -17,37 +20,43 @@ cdef void _forward_units(floating* pre, const floating* w_hh, floating* h, Py_ss
                          bint sync) noexcept nogil:
     cdef Py_ssize_t t, b, nu = u1 - u0
     cdef floating* a
+    cdef float* packed = NULL
+    if floating is float:
+        packed = pack_gate_rows(w_hh, H, 1, u0, nu)
     for t in range(T):
         a = pre + t * B * H
         if nu > 0:
-            gemm_rm(False, True, <int>B, <int>nu, <int>H, <floating>1.0, h + t * B * H, <int>H,
-                    w_hh + u0 * H, <int>H, <floating>1.0, a + u0, <int>H)
+            if t + 1 < T:
+                prefetch_units(a + B * H, B, H, 1, H, u0, nu)
+            recurrent_nt(packed, 1, B, H, u0, nu, h + t * B * H, w_hh, a, H)
             for b in range(B):
                 tanh_to(a + b * H + u0, h + (t + 1) * B * H + b * H + u0, nu)
         if sync:
             cf_barrier()
+    free(packed)
 
 
 cdef void _backward_units(floating* pre, const floating* w_hh, const floating* h,
                           const floating* dh_out, floating* dh_next, Py_ssize_t T, Py_ssize_t B,
                           Py_ssize_t H, Py_ssize_t u0, Py_ssize_t u1, bint sync) noexcept nogil:
-    cdef Py_ssize_t t, b, j, k, nu = u1 - u0
+    cdef Py_ssize_t t, b, nu = u1 - u0
     cdef floating* a
     cdef const floating* hn
     cdef const floating* dh_t
+    cdef float* packed = NULL
+    if floating is float:
+        packed = pack_unit_columns(w_hh, H, 1, u0, nu)
     for t in range(T - 1, -1, -1):
         a = pre + t * B * H
         hn = h + (t + 1) * B * H
         dh_t = dh_out + t * B * H
         for b in range(B):
-            for j in range(u0, u1):
-                k = b * H + j
-                a[k] = (dh_t[k] + dh_next[k]) * (1 - hn[k] * hn[k])
+            rnn_backward_row(a + b * H, hn + b * H, dh_t + b * H, dh_next + b * H, u0, u1)
         if sync:
             cf_barrier()
         if nu > 0:
-            gemm_rm(False, False, <int>B, <int>nu, <int>H, <floating>1.0, a, <int>H, w_hh + u0,
-                    <int>H, <floating>0.0, dh_next + u0, <int>H)
+            recurrent_nn(packed, B, H, H, u0, nu, a, w_hh, dh_next, False)
+    free(packed)
 
 
 def rnn_forward(floating[:, :, ::1] pre, const floating[:, ::1] w_hh, floating[:, :, ::1] h,

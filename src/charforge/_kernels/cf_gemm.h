@@ -1,0 +1,282 @@
+/* A small-matrix float32 GEMM for the recurrent step, with the weight operand packed once.
+ *
+ * Why not BLAS: every time step of a recurrent layer multiplies a small state block (batch x
+ * hidden) by the same recurrent weights. BLAS repacks those weights on every call (100 calls
+ * per sequence per layer), and at these sizes packing and call overhead cost a third of the
+ * time. Here each thread packs its slice of the weights once per sequence into panels of 32
+ * columns (K x 32 floats, zero-padded), and an AVX-512 micro-kernel computes 8 x 32 blocks of
+ * the result with the block's 16 accumulators in registers. Machines without AVX-512 (and
+ * float64) keep the BLAS path; `cf_packed_gemm_available()` says which one runs.
+ *
+ * Operands (row-major): C (M x N, ldc) = A (M x K, lda) @ B (K x N) [+ C], where B is given
+ * to the packing routine either as W^T for a row-major W (N x K) ("nt": the forward step,
+ * h @ W_hh^T) or as W itself (K x N) ("nn": the backward step, dgates @ W_hh).
+ */
+#ifndef CF_GEMM_H
+#define CF_GEMM_H
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CF_NR 32
+#define CF_MR 8
+#ifndef CF_KC
+#define CF_KC 256
+#endif
+
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(CF_NO_AVX512_GEMM)
+#define CF_HAVE_X86_GEMM 1
+#include <immintrin.h>
+#else
+#define CF_HAVE_X86_GEMM 0
+#endif
+
+/* 1 when the packed kernel will be used for float32: AVX-512F present and the environment
+ * variable CHARFORGE_PACKED_GEMM not "0" (the switch lets tests and benchmarks compare the
+ * two paths; it is read once per layer call, not per step). */
+static inline int cf_packed_gemm_available(void) {
+#if CF_HAVE_X86_GEMM
+    const char* off = getenv("CHARFORGE_PACKED_GEMM");
+    if (off != NULL && off[0] == '0' && off[1] == 0) return 0;
+    return __builtin_cpu_supports("avx512f");
+#else
+    return 0;
+#endif
+}
+
+/* Floats needed for the packed form of a K x N operand. */
+static inline ptrdiff_t cf_packed_size(ptrdiff_t N, ptrdiff_t K) {
+    return ((N + CF_NR - 1) / CF_NR) * CF_NR * K;
+}
+
+/* 64-byte aligned room for n floats (free with free()); NULL when memory is short. */
+static inline float* cf_alloc_floats(ptrdiff_t n) {
+    size_t bytes = (size_t)(n > 0 ? n : 1) * sizeof(float);
+    bytes = (bytes + 63) & ~(size_t)63;
+    return (float*)aligned_alloc(64, bytes);
+}
+
+/* B = W^T for W (N x K, row stride ldw): panel p holds P[k*32 + j] = W[(p*32 + j), k].
+ * k outer, j inner: the writes are contiguous and the 32 source rows stay in L1. */
+static void cf_pack_nt(const float* W, ptrdiff_t ldw, ptrdiff_t N, ptrdiff_t K, float* P) {
+    for (ptrdiff_t p = 0; p < N; p += CF_NR) {
+        float* dst = P + p * K;
+        const float* src = W + p * ldw;
+        ptrdiff_t w = N - p < CF_NR ? N - p : CF_NR;
+        for (ptrdiff_t k = 0; k < K; k++) {
+            float* d = dst + k * CF_NR;
+            ptrdiff_t j = 0;
+            for (; j < w; j++) d[j] = src[j * ldw + k];
+            for (; j < CF_NR; j++) d[j] = 0.0f;
+        }
+    }
+}
+
+/* B = W for W (K x N, row stride ldw): panel p holds P[k*32 + j] = W[k, p*32 + j]. */
+static void cf_pack_nn(const float* W, ptrdiff_t ldw, ptrdiff_t K, ptrdiff_t N, float* P) {
+    for (ptrdiff_t p = 0; p < N; p += CF_NR) {
+        float* dst = P + p * K;
+        ptrdiff_t w = N - p < CF_NR ? N - p : CF_NR;
+        for (ptrdiff_t k = 0; k < K; k++) {
+            memcpy(dst + k * CF_NR, W + k * ldw + p, sizeof(float) * w);
+            if (w < CF_NR) memset(dst + k * CF_NR + w, 0, sizeof(float) * (CF_NR - w));
+        }
+    }
+}
+
+/* Ask for bytes [offset, offset + nbytes) of `rows` rows (stride ld bytes) to be brought into
+ * L2: the recurrent kernels call it for the next step's gate block, which was written long
+ * before (the input projection of the whole sequence) and is cold by then. */
+static inline void cf_prefetch_block(const void* base, ptrdiff_t rows, ptrdiff_t ld,
+                                     ptrdiff_t offset, ptrdiff_t nbytes) {
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        const char* p = (const char*)base + r * ld + offset;
+        const char* end = p + nbytes;
+        for (; p < end; p += 64) __builtin_prefetch(p, 1, 2);
+    }
+}
+
+#if CF_HAVE_X86_GEMM
+/* One mr x 32 block of C from A (element (r, k) at A[r * ars + k * aks]) and a packed panel:
+ * mr, ars and aks are compile-time constants at every call site, so the accumulator arrays
+ * live in registers and the A addressing folds. */
+__attribute__((target("avx512f"), always_inline)) static inline void
+cf_ukernel(const int mr, ptrdiff_t K, const float* A, const ptrdiff_t ars, const ptrdiff_t aks,
+           const float* Pp, float* C, ptrdiff_t ldc, __mmask16 m0, __mmask16 m1, int accumulate) {
+    __m512 c0[CF_MR], c1[CF_MR];
+    for (int r = 0; r < mr; r++) {
+        c0[r] = _mm512_setzero_ps();
+        c1[r] = _mm512_setzero_ps();
+    }
+    for (ptrdiff_t k = 0; k < K; k++) {
+        __m512 b0 = _mm512_load_ps(Pp + k * CF_NR);
+        __m512 b1 = _mm512_load_ps(Pp + k * CF_NR + 16);
+        for (int r = 0; r < mr; r++) {
+            __m512 a = _mm512_set1_ps(A[r * ars + k * aks]);
+            c0[r] = _mm512_fmadd_ps(a, b0, c0[r]);
+            c1[r] = _mm512_fmadd_ps(a, b1, c1[r]);
+        }
+    }
+    for (int r = 0; r < mr; r++) {
+        float* cr = C + r * ldc;
+        if (accumulate) {
+            c0[r] = _mm512_add_ps(c0[r], _mm512_maskz_loadu_ps(m0, cr));
+            c1[r] = _mm512_add_ps(c1[r], _mm512_maskz_loadu_ps(m1, cr + 16));
+        }
+        _mm512_mask_storeu_ps(cr, m0, c0[r]);
+        _mm512_mask_storeu_ps(cr + 16, m1, c1[r]);
+    }
+}
+
+/* Loop order: K in blocks of CF_KC (so a panel slice, 32 KB, stays in L1 while every row block
+ * of A passes over it), then panels, then row blocks. */
+__attribute__((target("avx512f"))) static void
+cf_gemm_packed(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float* A, ptrdiff_t lda,
+               const float* P, float* C, ptrdiff_t ldc, int accumulate) {
+    for (ptrdiff_t k0 = 0; k0 < K; k0 += CF_KC) {
+        ptrdiff_t kc = K - k0 < CF_KC ? K - k0 : CF_KC;
+        int acc = accumulate || k0 > 0;
+        for (ptrdiff_t p = 0; p < N; p += CF_NR) {
+            ptrdiff_t w = N - p < CF_NR ? N - p : CF_NR;
+            __mmask16 m0 = w >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << w) - 1u);
+            __mmask16 m1 = w >= 32 ? (__mmask16)0xFFFF
+                         : (w > 16 ? (__mmask16)((1u << (w - 16)) - 1u) : (__mmask16)0);
+            const float* Pp = P + p * K + k0 * CF_NR;
+            for (ptrdiff_t i = 0; i < M; i += CF_MR) {
+                int mr = M - i < CF_MR ? (int)(M - i) : CF_MR;
+                const float* Ai = A + i * lda + k0;
+                float* Cp = C + i * ldc + p;
+                switch (mr) {
+                case 8: cf_ukernel(8, kc, Ai, lda, 1, Pp, Cp, ldc, m0, m1, acc); break;
+                case 7: cf_ukernel(7, kc, Ai, lda, 1, Pp, Cp, ldc, m0, m1, acc); break;
+                case 6: cf_ukernel(6, kc, Ai, lda, 1, Pp, Cp, ldc, m0, m1, acc); break;
+                case 5: cf_ukernel(5, kc, Ai, lda, 1, Pp, Cp, ldc, m0, m1, acc); break;
+                case 4: cf_ukernel(4, kc, Ai, lda, 1, Pp, Cp, ldc, m0, m1, acc); break;
+                case 3: cf_ukernel(3, kc, Ai, lda, 1, Pp, Cp, ldc, m0, m1, acc); break;
+                case 2: cf_ukernel(2, kc, Ai, lda, 1, Pp, Cp, ldc, m0, m1, acc); break;
+                default: cf_ukernel(1, kc, Ai, lda, 1, Pp, Cp, ldc, m0, m1, acc); break;
+                }
+            }
+        }
+    }
+}
+#else
+static void cf_gemm_packed(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float* A, ptrdiff_t lda,
+                           const float* P, float* C, ptrdiff_t ldc, int accumulate) {
+    (void)M; (void)N; (void)K; (void)A; (void)lda; (void)P; (void)C; (void)ldc;
+    (void)accumulate;
+}
+#endif
+
+/* ---- General float32 GEMM (both operands packed per block), for the large products of a
+ * training step: the input projections, the input gradients and above all the weight
+ * gradients dW = dgates^T h (a "TN" product with K = T*B), where single-threaded OpenBLAS
+ * reaches 60-90 GFLOP/s against this kernel's 120. C (M x N, ldc) = op(A) op(B) [+ C]. */
+#ifndef CF_MC
+#define CF_MC 128
+#endif
+
+static inline ptrdiff_t cf_gemm_work_size(ptrdiff_t N) {
+    return (ptrdiff_t)CF_KC * ((N + CF_NR - 1) / CF_NR) * CF_NR + (ptrdiff_t)CF_MC * CF_KC;
+}
+
+/* Rows [i0, i0 + mc) and k in [k0, k0 + kc) of op(A), in row blocks of 8 (zero-padded):
+ * Ap[ib * kc + k * 8 + r] = op(A)[i0 + ib + r, k0 + k]. */
+static void cf_pack_a(int ta, const float* A, ptrdiff_t lda, ptrdiff_t i0, ptrdiff_t mc,
+                      ptrdiff_t k0, ptrdiff_t kc, float* Ap) {
+    for (ptrdiff_t ib = 0; ib < mc; ib += CF_MR) {
+        float* dst = Ap + ib * kc;
+        ptrdiff_t mr = mc - ib < CF_MR ? mc - ib : CF_MR;
+        if (mr < CF_MR) memset(dst, 0, sizeof(float) * CF_MR * kc);
+        if (ta) {
+            for (ptrdiff_t k = 0; k < kc; k++) {
+                const float* src = A + (k0 + k) * lda + i0 + ib;
+                for (ptrdiff_t r = 0; r < mr; r++) dst[k * CF_MR + r] = src[r];
+            }
+        } else {
+            const float* src = A + (i0 + ib) * lda + k0;
+            for (ptrdiff_t k = 0; k < kc; k++)
+                for (ptrdiff_t r = 0; r < mr; r++) dst[k * CF_MR + r] = src[r * lda + k];
+        }
+    }
+}
+
+/* k in [k0, k0 + kc) and all N columns of op(B), in panels of 32 (zero-padded):
+ * Bp[p * kc + k * 32 + j] = op(B)[k0 + k, p + j]. */
+static void cf_pack_b(int tb, const float* B, ptrdiff_t ldb, ptrdiff_t N, ptrdiff_t k0,
+                      ptrdiff_t kc, float* Bp) {
+    if (tb)
+        cf_pack_nt(B + k0, ldb, N, kc, Bp);
+    else
+        cf_pack_nn(B + k0 * ldb, ldb, kc, N, Bp);
+}
+
+#if CF_HAVE_X86_GEMM
+__attribute__((target("avx512f"))) static void
+cf_gemm_f32(int ta, int tb, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float* A, ptrdiff_t lda,
+            const float* B, ptrdiff_t ldb, int accumulate, float* C, ptrdiff_t ldc, float* work) {
+    float* Bp = work;
+    float* Ap = work + (ptrdiff_t)CF_KC * ((N + CF_NR - 1) / CF_NR) * CF_NR;
+    if (K == 0 && !accumulate) {
+        for (ptrdiff_t i = 0; i < M; i++) memset(C + i * ldc, 0, sizeof(float) * N);
+        return;
+    }
+    for (ptrdiff_t k0 = 0; k0 < K; k0 += CF_KC) {
+        ptrdiff_t kc = K - k0 < CF_KC ? K - k0 : CF_KC;
+        int acc = accumulate || k0 > 0;
+        cf_pack_b(tb, B, ldb, N, k0, kc, Bp);
+        for (ptrdiff_t i0 = 0; i0 < M; i0 += CF_MC) {
+            ptrdiff_t mc = M - i0 < CF_MC ? M - i0 : CF_MC;
+            cf_pack_a(ta, A, lda, i0, mc, k0, kc, Ap);
+            for (ptrdiff_t p = 0; p < N; p += CF_NR) {
+                ptrdiff_t w = N - p < CF_NR ? N - p : CF_NR;
+                __mmask16 m0 = w >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << w) - 1u);
+                __mmask16 m1 = w >= 32 ? (__mmask16)0xFFFF
+                             : (w > 16 ? (__mmask16)((1u << (w - 16)) - 1u) : (__mmask16)0);
+                const float* Pp = Bp + p * kc;
+                for (ptrdiff_t ib = 0; ib < mc; ib += CF_MR) {
+                    int mr = mc - ib < CF_MR ? (int)(mc - ib) : CF_MR;
+                    const float* Ai = Ap + ib * kc;
+                    float* Cp = C + (i0 + ib) * ldc + p;
+                    if (mr == CF_MR)
+                        cf_ukernel(CF_MR, kc, Ai, 1, CF_MR, Pp, Cp, ldc, m0, m1, acc);
+                    else
+                        switch (mr) {
+                        case 7: cf_ukernel(7, kc, Ai, 1, CF_MR, Pp, Cp, ldc, m0, m1, acc); break;
+                        case 6: cf_ukernel(6, kc, Ai, 1, CF_MR, Pp, Cp, ldc, m0, m1, acc); break;
+                        case 5: cf_ukernel(5, kc, Ai, 1, CF_MR, Pp, Cp, ldc, m0, m1, acc); break;
+                        case 4: cf_ukernel(4, kc, Ai, 1, CF_MR, Pp, Cp, ldc, m0, m1, acc); break;
+                        case 3: cf_ukernel(3, kc, Ai, 1, CF_MR, Pp, Cp, ldc, m0, m1, acc); break;
+                        case 2: cf_ukernel(2, kc, Ai, 1, CF_MR, Pp, Cp, ldc, m0, m1, acc); break;
+                        default: cf_ukernel(1, kc, Ai, 1, CF_MR, Pp, Cp, ldc, m0, m1, acc); break;
+                        }
+                }
+            }
+        }
+    }
+}
+#else
+static void cf_gemm_f32(int ta, int tb, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float* A,
+                        ptrdiff_t lda, const float* B, ptrdiff_t ldb, int accumulate, float* C,
+                        ptrdiff_t ldc, float* work) {
+    (void)ta; (void)tb; (void)M; (void)N; (void)K; (void)A; (void)lda; (void)B; (void)ldb;
+    (void)accumulate; (void)C; (void)ldc; (void)work;
+}
+#endif
+
+/* Per-thread scratch for cf_gemm_f32, kept between calls (a fresh multi-megabyte buffer per
+ * call would pay page faults every time); NULL when memory is short. */
+static inline float* cf_gemm_work(ptrdiff_t N) {
+    static __thread float* buf = NULL;
+    static __thread ptrdiff_t have = 0;
+    ptrdiff_t need = cf_gemm_work_size(N);
+    if (need > have) {
+        free(buf);
+        buf = cf_alloc_floats(need);
+        have = buf ? need : 0;
+    }
+    return buf;
+}
+
+#endif
