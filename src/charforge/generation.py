@@ -121,7 +121,7 @@ def generate(model, prime: str | Sequence[str] = "", length: int = 200,
         seed = int(np.random.SeedSequence().entropy % (2**63))
     prime_ids = [encode_prime(vocab, p) for p in primes]
     out = _run(model, vocab, prime_ids, int(length), s, params, int(seed), callback,
-               max(1, int(chunk)), return_probs, return_hidden)
+               _chunk_size(chunk, callback), return_probs, return_hidden)
     if result:
         return out
     return out.texts[0] if single else out.texts
@@ -174,6 +174,7 @@ def _run(model, vocab, prime_ids, length, sampler, params, seed, callback, chunk
         logits = np.zeros((B, V), dt)
         uniforms = np.stack([r.random(max(length, 1)) for r in rngs]) if settings else \
             np.zeros((B, 1))
+        packed = _packed_weights(net, B, dt, nthreads)
     else:
         state = None
     t = 0
@@ -190,7 +191,7 @@ def _run(model, vocab, prime_ids, length, sampler, params, seed, callback, chunk
                                remaining, done, out, allowed, eos,
                                settings["scale"], settings["floor"], settings["top_k"],
                                settings["top_p"], settings["greedy"], False, gx, gh, logits,
-                               pr, hd, nthreads)
+                               pr, hd, nthreads, *packed)
                 tokens[:, t:t + ran] = out[:, :ran]
                 if want_probs:
                     probs[:, t:t + ran] = pr[:, :ran]
@@ -205,7 +206,7 @@ def _run(model, vocab, prime_ids, length, sampler, params, seed, callback, chunk
                          net.w_out, net.b_out, hs, cs, cur,
                          np.ascontiguousarray(forced[:, t:t + 1]), uniforms, used, remaining,
                          done, np.full((B, 1), -1, np.int32), allowed, eos, 1.0, 0.0, 0, 1.0,
-                         False, True, gx, gh, logits, None, None, nthreads)
+                         False, True, gx, gh, logits, None, None, nthreads, *packed)
                 row_logits = np.asarray(logits, np.float64)
                 if want_hidden:
                     for layer in range(L):
@@ -236,6 +237,26 @@ def _run(model, vocab, prime_ids, length, sampler, params, seed, callback, chunk
             t += 1
     texts = [vocab.decode(g) for g in generated]
     return GenerationResult(texts, generated, [p.tolist() for p in prime_ids], probs, hidden)
+
+
+def _chunk_size(chunk: int, callback) -> int:
+    """Steps per kernel call: `chunk` when streaming to a callback (its granularity), else at
+    least 256 (nothing to stream, so fewer trips through Python)."""
+    chunk = max(1, int(chunk))
+    return chunk if callback is not None else max(chunk, 256)
+
+
+def _packed_weights(net, B: int, dtype, nthreads: int):
+    """For a float32 batch: every layer's weights packed once for the kernel's threads, so
+    each step's small matrix product reuses them (see _kernels/cf_gemm.h); else None."""
+    if B < 2 or dtype != np.float32 or not _gen.packed_available():
+        return None, None, None
+    H = net.w_out.shape[1]
+    gates = net.table.shape[1] // H
+    nt = _gen.team_threads(H, nthreads)
+    packed_hh = [_gen.pack_for_threads(w, gates, nt) for w in net.w_hh]
+    packed_ih = [None] + [_gen.pack_for_threads(w, gates, nt) for w in net.w_ih[1:]]
+    return packed_ih, packed_hh, _gen.pack_for_threads(net.w_out, 1, 1)
 
 
 def _threads_for(model) -> int:

@@ -8,6 +8,14 @@ from libc.math cimport exp
 from libc.stdlib cimport qsort
 from libc.string cimport memcpy
 
+cdef extern from "cf_math.h" nogil:
+    Py_ssize_t cf_sampling_weights_f32(const float* logits, const unsigned char* allowed,
+                                       Py_ssize_t v, double scale, double top, double floor_,
+                                       double* p)
+    Py_ssize_t cf_sampling_weights_f64(const double* logits, const unsigned char* allowed,
+                                       Py_ssize_t v, double scale, double top, double floor_,
+                                       double* p)
+
 
 cdef inline int cmp_desc(const void* a, const void* b) noexcept nogil:
     cdef double x = (<double*>a)[0], y = (<double*>b)[0]
@@ -34,16 +42,12 @@ cdef inline Py_ssize_t pick(const floating* logits, Py_ssize_t v, const unsigned
         total = 0.0
     if greedy:
         return best
-    mx = logits[best] * scale
-    for j in range(v):
-        if allowed[j]:
-            p[j] = exp(logits[j] * scale - mx)
-            if p[j] < floor_:              # the floor is a fraction of the top probability
-                p[j] = 0.0
-            else:
-                kept += 1
-        else:
-            p[j] = 0.0
+    mx = <float>logits[best] * <float>scale
+    # the floor is a fraction of the top probability (whose weight is exactly 1)
+    if floating is float:
+        kept = cf_sampling_weights_f32(logits, allowed, v, scale, mx, floor_, p)
+    else:
+        kept = cf_sampling_weights_f64(logits, allowed, v, scale, mx, floor_, p)
     if (top_k > 0 and top_k < kept) or top_p < 1.0:
         memcpy(tmp, p, v * sizeof(double))
         qsort(tmp, v, sizeof(double), cmp_desc)

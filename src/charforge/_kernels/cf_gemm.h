@@ -110,8 +110,8 @@ cf_ukernel(const int mr, ptrdiff_t K, const float* A, const ptrdiff_t ars, const
         c1[r] = _mm512_setzero_ps();
     }
     for (ptrdiff_t k = 0; k < K; k++) {
-        __m512 b0 = _mm512_load_ps(Pp + k * CF_NR);
-        __m512 b1 = _mm512_load_ps(Pp + k * CF_NR + 16);
+        __m512 b0 = _mm512_loadu_ps(Pp + k * CF_NR);
+        __m512 b1 = _mm512_loadu_ps(Pp + k * CF_NR + 16);
         for (int r = 0; r < mr; r++) {
             __m512 a = _mm512_set1_ps(A[r * ars + k * aks]);
             c0[r] = _mm512_fmadd_ps(a, b0, c0[r]);

@@ -20,7 +20,8 @@ from cython.parallel cimport parallel, threadid
 from ._cells cimport lstm_row, gru_row
 from ._draw cimport pick
 from ._common cimport (gemm_rm, sigmoid_, tanh_, cf_barrier, unit_bound, cf_openmp_enabled,
-                      cf_matvec_f32, cf_matvec_f64)
+                      cf_matvec_f32, cf_matvec_f64, cf_packed_size, cf_pack_nt,
+                      cf_gemm_packed, cf_packed_gemm_available)
 
 DEF MAX_LAYERS = 16
 
@@ -28,23 +29,6 @@ cdef enum:
     CELL_RNN = 0
     CELL_GRU = 1
     CELL_LSTM = 2
-
-
-cdef inline void linear(int B, int N, int K, const floating* x, const floating* w,
-                        floating beta, floating* out) noexcept nogil:
-    """out (B, N) = x (B, K) @ w (N, K)^T + beta * out: a matrix-vector product at B = 1."""
-    cdef floating alpha = 1.0
-    cdef Py_ssize_t j
-    if B == 1:
-        if beta == 0:
-            for j in range(N):
-                out[j] = 0
-        if floating is float:
-            cf_matvec_f32(<float*>w, K, <float*>x, <float*>out, N, K)
-        else:
-            cf_matvec_f64(<double*>w, K, <double*>x, <double*>out, N, K)
-    else:
-        gemm_rm(False, True, B, N, K, alpha, x, K, w, K, beta, out, N)
 
 
 cdef void units_step(int cell, int B, int H, Py_ssize_t u0, Py_ssize_t u1, floating* gx,
@@ -75,12 +59,21 @@ cdef void units_step(int cell, int B, int H, Py_ssize_t u0, Py_ssize_t u1, float
 
 cdef inline void block_linear(int B, int G, int K, int gates, int H, Py_ssize_t u0,
                               Py_ssize_t u1, const floating* x, const floating* w,
-                              floating* out) noexcept nogil:
-    """out[:, q*H+u0 : q*H+u1] += x (B, K) @ w[q*H+u0 : q*H+u1]^T for every gate q."""
+                              floating* out, const float* packed) noexcept nogil:
+    """out[:, q*H+u0 : q*H+u1] += x (B, K) @ w[q*H+u0 : q*H+u1]^T for every gate q. For a
+    batch, `packed` (this thread's share from pack_for_threads, or NULL) selects the packed
+    kernel, which reuses the weights' packed form on every step instead of BLAS repacking."""
     cdef int q, nu = <int>(u1 - u0)
     cdef floating alpha = 1.0, beta = 1.0
+    cdef Py_ssize_t block
     if nu <= 0:
         return
+    if floating is float:
+        if B > 1 and packed != NULL:
+            block = cf_packed_size(nu, K)
+            for q in range(gates):
+                cf_gemm_packed(B, nu, K, x, K, packed + q * block, out + q * H + u0, G, 1)
+            return
     if nu == H:                      # one thread owns every unit: the gate blocks are one
         nu = G                       # contiguous run of rows, so one call does them all
         gates = 1
@@ -103,9 +96,63 @@ cdef struct Knobs:
     bint greedy, external, stop, want_probs, want_hidden
 
 
+cdef Py_ssize_t _thread_offset(int H, int K, int gates, int tid, int nt) noexcept nogil:
+    """Where thread tid's share starts in a pack_for_threads array (floats)."""
+    cdef Py_ssize_t off = 0
+    cdef int i
+    for i in range(tid):
+        off += gates * cf_packed_size(unit_bound(H, i + 1, nt) - unit_bound(H, i, nt), K)
+    return off
+
+
+def team_threads(int hidden, int threads):
+    """The threads `run` really uses for a layer of this width (each needs 16 units)."""
+    cdef int nt = threads if cf_openmp_enabled() else 1
+    if nt < 1:
+        nt = 1
+    if nt > hidden // 16:
+        nt = max(1, hidden // 16)
+    return nt
+
+
+def packed_available():
+    """Whether batched float32 generation can use the packed kernel (see cf_gemm.h)."""
+    return bool(cf_packed_gemm_available())
+
+
+cdef float[::1] _checked_pack(object packed, int H, int gates, int nt):
+    cdef float[::1] mp = packed
+    if mp.shape[0] == 0 or mp.shape[0] != _thread_offset(H, H, gates, nt, nt):
+        raise ValueError("generate.run: packed weights of another shape or thread count")
+    return mp
+
+
+def pack_for_threads(const float[:, ::1] w, int gates, int nt):
+    """w (gates*H, K) packed for `nt` threads splitting the hidden units: thread i's share
+    (units [u_i, u_i+1) of every gate block) in the packed kernel's panel layout, the shares
+    one after the other. Done once per generate() call; every step then reuses it."""
+    import numpy as np
+    cdef int H = w.shape[0] // gates, K = w.shape[1], tid, q
+    cdef Py_ssize_t u0, nu, off = 0, block
+    packed = np.zeros(_thread_offset(H, K, gates, nt, nt), np.float32)
+    cdef float[::1] dst = packed
+    if dst.shape[0] == 0:
+        return packed
+    with nogil:
+        for tid in range(nt):
+            u0 = unit_bound(H, tid, nt)
+            nu = unit_bound(H, tid + 1, nt) - u0
+            block = cf_packed_size(nu, K)
+            for q in range(gates):
+                if nu > 0:
+                    cf_pack_nt(&w[q * H + u0, 0], K, nu, K, &dst[off])
+                off += block
+    return packed
+
+
 cdef void _loop(Knobs* k, floating** pw_ih, floating** pw_hh, floating** pb_in,
                 floating** pb_rec, floating** ph, floating** ph2, floating** pc,
-                const floating* table, const floating* w_out, const floating* b_out,
+                float** pp_ih, float** pp_hh, const float* pp_out, const floating* table, const floating* w_out, const floating* b_out,
                 int32_t* cur, const int32_t* forced, const double* uniforms,
                 Py_ssize_t ustride, int64_t* used, int64_t* remaining, unsigned char* done,
                 int32_t* out, const unsigned char* allowed, floating* gx, floating* gh,
@@ -117,6 +164,9 @@ cdef void _loop(Knobs* k, floating** pw_ih, floating** pw_hh, floating** pb_in,
     cdef int B = k.B, H = k.H, G = k.G, L = k.L, V = k.V, steps = k.steps, gates = k.gates
     cdef Py_ssize_t u0 = unit_bound(H, tid, nt), u1 = unit_bound(H, tid + 1, nt)
     cdef Py_ssize_t nu = u1 - u0, tok
+    cdef Py_ssize_t poff = _thread_offset(H, H, gates, tid, nt)
+    cdef const float* mine_ih[MAX_LAYERS]
+    cdef const float* mine_hh[MAX_LAYERS]
     cdef int t, l, b, q, j
     cdef bint all_done
     cdef floating* hcur[MAX_LAYERS]
@@ -126,6 +176,8 @@ cdef void _loop(Knobs* k, floating** pw_ih, floating** pw_hh, floating** pb_in,
     for l in range(L):
         hcur[l] = ph[l]
         hnext[l] = ph2[l]
+        mine_ih[l] = pp_ih[l] + poff if pp_ih[l] != NULL else NULL
+        mine_hh[l] = pp_hh[l] + poff if pp_hh[l] != NULL else NULL
     for t in range(steps):
         all_done = True
         for b in range(B):
@@ -144,15 +196,16 @@ cdef void _loop(Knobs* k, floating** pw_ih, floating** pw_hh, floating** pb_in,
                             memcpy(gx + b * G + q * H + u0, pb_in[l] + q * H + u0,
                                    nu * sizeof(floating))
                 if l > 0:
-                    block_linear(B, G, H, gates, H, u0, u1, hcur[l - 1], pw_ih[l], gx)
+                    block_linear(B, G, H, gates, H, u0, u1, hcur[l - 1], pw_ih[l], gx,
+                                 mine_ih[l])
                 if k.cell == CELL_GRU:
                     for b in range(B):
                         for q in range(gates):
                             memcpy(gh + b * G + q * H + u0, pb_rec[l] + q * H + u0,
                                    nu * sizeof(floating))
-                    block_linear(B, G, H, gates, H, u0, u1, hcur[l], pw_hh[l], gh)
+                    block_linear(B, G, H, gates, H, u0, u1, hcur[l], pw_hh[l], gh, mine_hh[l])
                 else:
-                    block_linear(B, G, H, gates, H, u0, u1, hcur[l], pw_hh[l], gx)
+                    block_linear(B, G, H, gates, H, u0, u1, hcur[l], pw_hh[l], gx, mine_hh[l])
                 units_step(k.cell, B, H, u0, u1, gx, gh, hcur[l], hnext[l], pc[l])
             if nt > 1:
                 cf_barrier()
@@ -163,7 +216,7 @@ cdef void _loop(Knobs* k, floating** pw_ih, floating** pw_hh, floating** pb_in,
             k.ran += 1
             for b in range(B):
                 memcpy(logits + b * V, b_out, V * sizeof(floating))
-            linear(B, V, H, hcur[L - 1], w_out, 1.0, logits)
+            block_linear(B, V, H, 1, V, 0, V, hcur[L - 1], w_out, logits, pp_out)
             if k.want_hidden:
                 for b in range(B):
                     for l in range(L):
@@ -216,7 +269,8 @@ def run(int cell, list w_ih, list w_hh, list b_in, list b_rec, floating[:, ::1] 
         int32_t[:, ::1] out, const unsigned char[::1] allowed, int eos,
         double scale, double floor_, int top_k, double top_p, bint greedy, bint external,
         floating[:, ::1] gx, floating[:, ::1] gh, floating[:, ::1] logits,
-        probs_out=None, hidden_out=None, int threads=1):
+        probs_out=None, hidden_out=None, int threads=1, list packed_ih=None,
+        list packed_hh=None, packed_out=None):
     """Run up to forced.shape[1] steps. Returns the number of steps run (fewer when every row
     is done). With external=True one step runs and no token is drawn: the caller picks from
     `logits` (a plugin sampler) and writes the pick into cur.
@@ -226,6 +280,9 @@ def run(int cell, list w_ih, list w_hh, list b_in, list b_rec, floating[:, ::1] 
     b_in holds the one bias. out (B, steps): the token after each step (-1 once done).
     probs_out (B, steps, V) float32 and hidden_out (B, steps, L, H) float32 are optional.
     threads: OpenMP threads splitting the hidden units (BLAS must be single-threaded).
+    packed_ih / packed_hh: optional per-layer pack_for_threads(w, gates, team_threads(H,
+    threads)) arrays of w_ih / w_hh (float32 batches; entries may be None); packed_out:
+    pack_for_threads(w_out, 1, 1).
     """
     cdef Knobs k
     cdef int L = len(w_hh), l, nt = threads if cf_openmp_enabled() else 1, tid
@@ -247,6 +304,10 @@ def run(int cell, list w_ih, list w_hh, list b_in, list b_rec, floating[:, ::1] 
     cdef floating* ph[MAX_LAYERS]
     cdef floating* ph2[MAX_LAYERS]
     cdef floating* pc[MAX_LAYERS]
+    cdef float* pp_ih[MAX_LAYERS]
+    cdef float* pp_hh[MAX_LAYERS]
+    cdef float[::1] mp
+    cdef float* pp_out = NULL
     cdef floating[:, ::1] m2
     cdef floating[::1] m1
     cdef float[:, :, ::1] pr
@@ -278,24 +339,41 @@ def run(int cell, list w_ih, list w_hh, list b_in, list b_rec, floating[:, ::1] 
     if k.want_hidden:
         hid = hidden_out
         hidp = &hid[0, 0, 0, 0]
-    if nt < 1:
-        nt = 1
-    if nt > k.H // 16:
-        nt = max(1, k.H // 16)
+    nt = team_threads(k.H, threads)
+    for l in range(L):
+        pp_ih[l] = NULL
+        pp_hh[l] = NULL
+        if floating is float:
+            if packed_ih is not None and packed_ih[l] is not None:
+                mp = _checked_pack(packed_ih[l], k.H, k.gates, nt)
+                pp_ih[l] = &mp[0]
+            if packed_hh is not None and packed_hh[l] is not None:
+                mp = _checked_pack(packed_hh[l], k.H, k.gates, nt)
+                pp_hh[l] = &mp[0]
+    if floating is float:
+        if packed_out is not None:
+            mp = packed_out
+            if mp.shape[0] != cf_packed_size(k.V, k.H):
+                raise ValueError("generate.run: packed output weights of another shape")
+            pp_out = &mp[0]
     cdef double* p = <double*>malloc(2 * k.V * nt * sizeof(double))   # per-thread scratch
     if p == NULL:
         raise MemoryError()
     cdef double* tmp = p + k.V
     if nt == 1:
         with nogil:
-            _loop(&k, pw_ih, pw_hh, pb_in, pb_rec, ph, ph2, pc, &table[0, 0], &w_out[0, 0],
+            _loop(&k, pw_ih, pw_hh, pb_in, pb_rec, ph, ph2, pc, pp_ih, pp_hh, pp_out,
+                  &table[0, 0],
+                  &w_out[0, 0],
                   &b_out[0], &cur[0], &forced[0, 0], &uniforms[0, 0], uniforms.shape[1],
                   &used[0], &remaining[0], &done[0], &out[0, 0], &allowed[0], &gx[0, 0],
                   &gh[0, 0], &logits[0, 0], prp, hidp, p, tmp, 0, 1)
     else:
         with nogil, parallel(num_threads=nt):
             tid = threadid()
-            _loop(&k, pw_ih, pw_hh, pb_in, pb_rec, ph, ph2, pc, &table[0, 0], &w_out[0, 0],
+            _loop(&k, pw_ih, pw_hh, pb_in, pb_rec, ph, ph2, pc, pp_ih, pp_hh, pp_out,
+                  &table[0, 0],
+                  &w_out[0, 0],
                   &b_out[0], &cur[0], &forced[0, 0], &uniforms[0, 0], uniforms.shape[1],
                   &used[0], &remaining[0], &done[0], &out[0, 0], &allowed[0], &gx[0, 0],
                   &gh[0, 0], &logits[0, 0], prp, hidp, p + 2 * k.V * tid,
