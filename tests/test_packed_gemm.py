@@ -74,7 +74,7 @@ def test_batched_float32_generation_uses_packed_weights_and_matches(cell, hidden
     """A float32 batch runs the packed kernel (each thread's share of every layer packed once;
     these widths split into shares that end in half panels); its per-step probabilities equal
     one-by-one generation (the batch-1 matrix-vector path) and the BLAS path."""
-    from charforge.generation import _packed_weights, _threads_for, _KernelNet
+    from charforge.generation import _KernelNet, _packed_weights, _threads_for
     charforge.set_num_threads(2)
     vocab = charforge.Vocabulary("abcdefghijkl ")
     model = charforge.CharModel(vocab, cell, 2, hidden, 6, dtype="float32", seed=2)
