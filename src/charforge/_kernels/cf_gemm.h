@@ -185,20 +185,31 @@ static inline ptrdiff_t cf_gemm_work_size(ptrdiff_t N) {
  * Ap[ib * kc + k * 8 + r] = op(A)[i0 + ib + r, k0 + k]. */
 static void cf_pack_a(int ta, const float* A, ptrdiff_t lda, ptrdiff_t i0, ptrdiff_t mc,
                       ptrdiff_t k0, ptrdiff_t kc, float* Ap) {
+    ptrdiff_t full = mc / CF_MR * CF_MR;
+    if (ta) {
+        /* op(A) = A^T: row k of A holds op(A)[:, k]. Read each row's mc values in one
+         * contiguous run (rows are pages apart: short strided reads defeat the prefetcher
+         * and the TLB) and deal them out to the row blocks. */
+        for (ptrdiff_t k = 0; k < kc; k++) {
+            const float* src = A + (k0 + k) * lda + i0;
+            for (ptrdiff_t ib = 0; ib < full; ib += CF_MR)
+                memcpy(Ap + ib * kc + k * CF_MR, src + ib, sizeof(float) * CF_MR);
+            if (full < mc) {
+                float* dst = Ap + full * kc + k * CF_MR;
+                ptrdiff_t r = 0;
+                for (; r < mc - full; r++) dst[r] = src[full + r];
+                for (; r < CF_MR; r++) dst[r] = 0.0f;
+            }
+        }
+        return;
+    }
     for (ptrdiff_t ib = 0; ib < mc; ib += CF_MR) {
         float* dst = Ap + ib * kc;
         ptrdiff_t mr = mc - ib < CF_MR ? mc - ib : CF_MR;
+        const float* src = A + (i0 + ib) * lda + k0;
         if (mr < CF_MR) memset(dst, 0, sizeof(float) * CF_MR * kc);
-        if (ta) {
-            for (ptrdiff_t k = 0; k < kc; k++) {
-                const float* src = A + (k0 + k) * lda + i0 + ib;
-                for (ptrdiff_t r = 0; r < mr; r++) dst[k * CF_MR + r] = src[r];
-            }
-        } else {
-            const float* src = A + (i0 + ib) * lda + k0;
-            for (ptrdiff_t k = 0; k < kc; k++)
-                for (ptrdiff_t r = 0; r < mr; r++) dst[k * CF_MR + r] = src[r * lda + k];
-        }
+        for (ptrdiff_t k = 0; k < kc; k++)
+            for (ptrdiff_t r = 0; r < mr; r++) dst[k * CF_MR + r] = src[r * lda + k];
     }
 }
 
