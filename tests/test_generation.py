@@ -248,3 +248,24 @@ def test_threaded_generation_matches_the_step_path():
         single = [generate(m, p, 40, "temperature", seed=5 + i, temperature=1.0)
                   for i, p in enumerate(["abc", "k", "ee"])]
         assert batched == single
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_threads_taking_rows_of_a_batch_match_one_by_one(cell, dtype):
+    """From SPLIT_ROWS_FROM rows on, each thread runs its own rows as an independent loop
+    (9 rows over 2 threads: 4 and 5); texts and per-step probabilities equal one-by-one
+    generation, rows that stop early (EOS-free, different prime lengths) included."""
+    from charforge.generation import SPLIT_ROWS_FROM, _split_rows
+    charforge.set_num_threads(2)
+    m = random_model(cell, dtype=dtype, seed=3)
+    primes = ["abc", "k", "ee", "lkj", "a", "bb", "c", "kl", "e"]
+    assert len(primes) >= SPLIT_ROWS_FROM and _split_rows(m, len(primes))
+    batch = generate(m, primes, 30, "temperature", seed=7, temperature=0.9, result=True,
+                     return_probs=True)
+    for i, prime in enumerate(primes):
+        one = generate(m, prime, 30, "temperature", seed=7 + i, temperature=0.9, result=True,
+                       return_probs=True)
+        assert batch.texts[i] == one.texts[0]
+        steps = one.probs.shape[1]
+        np.testing.assert_allclose(batch.probs[i, :steps], one.probs[0], atol=2e-6)

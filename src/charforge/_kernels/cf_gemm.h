@@ -103,13 +103,18 @@ static inline void cf_prefetch_block(const void* base, ptrdiff_t rows, ptrdiff_t
  * live in registers and the A addressing folds. */
 __attribute__((target("avx512f"), always_inline)) static inline void
 cf_ukernel(const int mr, ptrdiff_t K, const float* A, const ptrdiff_t ars, const ptrdiff_t aks,
-           const float* Pp, float* C, ptrdiff_t ldc, __mmask16 m0, __mmask16 m1, int accumulate) {
+           const float* Pp, float* C, ptrdiff_t ldc, __mmask16 m0, __mmask16 m1, int accumulate,
+           const int prefetch) {
     __m512 c0[CF_MR], c1[CF_MR];
     for (int r = 0; r < mr; r++) {
         c0[r] = _mm512_setzero_ps();
         c1[r] = _mm512_setzero_ps();
     }
     for (ptrdiff_t k = 0; k < K; k++) {
+        if (prefetch) {   /* a panel too big for L2 streams from L3: ask a few rows ahead */
+            _mm_prefetch((const char*)(Pp + (k + 12) * CF_NR), _MM_HINT_T0);
+            _mm_prefetch((const char*)(Pp + (k + 12) * CF_NR + 16), _MM_HINT_T0);
+        }
         __m512 b0 = _mm512_loadu_ps(Pp + k * CF_NR);
         __m512 b1 = _mm512_loadu_ps(Pp + k * CF_NR + 16);
         for (int r = 0; r < mr; r++) {
@@ -134,6 +139,8 @@ cf_ukernel(const int mr, ptrdiff_t K, const float* A, const ptrdiff_t ars, const
 __attribute__((target("avx512f"))) static void
 cf_gemm_packed(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float* A, ptrdiff_t lda,
                const float* P, float* C, ptrdiff_t ldc, int accumulate) {
+    /* an operand of 256 KB or more is not expected to stay in L2 between calls */
+    int stream = cf_packed_size(N, K) * (ptrdiff_t)sizeof(float) >= (256 << 10);
     for (ptrdiff_t k0 = 0; k0 < K; k0 += CF_KC) {
         ptrdiff_t kc = K - k0 < CF_KC ? K - k0 : CF_KC;
         int acc = accumulate || k0 > 0;
@@ -147,15 +154,19 @@ cf_gemm_packed(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float* A, ptrdiff_t 
                 int mr = M - i < CF_MR ? (int)(M - i) : CF_MR;
                 const float* Ai = A + i * lda + k0;
                 float* Cp = C + i * ldc + p;
+                if (mr == 8 && stream && i == 0) {   /* the first pass brings the panel in */
+                    cf_ukernel(8, kc, Ai, lda, 1, Pp, Cp, ldc, m0, m1, acc, 1);
+                    continue;
+                }
                 switch (mr) {
-                case 8: cf_ukernel(8, kc, Ai, lda, 1, Pp, Cp, ldc, m0, m1, acc); break;
-                case 7: cf_ukernel(7, kc, Ai, lda, 1, Pp, Cp, ldc, m0, m1, acc); break;
-                case 6: cf_ukernel(6, kc, Ai, lda, 1, Pp, Cp, ldc, m0, m1, acc); break;
-                case 5: cf_ukernel(5, kc, Ai, lda, 1, Pp, Cp, ldc, m0, m1, acc); break;
-                case 4: cf_ukernel(4, kc, Ai, lda, 1, Pp, Cp, ldc, m0, m1, acc); break;
-                case 3: cf_ukernel(3, kc, Ai, lda, 1, Pp, Cp, ldc, m0, m1, acc); break;
-                case 2: cf_ukernel(2, kc, Ai, lda, 1, Pp, Cp, ldc, m0, m1, acc); break;
-                default: cf_ukernel(1, kc, Ai, lda, 1, Pp, Cp, ldc, m0, m1, acc); break;
+                case 8: cf_ukernel(8, kc, Ai, lda, 1, Pp, Cp, ldc, m0, m1, acc, 0); break;
+                case 7: cf_ukernel(7, kc, Ai, lda, 1, Pp, Cp, ldc, m0, m1, acc, 0); break;
+                case 6: cf_ukernel(6, kc, Ai, lda, 1, Pp, Cp, ldc, m0, m1, acc, 0); break;
+                case 5: cf_ukernel(5, kc, Ai, lda, 1, Pp, Cp, ldc, m0, m1, acc, 0); break;
+                case 4: cf_ukernel(4, kc, Ai, lda, 1, Pp, Cp, ldc, m0, m1, acc, 0); break;
+                case 3: cf_ukernel(3, kc, Ai, lda, 1, Pp, Cp, ldc, m0, m1, acc, 0); break;
+                case 2: cf_ukernel(2, kc, Ai, lda, 1, Pp, Cp, ldc, m0, m1, acc, 0); break;
+                default: cf_ukernel(1, kc, Ai, lda, 1, Pp, Cp, ldc, m0, m1, acc, 0); break;
                 }
             }
         }
@@ -251,16 +262,16 @@ cf_gemm_f32(int ta, int tb, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float* 
                     const float* Ai = Ap + ib * kc;
                     float* Cp = C + (i0 + ib) * ldc + p;
                     if (mr == CF_MR)
-                        cf_ukernel(CF_MR, kc, Ai, 1, CF_MR, Pp, Cp, ldc, m0, m1, acc);
+                        cf_ukernel(CF_MR, kc, Ai, 1, CF_MR, Pp, Cp, ldc, m0, m1, acc, 0);
                     else
                         switch (mr) {
-                        case 7: cf_ukernel(7, kc, Ai, 1, CF_MR, Pp, Cp, ldc, m0, m1, acc); break;
-                        case 6: cf_ukernel(6, kc, Ai, 1, CF_MR, Pp, Cp, ldc, m0, m1, acc); break;
-                        case 5: cf_ukernel(5, kc, Ai, 1, CF_MR, Pp, Cp, ldc, m0, m1, acc); break;
-                        case 4: cf_ukernel(4, kc, Ai, 1, CF_MR, Pp, Cp, ldc, m0, m1, acc); break;
-                        case 3: cf_ukernel(3, kc, Ai, 1, CF_MR, Pp, Cp, ldc, m0, m1, acc); break;
-                        case 2: cf_ukernel(2, kc, Ai, 1, CF_MR, Pp, Cp, ldc, m0, m1, acc); break;
-                        default: cf_ukernel(1, kc, Ai, 1, CF_MR, Pp, Cp, ldc, m0, m1, acc); break;
+                        case 7: cf_ukernel(7, kc, Ai, 1, CF_MR, Pp, Cp, ldc, m0, m1, acc, 0); break;
+                        case 6: cf_ukernel(6, kc, Ai, 1, CF_MR, Pp, Cp, ldc, m0, m1, acc, 0); break;
+                        case 5: cf_ukernel(5, kc, Ai, 1, CF_MR, Pp, Cp, ldc, m0, m1, acc, 0); break;
+                        case 4: cf_ukernel(4, kc, Ai, 1, CF_MR, Pp, Cp, ldc, m0, m1, acc, 0); break;
+                        case 3: cf_ukernel(3, kc, Ai, 1, CF_MR, Pp, Cp, ldc, m0, m1, acc, 0); break;
+                        case 2: cf_ukernel(2, kc, Ai, 1, CF_MR, Pp, Cp, ldc, m0, m1, acc, 0); break;
+                        default: cf_ukernel(1, kc, Ai, 1, CF_MR, Pp, Cp, ldc, m0, m1, acc, 0); break;
                         }
                 }
             }

@@ -152,7 +152,8 @@ def pack_for_threads(const float[:, ::1] w, int gates, int nt):
 
 cdef void _loop(Knobs* k, floating** pw_ih, floating** pw_hh, floating** pb_in,
                 floating** pb_rec, floating** ph, floating** ph2, floating** pc,
-                float** pp_ih, float** pp_hh, const float* pp_out, const floating* table, const floating* w_out, const floating* b_out,
+                float** pp_ih, float** pp_hh, const float* pp_out, const floating* table,
+                const floating* w_out, const floating* b_out,
                 int32_t* cur, const int32_t* forced, const double* uniforms,
                 Py_ssize_t ustride, int64_t* used, int64_t* remaining, unsigned char* done,
                 int32_t* out, const unsigned char* allowed, floating* gx, floating* gh,
@@ -262,6 +263,33 @@ cdef void _loop(Knobs* k, floating** pw_ih, floating** pw_hh, floating** pb_in,
                 memcpy(ph[l] + b * H + u0, hcur[l] + b * H + u0, nu * sizeof(floating))
 
 
+cdef void _loop_rows(Knobs* k, Py_ssize_t b0, floating** pw_ih, floating** pw_hh,
+                     floating** pb_in, floating** pb_rec, floating** ph, floating** ph2,
+                     floating** pc, float** pp_ih, float** pp_hh, const float* pp_out,
+                     const floating* table, const floating* w_out, const floating* b_out,
+                     int32_t* cur, const int32_t* forced, const double* uniforms,
+                     Py_ssize_t ustride, int64_t* used, int64_t* remaining,
+                     unsigned char* done, int32_t* out, const unsigned char* allowed,
+                     floating* gx, floating* gh, floating* logits, float* probs, float* hidden,
+                     double* p, double* tmp) noexcept nogil:
+    """Rows [b0, b0 + k.B) of the batch as an independent single-threaded loop: rows never
+    interact, so for a batch each thread takes its own rows (no barriers at all) and the
+    threads only share the read-only weights."""
+    cdef floating* gph[MAX_LAYERS]
+    cdef floating* gph2[MAX_LAYERS]
+    cdef floating* gpc[MAX_LAYERS]
+    cdef int l, H = k.H, G = k.G, V = k.V, steps = k.steps
+    for l in range(k.L):
+        gph[l] = ph[l] + b0 * H
+        gph2[l] = ph2[l] + b0 * H
+        gpc[l] = pc[l] + b0 * H if pc[l] != NULL else NULL
+    _loop(k, pw_ih, pw_hh, pb_in, pb_rec, gph, gph2, gpc, pp_ih, pp_hh, pp_out, table, w_out,
+          b_out, cur + b0, forced + b0 * steps, uniforms + b0 * ustride, ustride, used + b0,
+          remaining + b0, done + b0, out + b0 * steps, allowed, gx + b0 * G, gh + b0 * G,
+          logits + b0 * V, probs + b0 * steps * V if probs != NULL else NULL,
+          hidden + b0 * steps * k.L * H if hidden != NULL else NULL, p, tmp, 0, 1)
+
+
 def run(int cell, list w_ih, list w_hh, list b_in, list b_rec, floating[:, ::1] table,
         floating[:, ::1] w_out, floating[::1] b_out, list h, list c,
         int32_t[::1] cur, const int32_t[:, ::1] forced, const double[:, ::1] uniforms,
@@ -270,7 +298,7 @@ def run(int cell, list w_ih, list w_hh, list b_in, list b_rec, floating[:, ::1] 
         double scale, double floor_, int top_k, double top_p, bint greedy, bint external,
         floating[:, ::1] gx, floating[:, ::1] gh, floating[:, ::1] logits,
         probs_out=None, hidden_out=None, int threads=1, list packed_ih=None,
-        list packed_hh=None, packed_out=None):
+        list packed_hh=None, packed_out=None, bint split_rows=False):
     """Run up to forced.shape[1] steps. Returns the number of steps run (fewer when every row
     is done). With external=True one step runs and no token is drawn: the caller picks from
     `logits` (a plugin sampler) and writes the pick into cur.
@@ -282,7 +310,8 @@ def run(int cell, list w_ih, list w_hh, list b_in, list b_rec, floating[:, ::1] 
     threads: OpenMP threads splitting the hidden units (BLAS must be single-threaded).
     packed_ih / packed_hh: optional per-layer pack_for_threads(w, gates, team_threads(H,
     threads)) arrays of w_ih / w_hh (float32 batches; entries may be None); packed_out:
-    pack_for_threads(w_out, 1, 1).
+    pack_for_threads(w_out, 1, 1). split_rows: the threads take rows of the batch instead of
+    hidden units (then the packs are for one thread: pack_for_threads(w, gates, 1)).
     """
     cdef Knobs k
     cdef int L = len(w_hh), l, nt = threads if cf_openmp_enabled() else 1, tid
@@ -339,7 +368,13 @@ def run(int cell, list w_ih, list w_hh, list b_in, list b_rec, floating[:, ::1] 
     if k.want_hidden:
         hid = hidden_out
         hidp = &hid[0, 0, 0, 0]
-    nt = team_threads(k.H, threads)
+    cdef int groups = 1, g
+    cdef Knobs* ks = NULL
+    if split_rows:
+        groups = min(max(threads, 1), k.B) if cf_openmp_enabled() else 1
+        nt = 1
+    else:
+        nt = team_threads(k.H, threads)
     for l in range(L):
         pp_ih[l] = NULL
         pp_hh[l] = NULL
@@ -356,11 +391,29 @@ def run(int cell, list w_ih, list w_hh, list b_in, list b_rec, floating[:, ::1] 
             if mp.shape[0] != cf_packed_size(k.V, k.H):
                 raise ValueError("generate.run: packed output weights of another shape")
             pp_out = &mp[0]
-    cdef double* p = <double*>malloc(2 * k.V * nt * sizeof(double))   # per-thread scratch
+    cdef double* p = <double*>malloc(2 * k.V * max(nt, groups) * sizeof(double))  # per thread
     if p == NULL:
         raise MemoryError()
     cdef double* tmp = p + k.V
-    if nt == 1:
+    if groups > 1:
+        ks = <Knobs*>malloc(groups * sizeof(Knobs))
+        if ks == NULL:
+            free(p)
+            raise MemoryError()
+        for g in range(groups):
+            ks[g] = k
+            ks[g].B = (k.B * (g + 1)) // groups - (k.B * g) // groups
+        with nogil, parallel(num_threads=groups):
+            tid = threadid()
+            _loop_rows(&ks[tid], (k.B * tid) // groups, pw_ih, pw_hh, pb_in, pb_rec, ph, ph2,
+                       pc, pp_ih, pp_hh, pp_out, &table[0, 0], &w_out[0, 0], &b_out[0],
+                       &cur[0], &forced[0, 0], &uniforms[0, 0], uniforms.shape[1], &used[0],
+                       &remaining[0], &done[0], &out[0, 0], &allowed[0], &gx[0, 0], &gh[0, 0],
+                       &logits[0, 0], prp, hidp, p + 2 * k.V * tid, p + 2 * k.V * tid + k.V)
+        for g in range(groups):
+            k.ran = max(k.ran, ks[g].ran)
+        free(ks)
+    elif nt == 1:
         with nogil:
             _loop(&k, pw_ih, pw_hh, pb_in, pb_rec, ph, ph2, pc, pp_ih, pp_hh, pp_out,
                   &table[0, 0],
