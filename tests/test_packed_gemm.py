@@ -95,3 +95,23 @@ def test_batched_float32_generation_uses_packed_weights_and_matches(cell, hidden
         for packed, batch in runs.items():
             np.testing.assert_allclose(batch.probs[i, :steps], single.probs[0], atol=2e-6,
                                        err_msg=f"row {i} packed={packed}")
+
+
+@pytest.mark.parametrize("packed", ["1", "0"])
+@pytest.mark.parametrize("m,n,k", [(13, 45, 300), (200, 70, 700), (1024, 40, 90)])
+def test_weight_and_bias_gradient_in_one_pass(m, n, k, packed, monkeypatch, rng):
+    monkeypatch.setenv("CHARFORGE_PACKED_GEMM", packed)
+    a = rng.standard_normal((k, m)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    c0 = rng.standard_normal((m, n)).astype(np.float32)
+    s0 = rng.standard_normal(m).astype(np.float32)
+    for threads in (1, 2):
+        charforge.set_num_threads(threads)
+        c, s = c0.copy(), s0.copy()
+        ops.gemm_tn_colsum(a, b, c, s)
+        np.testing.assert_allclose(c, c0 + a.T.astype(np.float64) @ b, rtol=1e-4,
+                                   atol=1e-4 * np.sqrt(k))
+        np.testing.assert_allclose(s, s0 + a.astype(np.float64).sum(0), rtol=1e-4,
+                                   atol=1e-4 * np.sqrt(k))
+    with pytest.raises(ValueError, match="shapes do not agree"):
+        ops.gemm_tn_colsum(a, b, c0, s0[:-1])

@@ -180,9 +180,7 @@ def _recurrent_grads(dpre: np.ndarray, h: np.ndarray, dw_hh: np.ndarray,
                      db: np.ndarray) -> None:
     """dW_hh += dpre^T h[:-1] and db += colsum(dpre): one GEMM over all T*B rows."""
     T, B, g = dpre.shape
-    flat = dpre.reshape(T * B, g)
-    ops.gemm(True, False, 1.0, flat, h[:T].reshape(T * B, h.shape[2]), 1.0, dw_hh)
-    ops.colsum_add(flat, db)
+    ops.gemm_tn_colsum(dpre.reshape(T * B, g), h[:T].reshape(T * B, h.shape[2]), dw_hh, db)
 
 
 BUILTIN_CELLS: dict[str, CellType] = {c.name: c for c in (RNNCell(), GRUCell(), LSTMCell())}

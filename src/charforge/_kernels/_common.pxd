@@ -93,7 +93,7 @@ cdef extern from "cf_gemm.h" nogil:
     float* cf_gemm_work(Py_ssize_t N)
     void cf_gemm_f32(int ta, int tb, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* A,
                      Py_ssize_t lda, const float* B, Py_ssize_t ldb, int accumulate, float* C,
-                     Py_ssize_t ldc, float* work)
+                     Py_ssize_t ldc, float* work, float* colsum)
     void cf_gemm_packed(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* A,
                         Py_ssize_t lda, const float* P, float* C, Py_ssize_t ldc,
                         int accumulate)

@@ -183,7 +183,9 @@ static void cf_gemm_packed(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float* A
 /* ---- General float32 GEMM (both operands packed per block), for the large products of a
  * training step: the input projections, the input gradients and above all the weight
  * gradients dW = dgates^T h (a "TN" product with K = T*B), where single-threaded OpenBLAS
- * reaches 60-90 GFLOP/s against this kernel's 120. C (M x N, ldc) = op(A) op(B) [+ C]. */
+ * reaches 60-90 GFLOP/s against this kernel's 120. C (M x N, ldc) = op(A) op(B) [+ C]; with
+ * A transposed and colsum set, also colsum += the column sums of op(A)^T (the bias gradient)
+ * in the same pass over A. */
 #ifndef CF_MC
 #define CF_MC 128
 #endif
@@ -195,7 +197,7 @@ static inline ptrdiff_t cf_gemm_work_size(ptrdiff_t N) {
 /* Rows [i0, i0 + mc) and k in [k0, k0 + kc) of op(A), in row blocks of 8 (zero-padded):
  * Ap[ib * kc + k * 8 + r] = op(A)[i0 + ib + r, k0 + k]. */
 static void cf_pack_a(int ta, const float* A, ptrdiff_t lda, ptrdiff_t i0, ptrdiff_t mc,
-                      ptrdiff_t k0, ptrdiff_t kc, float* Ap) {
+                      ptrdiff_t k0, ptrdiff_t kc, float* Ap, float* colsum) {
     ptrdiff_t full = mc / CF_MR * CF_MR;
     if (ta) {
         /* op(A) = A^T: row k of A holds op(A)[:, k]. Read each row's mc values in one
@@ -211,6 +213,8 @@ static void cf_pack_a(int ta, const float* A, ptrdiff_t lda, ptrdiff_t i0, ptrdi
                 for (; r < mc - full; r++) dst[r] = src[full + r];
                 for (; r < CF_MR; r++) dst[r] = 0.0f;
             }
+            if (colsum != NULL)          /* the bias gradient, while the row is in L1 */
+                for (ptrdiff_t r = 0; r < mc; r++) colsum[r] += src[r];
         }
         return;
     }
@@ -237,7 +241,8 @@ static void cf_pack_b(int tb, const float* B, ptrdiff_t ldb, ptrdiff_t N, ptrdif
 #if CF_HAVE_X86_GEMM
 __attribute__((target("avx512f"))) static void
 cf_gemm_f32(int ta, int tb, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float* A, ptrdiff_t lda,
-            const float* B, ptrdiff_t ldb, int accumulate, float* C, ptrdiff_t ldc, float* work) {
+            const float* B, ptrdiff_t ldb, int accumulate, float* C, ptrdiff_t ldc, float* work,
+            float* colsum) {
     float* Bp = work;
     float* Ap = work + (ptrdiff_t)CF_KC * ((N + CF_NR - 1) / CF_NR) * CF_NR;
     if (K == 0 && !accumulate) {
@@ -250,7 +255,7 @@ cf_gemm_f32(int ta, int tb, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float* 
         cf_pack_b(tb, B, ldb, N, k0, kc, Bp);
         for (ptrdiff_t i0 = 0; i0 < M; i0 += CF_MC) {
             ptrdiff_t mc = M - i0 < CF_MC ? M - i0 : CF_MC;
-            cf_pack_a(ta, A, lda, i0, mc, k0, kc, Ap);
+            cf_pack_a(ta, A, lda, i0, mc, k0, kc, Ap, ta && colsum ? colsum + i0 : NULL);
             for (ptrdiff_t p = 0; p < N; p += CF_NR) {
                 ptrdiff_t w = N - p < CF_NR ? N - p : CF_NR;
                 __mmask16 m0 = w >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << w) - 1u);
@@ -281,9 +286,9 @@ cf_gemm_f32(int ta, int tb, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float* 
 #else
 static void cf_gemm_f32(int ta, int tb, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float* A,
                         ptrdiff_t lda, const float* B, ptrdiff_t ldb, int accumulate, float* C,
-                        ptrdiff_t ldc, float* work) {
+                        ptrdiff_t ldc, float* work, float* colsum) {
     (void)ta; (void)tb; (void)M; (void)N; (void)K; (void)A; (void)lda; (void)B; (void)ldb;
-    (void)accumulate; (void)C; (void)ldc; (void)work;
+    (void)accumulate; (void)C; (void)ldc; (void)work; (void)colsum;
 }
 #endif
 

@@ -39,7 +39,8 @@ cdef void _gemm_one(bint trans_a, bint trans_b, int m, int n, int k, floating al
         if packed and trans_a and alpha == 1 and (beta == 0 or beta == 1):
             work = cf_gemm_work(n)
             if work != NULL:
-                cf_gemm_f32(trans_a, trans_b, m, n, k, a, lda, b, ldb, beta == 1, c, ldc, work)
+                cf_gemm_f32(trans_a, trans_b, m, n, k, a, lda, b, ldb, beta == 1, c, ldc, work,
+                            NULL)
                 return
     gemm_rm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 
@@ -94,6 +95,47 @@ def gemm(bint trans_a, bint trans_b, double alpha, const floating[:, ::1] a,
     with nogil:
         _gemm_split(trans_a, trans_b, m, n, k, <floating>alpha, &a[0, 0], <int>a.shape[1],
                     &b[0, 0], <int>b.shape[1], <floating>beta, &c[0, 0], n, parts)
+
+
+def gemm_tn_colsum(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, ::1] c,
+                   floating[::1] colsum):
+    """c += a^T b and colsum += a.sum(axis=0): a layer's weight and bias gradients from one
+    pass over its (T*B, G) pre-activation gradients (fused in the packed kernel, which sums
+    each row while packing it; two passes elsewhere)."""
+    cdef int m = a.shape[1], k = a.shape[0], n = b.shape[1]
+    cdef int parts = cf_get_max_threads(), i, r0, r1
+    cdef float* work
+    if b.shape[0] != k or c.shape[0] != m or c.shape[1] != n or colsum.shape[0] != m:
+        raise ValueError(f"gemm_tn_colsum: shapes do not agree: a ({k}, {m}), b "
+                         f"({b.shape[0]}, {n}), c ({c.shape[0]}, {c.shape[1]}), colsum "
+                         f"({colsum.shape[0]},)")
+    if floating is float:
+        if cf_packed_gemm_available() and m > 0 and n > 0 and k > 0:
+            if <double>m * n * k < 2.0e6 or m < 32 * parts:
+                parts = 1
+            with nogil:
+                for i in prange(parts, schedule='static', num_threads=parts):
+                    r0 = (m * i) // parts
+                    r1 = (m * (i + 1)) // parts
+                    work = cf_gemm_work(n)
+                    if work != NULL:
+                        cf_gemm_f32(True, False, r1 - r0, n, k, &a[0, 0] + r0, m, &b[0, 0], n,
+                                    1, &c[0, 0] + <Py_ssize_t>r0 * n, n, work, &colsum[0] + r0)
+                    else:
+                        gemm_rm(True, False, r1 - r0, n, k, 1.0, &a[0, 0] + r0, m, &b[0, 0], n,
+                                1.0, &c[0, 0] + <Py_ssize_t>r0 * n, n)
+                        _colsum_cols(&a[0, 0], k, m, r0, r1, &colsum[0])
+            return
+    gemm(True, False, 1.0, a, b, 1.0, c)
+    colsum_add(a, colsum)
+
+
+cdef void _colsum_cols(const floating* x, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t j0,
+                       Py_ssize_t j1, floating* out) noexcept nogil:
+    cdef Py_ssize_t i, j
+    for i in range(rows):
+        for j in range(j0, j1):
+            out[j] += x[i * cols + j]
 
 
 def gather_rows(const floating[:, ::1] table, const int32_t[::1] ids, floating[:, ::1] out):
