@@ -42,6 +42,12 @@ class Workspace:
     dh_out: np.ndarray        # (T, B, H) gradient arriving from above
     dh_next: np.ndarray       # (B, H) gradient carried backwards through time
     extra: dict[str, np.ndarray]
+    # Layer 0 reading an input table: the model sets the token ids (T*B,) and the table's
+    # gradient (V, gH); a cell that adds ws.proj's rows into it during backward sets
+    # `scattered` (the built-in cells do, in the same pass), else the model does it after.
+    scatter_ids: np.ndarray | None = None
+    scatter_into: np.ndarray | None = None
+    scattered: bool = False
 
 
 class CellType:
@@ -110,7 +116,9 @@ class RNNCell(CellType):
 
     def backward(self, ws, params, grads, threads):
         ws.dh_next[...] = 0.0
-        _rnn.rnn_backward(ws.proj, params["weight_hh"], ws.h, ws.dh_out, ws.dh_next, threads)
+        _rnn.rnn_backward(ws.proj, params["weight_hh"], ws.h, ws.dh_out, ws.dh_next, threads,
+                          ws.scatter_ids, ws.scatter_into)
+        ws.scattered = ws.scatter_into is not None
         _recurrent_grads(ws.proj, ws.h, grads["weight_hh"], grads["bias"])
 
 
@@ -132,7 +140,8 @@ class GRUCell(CellType):
         ws.dh_next[...] = 0.0
         dgh = ws.extra["dgh"]
         _gru.gru_backward(ws.proj, dgh, params["weight_hh"], ws.h, ws.extra["hn"],
-                          ws.dh_out, ws.dh_next, threads)
+                          ws.dh_out, ws.dh_next, threads, ws.scatter_ids, ws.scatter_into)
+        ws.scattered = ws.scatter_into is not None
         _recurrent_grads(dgh, ws.h, grads["weight_hh"], grads["bias_hh"])
         g = dgh.shape[2]
         ops.colsum_add(ws.proj.reshape(-1, g), grads["bias_ih"])
@@ -172,7 +181,9 @@ class LSTMCell(CellType):
         ws.dh_next[...] = 0.0
         ws.extra["dc_next"][...] = 0.0
         _lstm.lstm_backward(ws.proj, params["weight_hh"], ws.extra["c"], ws.extra["tc"],
-                            ws.dh_out, ws.dh_next, ws.extra["dc_next"], threads)
+                            ws.dh_out, ws.dh_next, ws.extra["dc_next"], threads,
+                            ws.scatter_ids, ws.scatter_into)
+        ws.scattered = ws.scatter_into is not None
         _recurrent_grads(ws.proj, ws.h, grads["weight_hh"], grads["bias"])
 
 

@@ -291,7 +291,12 @@ class CharModel:
         for layer in range(c.layers - 1, -1, -1):
             ws, lp, lg = buf.layers[layer], self.layer_params(p, layer), \
                 self.layer_params(grads, layer)
+            dtable = None
+            if layer == 0 and buf.table is not None:
+                dtable = np.zeros_like(buf.table)
+                ws.scatter_ids, ws.scatter_into, ws.scattered = ids, dtable, False
             self.cell.backward(ws, lp, lg, nthreads)
+            ws.scatter_ids = ws.scatter_into = None
             dproj = ws.proj.reshape(T * B, g)
             if layer > 0:
                 dropped = train and c.dropout > 0
@@ -303,13 +308,13 @@ class CharModel:
                 if dropped:
                     ops.dropout(below.reshape(-1), c.dropout, _layer_seed(dropout_seed, layer))
             else:
-                self._backward_input(buf, ids, dproj, lp, lg, grads)
+                self._backward_input(buf, ids, dproj, lp, lg, grads, dtable, ws.scattered)
 
-    def _backward_input(self, buf, ids, dproj, lp, lg, grads) -> None:
+    def _backward_input(self, buf, ids, dproj, lp, lg, grads, dtable, scattered) -> None:
         emb = self.params.get("embedding.weight")
         if buf.table is not None:
-            dtable = np.zeros_like(buf.table)
-            ops.scatter_add_rows(dproj, ids, dtable)
+            if not scattered:
+                ops.scatter_add_rows(dproj, ids, dtable)
             if emb is not None:
                 ops.gemm(True, False, 1.0, dtable, emb, 1.0, lg["weight_ih"])
                 ops.gemm(False, False, 1.0, dtable, lp["weight_ih"], 1.0,

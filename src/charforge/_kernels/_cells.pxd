@@ -91,3 +91,15 @@ cdef inline void rnn_backward_row(floating* a, const floating* hn, const floatin
         cf_rnn_backward_row_f32(a, hn, dh_t, dh_next, u0, u1)
     else:
         cf_rnn_backward_row_f64(a, hn, dh_t, dh_next, u0, u1)
+
+
+cdef inline void scatter_units(const floating* row, floating* dst, Py_ssize_t H, int gates,
+                               Py_ssize_t u0, Py_ssize_t u1) noexcept nogil:
+    """dst[q H + j] += row[q H + j] for every gate q and unit j in [u0, u1): one step's share of
+    the input-table gradient, added while the row is still in L1 (threads own disjoint
+    units, so no two write the same element)."""
+    cdef Py_ssize_t j
+    cdef int q
+    for q in range(gates):
+        for j in range(u0, u1):
+            dst[q * H + j] += row[q * H + j]

@@ -22,3 +22,17 @@ def expect_shapes(where, **buffers):
         got = tuple(buf.shape[: len(shape)])
         if got != tuple(shape):
             raise ValueError(f"{where}: {name} must have shape {tuple(shape)}, got {got}")
+
+
+def check_table_scatter(where, T, B, G, ids, dtable):
+    """The optional (ids, dtable) pair of a backward kernel: ids (T*B,) time-major token ids,
+    dtable (V, G) that the step gradients are added into at those rows."""
+    if (ids is None) != (dtable is None):
+        raise ValueError(f"{where}: ids and dtable go together")
+    if ids is None:
+        return
+    if ids.shape[0] != T * B or dtable.shape[1] != G:
+        raise ValueError(f"{where}: ids must be ({T * B},) and dtable (V, {G}), got "
+                         f"{tuple(ids.shape[:1])} and {tuple(dtable.shape[:2])}")
+    if T * B and (min(ids) < 0 or max(ids) >= dtable.shape[0]):
+        raise ValueError(f"{where}: ids outside [0, {dtable.shape[0]})")

@@ -12,11 +12,12 @@ Threads split the hidden units with one barrier per step, as in lstm.pyx.
 from cython.parallel cimport parallel, threadid
 from cython cimport floating
 from libc.stdlib cimport free
-from ._cells cimport gru_row, gru_backward_row
+from libc.stdint cimport int32_t
+from ._cells cimport gru_row, gru_backward_row, scatter_units
 from ._common cimport (cf_barrier, unit_bound, team_size, pack_gate_rows, pack_unit_columns,
                        prefetch_units, recurrent_nt, recurrent_nn)
 
-from ._shapes import check_sequence_buffers, expect_shapes
+from ._shapes import check_sequence_buffers, check_table_scatter, expect_shapes
 
 
 cdef void _forward_units(floating* gates, const floating* w_hh, const floating* b_hh,
@@ -53,8 +54,9 @@ cdef void _forward_units(floating* gates, const floating* w_hh, const floating* 
 
 cdef void _backward_units(floating* gates, floating* dgh, const floating* w_hh,
                           const floating* h, const floating* hn_save, const floating* dh_out,
-                          floating* dh_next, Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
-                          Py_ssize_t u0, Py_ssize_t u1, bint sync) noexcept nogil:
+                          floating* dh_next, const int32_t* ids, floating* dtable, Py_ssize_t T,
+                          Py_ssize_t B, Py_ssize_t H, Py_ssize_t u0, Py_ssize_t u1,
+                          bint sync) noexcept nogil:
     cdef Py_ssize_t t, b, G = 3 * H, nu = u1 - u0
     cdef floating* g
     cdef floating* dg
@@ -75,6 +77,8 @@ cdef void _backward_units(floating* gates, floating* dgh, const floating* w_hh,
         for b in range(B):
             gru_backward_row(g + b * G, dg + b * G, hs + b * H, hp + b * H, dh_t + b * H,
                              dh_next + b * H, H, u0, u1)
+            if dtable != NULL:
+                scatter_units(g + b * G, dtable + ids[t * B + b] * G, H, 3, u0, u1)
         if sync:
             cf_barrier()
         if nu > 0:
@@ -108,27 +112,33 @@ def gru_forward(floating[:, :, ::1] gates, const floating[:, ::1] w_hh,
 def gru_backward(floating[:, :, ::1] gates, floating[:, :, ::1] dgh,
                  const floating[:, ::1] w_hh, const floating[:, :, ::1] h,
                  const floating[:, :, ::1] hn, const floating[:, :, ::1] dh_out,
-                 floating[:, ::1] dh_next, int threads=1):
+                 floating[:, ::1] dh_next, int threads=1, const int32_t[::1] ids=None,
+                 floating[:, ::1] dtable=None):
     """Backpropagate through T steps.
 
     Out: gates = dLoss/d(input projection) (T, B, 3H), dgh = dLoss/d(W_hh h + b_hh),
-    dh_next = gradient at the initial state.
+    dh_next = gradient at the initial state. With ids and dtable: dtable[ids[t*B+b]] +=
+    gates[t, b] in the same pass (see lstm_backward).
     """
     cdef Py_ssize_t T = gates.shape[0], B = gates.shape[1], H = w_hh.shape[1]
     check_sequence_buffers(3, gates, w_hh, h, hn)
     expect_shapes("gru_backward", dgh=(dgh, (T, B, 3 * H)), dh_out=(dh_out, (T, B, H)),
                   dh_next=(dh_next, (B, H)))
+    check_table_scatter("gru_backward", T, B, 3 * H, ids, dtable)
+    cdef const int32_t* pid = &ids[0] if ids is not None and ids.shape[0] > 0 else NULL
+    cdef floating* ptab = &dtable[0, 0] if pid != NULL else NULL
     cdef int n = team_size(H, threads), tid
     if T == 0 or B == 0:
         return
     with nogil:
         if n == 1:
             _backward_units(&gates[0, 0, 0], &dgh[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0],
-                            &hn[0, 0, 0], &dh_out[0, 0, 0], &dh_next[0, 0], T, B, H, 0, H,
-                            False)
+                            &hn[0, 0, 0], &dh_out[0, 0, 0], &dh_next[0, 0], pid, ptab, T, B,
+                            H, 0, H, False)
         else:
             with parallel(num_threads=n):
                 tid = threadid()
                 _backward_units(&gates[0, 0, 0], &dgh[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0],
-                                &hn[0, 0, 0], &dh_out[0, 0, 0], &dh_next[0, 0], T, B, H,
-                                unit_bound(H, tid, n), unit_bound(H, tid + 1, n), True)
+                                &hn[0, 0, 0], &dh_out[0, 0, 0], &dh_next[0, 0], pid, ptab,
+                                T, B, H, unit_bound(H, tid, n), unit_bound(H, tid + 1, n),
+                                True)

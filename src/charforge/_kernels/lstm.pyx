@@ -14,12 +14,13 @@ inside (the caller arranges it).
 """
 from cython.parallel cimport parallel, threadid
 from cython cimport floating
-from ._cells cimport lstm_row, lstm_backward_row
+from libc.stdint cimport int32_t
+from ._cells cimport lstm_row, lstm_backward_row, scatter_units
 from libc.stdlib cimport free
 from ._common cimport (cf_barrier, unit_bound, team_size, pack_gate_rows, pack_unit_columns,
                        prefetch_units, recurrent_nt, recurrent_nn)
 
-from ._shapes import check_sequence_buffers, expect_shapes
+from ._shapes import check_sequence_buffers, check_table_scatter, expect_shapes
 
 
 cdef void _forward_units(floating* gates, const floating* w_hh, floating* h, floating* c,
@@ -55,7 +56,8 @@ cdef void _forward_units(floating* gates, const floating* w_hh, floating* h, flo
 
 cdef void _backward_units(floating* gates, const floating* w_hh, const floating* c,
                           const floating* tc, const floating* dh_out, floating* dh_next,
-                          floating* dc_next, Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
+                          floating* dc_next, const int32_t* ids, floating* dtable,
+                          Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
                           Py_ssize_t u0, Py_ssize_t u1, bint sync) noexcept nogil:
     cdef Py_ssize_t t, b, G = 4 * H, nu = u1 - u0
     cdef floating* g
@@ -75,6 +77,8 @@ cdef void _backward_units(floating* gates, const floating* w_hh, const floating*
         for b in range(B):
             lstm_backward_row(g + b * G, dh_t + b * H, dh_next + b * H, dc_next + b * H,
                               cp + b * H, tct + b * H, H, u0, u1)
+            if dtable != NULL:
+                scatter_units(g + b * G, dtable + ids[t * B + b] * G, H, 4, u0, u1)
         if sync:
             cf_barrier()
         if nu > 0:
@@ -107,29 +111,35 @@ def lstm_forward(floating[:, :, ::1] gates, const floating[:, ::1] w_hh,
 def lstm_backward(floating[:, :, ::1] gates, const floating[:, ::1] w_hh,
                   const floating[:, :, ::1] c, const floating[:, :, ::1] tc,
                   const floating[:, :, ::1] dh_out, floating[:, ::1] dh_next,
-                  floating[:, ::1] dc_next, int threads=1):
+                  floating[:, ::1] dc_next, int threads=1, const int32_t[::1] ids=None,
+                  floating[:, ::1] dtable=None):
     """Backpropagate through T steps.
 
     In: gates as left by lstm_forward; dh_out (T, B, H) = dLoss/dh[1:]; dh_next, dc_next (B, H)
     = gradient arriving at the final state (zeros for plain truncated BPTT).
     Out: gates = dLoss/d(pre-activation) (T, B, 4H); dh_next, dc_next = gradient at the
-    initial state.
+    initial state. With ids (T*B,) and dtable (V, 4H): dtable[ids[t*B+b]] += gates[t, b]
+    (the input-table gradient of layer 0, in the same pass).
     """
     cdef Py_ssize_t T = gates.shape[0], B = gates.shape[1], H = w_hh.shape[1]
     check_sequence_buffers(4, gates, w_hh, c, tc)
     expect_shapes("lstm_backward", dh_out=(dh_out, (T, B, H)), dh_next=(dh_next, (B, H)),
                   dc_next=(dc_next, (B, H)))
+    check_table_scatter("lstm_backward", T, B, 4 * H, ids, dtable)
+    cdef const int32_t* pid = &ids[0] if ids is not None and ids.shape[0] > 0 else NULL
+    cdef floating* ptab = &dtable[0, 0] if pid != NULL else NULL
     cdef int n = team_size(H, threads), tid
     if T == 0 or B == 0:
         return
     with nogil:
         if n == 1:
             _backward_units(&gates[0, 0, 0], &w_hh[0, 0], &c[0, 0, 0], &tc[0, 0, 0],
-                            &dh_out[0, 0, 0], &dh_next[0, 0], &dc_next[0, 0], T, B, H, 0, H,
-                            False)
+                            &dh_out[0, 0, 0], &dh_next[0, 0], &dc_next[0, 0], pid, ptab, T, B,
+                            H, 0, H, False)
         else:
             with parallel(num_threads=n):
                 tid = threadid()
                 _backward_units(&gates[0, 0, 0], &w_hh[0, 0], &c[0, 0, 0], &tc[0, 0, 0],
-                                &dh_out[0, 0, 0], &dh_next[0, 0], &dc_next[0, 0], T, B, H,
-                                unit_bound(H, tid, n), unit_bound(H, tid + 1, n), True)
+                                &dh_out[0, 0, 0], &dh_next[0, 0], &dc_next[0, 0], pid, ptab,
+                                T, B, H, unit_bound(H, tid, n), unit_bound(H, tid + 1, n),
+                                True)

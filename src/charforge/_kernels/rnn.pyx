@@ -8,11 +8,12 @@ state, w_hh (H, H). Threads split the hidden units with one barrier per step (se
 from cython.parallel cimport parallel, threadid
 from cython cimport floating
 from libc.stdlib cimport free
-from ._cells cimport rnn_backward_row
+from libc.stdint cimport int32_t
+from ._cells cimport rnn_backward_row, scatter_units
 from ._common cimport (tanh_to, cf_barrier, unit_bound, team_size, pack_gate_rows,
                        pack_unit_columns, prefetch_units, recurrent_nt, recurrent_nn)
 
-from ._shapes import check_sequence_buffers, expect_shapes
+from ._shapes import check_sequence_buffers, check_table_scatter, expect_shapes
 
 
 cdef void _forward_units(floating* pre, const floating* w_hh, floating* h, Py_ssize_t T,
@@ -37,8 +38,9 @@ cdef void _forward_units(floating* pre, const floating* w_hh, floating* h, Py_ss
 
 
 cdef void _backward_units(floating* pre, const floating* w_hh, const floating* h,
-                          const floating* dh_out, floating* dh_next, Py_ssize_t T, Py_ssize_t B,
-                          Py_ssize_t H, Py_ssize_t u0, Py_ssize_t u1, bint sync) noexcept nogil:
+                          const floating* dh_out, floating* dh_next, const int32_t* ids,
+                          floating* dtable, Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
+                          Py_ssize_t u0, Py_ssize_t u1, bint sync) noexcept nogil:
     cdef Py_ssize_t t, b, nu = u1 - u0
     cdef floating* a
     cdef const floating* hn
@@ -52,6 +54,8 @@ cdef void _backward_units(floating* pre, const floating* w_hh, const floating* h
         dh_t = dh_out + t * B * H
         for b in range(B):
             rnn_backward_row(a + b * H, hn + b * H, dh_t + b * H, dh_next + b * H, u0, u1)
+            if dtable != NULL:
+                scatter_units(a + b * H, dtable + ids[t * B + b] * H, H, 1, u0, u1)
         if sync:
             cf_barrier()
         if nu > 0:
@@ -79,22 +83,27 @@ def rnn_forward(floating[:, :, ::1] pre, const floating[:, ::1] w_hh, floating[:
 
 def rnn_backward(floating[:, :, ::1] pre, const floating[:, ::1] w_hh,
                  const floating[:, :, ::1] h, const floating[:, :, ::1] dh_out,
-                 floating[:, ::1] dh_next, int threads=1):
+                 floating[:, ::1] dh_next, int threads=1, const int32_t[::1] ids=None,
+                 floating[:, ::1] dtable=None):
     """Backpropagate through T steps. Out: pre = dLoss/d(pre-activation), dh_next = gradient
-    at the initial state."""
+    at the initial state. With ids and dtable: dtable[ids[t*B+b]] += pre[t, b] in the same
+    pass (see lstm_backward)."""
     cdef Py_ssize_t T = pre.shape[0], B = pre.shape[1], H = w_hh.shape[1]
     check_sequence_buffers(1, pre, w_hh, h)
     expect_shapes("rnn_backward", dh_out=(dh_out, (T, B, H)), dh_next=(dh_next, (B, H)))
+    check_table_scatter("rnn_backward", T, B, H, ids, dtable)
+    cdef const int32_t* pid = &ids[0] if ids is not None and ids.shape[0] > 0 else NULL
+    cdef floating* ptab = &dtable[0, 0] if pid != NULL else NULL
     cdef int n = team_size(H, threads), tid
     if T == 0 or B == 0:
         return
     with nogil:
         if n == 1:
             _backward_units(&pre[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], &dh_out[0, 0, 0],
-                            &dh_next[0, 0], T, B, H, 0, H, False)
+                            &dh_next[0, 0], pid, ptab, T, B, H, 0, H, False)
         else:
             with parallel(num_threads=n):
                 tid = threadid()
                 _backward_units(&pre[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], &dh_out[0, 0, 0],
-                                &dh_next[0, 0], T, B, H, unit_bound(H, tid, n),
+                                &dh_next[0, 0], pid, ptab, T, B, H, unit_bound(H, tid, n),
                                 unit_bound(H, tid + 1, n), True)
