@@ -129,14 +129,19 @@ static inline double cf_exp_shift_sum_f64(double *x, ptrdiff_t n, double shift) 
                                     const unsigned char* restrict allowed, ptrdiff_t v,      \
                                     double scale, double top, double floor_,                 \
                                     double* restrict p) {                                    \
-        ptrdiff_t kept = 0;                                                                  \
         float fscale = (float)scale, ftop = (float)top;                                     \
-        _Pragma("omp simd reduction(+:kept)")                                                \
-        for (ptrdiff_t j = 0; j < v; j++) {                                                  \
-            float e = cf_expf((float)logits[j] * fscale - ftop);                             \
-            double w = (allowed[j] && (double)e >= floor_) ? (double)e : 0.0;                \
-            p[j] = w;                                                                        \
-            kept += w > 0.0;                                                                 \
+        float w[256];                                                                        \
+        ptrdiff_t kept = 0;                                                                  \
+        for (ptrdiff_t j0 = 0; j0 < v; j0 += 256) {                                          \
+            ptrdiff_t n = v - j0 < 256 ? v - j0 : 256;                                       \
+            _Pragma("omp simd")                                                              \
+            for (ptrdiff_t j = 0; j < n; j++)                                                \
+                w[j] = cf_expf((float)logits[j0 + j] * fscale - ftop);                       \
+            for (ptrdiff_t j = 0; j < n; j++) {                                              \
+                double e = allowed[j0 + j] && (double)w[j] >= floor_ ? (double)w[j] : 0.0;   \
+                p[j0 + j] = e;                                                               \
+                kept += e > 0.0;                                                             \
+            }                                                                                \
         }                                                                                    \
         return kept;                                                                         \
     }
