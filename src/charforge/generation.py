@@ -149,22 +149,25 @@ def _run(model, vocab, prime_ids, length, sampler, params, seed, callback, chunk
     tokens = np.full((B, max(total, 1)), -1, np.int32)
     probs = np.zeros((B, total, V), np.float32) if want_probs else None
     hidden = np.zeros((B, total, L, H), np.float32) if want_hidden else None
-    generated: list[list[int]] = [[] for _ in range(B)]
+    pieces: list[list[np.ndarray]] = [[] for _ in range(B)]
 
     def emit(t0: int, t1: int) -> None:
         for b in range(B):
-            new = [int(x) for x in tokens[b, max(t0, starts[b]):t1] if x >= 0]
-            generated[b].extend(new)
-            if callback is not None and new:
-                piece = vocab.decode(new)
-                if piece:
-                    callback(b, piece)
+            new = tokens[b, max(t0, starts[b]):t1]
+            new = new[new >= 0]
+            if new.size:
+                pieces[b].append(new)
+                if callback is not None:
+                    piece = vocab.decode(new)
+                    if piece:
+                        callback(b, piece)
 
     if total == 0 or length == 0:
         return GenerationResult([""] * B, [[] for _ in range(B)],
                                 [p.tolist() for p in prime_ids], probs, hidden)
     if fast_cell:
-        net = _KernelNet(model)
+        with threads.blas_single_threaded():   # a threaded BLAS call here would leave the
+            net = _KernelNet(model)            # BLAS workers spinning against our threads
         split_rows = _split_rows(model, B)
         nthreads = threads.get_num_threads() if split_rows else _threads_for(model)
         state = model.initial_state(B)
@@ -237,8 +240,10 @@ def _run(model, vocab, prime_ids, length, sampler, params, seed, callback, chunk
                 cur[b] = tok
             emit(t, t + 1)
             t += 1
+    generated = [np.concatenate(p) if p else np.zeros(0, np.int32) for p in pieces]
     texts = [vocab.decode(g) for g in generated]
-    return GenerationResult(texts, generated, [p.tolist() for p in prime_ids], probs, hidden)
+    return GenerationResult(texts, [g.tolist() for g in generated],
+                            [p.tolist() for p in prime_ids], probs, hidden)
 
 
 SPLIT_ROWS_FROM = 8

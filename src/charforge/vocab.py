@@ -35,6 +35,9 @@ class Vocabulary:
         self.unknown = unknown
         self._index = {t: i for i, t in enumerate(self.tokens)}
         self._char_ids = {c: self._index[c] for c in chars}
+        # for decode: the tokens as an object array and which of them are characters
+        self._token_array = np.array(self.tokens, dtype=object)
+        self._is_char = np.array([t in self._char_ids for t in self.tokens], dtype=bool)
 
     @classmethod
     def from_text(cls, text: str, **options) -> Vocabulary:
@@ -94,15 +97,18 @@ class Vocabulary:
 
     def decode(self, ids: Sequence[int] | np.ndarray, *, skip_special: bool = True) -> str:
         """Text of `ids`; special tokens are dropped unless skip_special is False."""
-        out = []
-        for i in np.asarray(ids).ravel().tolist():
-            if not 0 <= i < len(self.tokens):
-                raise CharforgeError(f"id {i} is outside the vocabulary (size {len(self)})")
-            tok = self.tokens[i]
-            if skip_special and tok not in self._char_ids:
-                continue
-            out.append(tok)
-        return "".join(out)
+        arr = np.asarray(ids).ravel()
+        if arr.size == 0:
+            return ""
+        if arr.dtype.kind not in "iu":
+            arr = arr.astype(np.int64)
+        bad = (arr < 0) | (arr >= len(self.tokens))
+        if bad.any():
+            i = int(arr[np.argmax(bad)])
+            raise CharforgeError(f"id {i} is outside the vocabulary (size {len(self)})")
+        if skip_special:
+            arr = arr[self._is_char[arr]]
+        return "".join(self._token_array[arr].tolist())
 
     def to_dict(self) -> dict:
         specials = [t for t in self.tokens if t not in self._char_ids]
