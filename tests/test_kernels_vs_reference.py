@@ -115,3 +115,22 @@ def test_step_matches_sequence(rng):
     for t in range(5):
         logits, state = model.step(x[:, t], state)
         np.testing.assert_allclose(logits, full[:, t], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_table_gradient_in_backward_rejects_bad_ids(cell):
+    """The fused input-table gradient of the backward kernels checks its ids up front."""
+    from charforge._kernels import gru, lstm, rnn
+    T, B, H = 3, 2, 16
+    G = {"rnn": 1, "gru": 3, "lstm": 4}[cell] * H
+    f32 = np.float32
+    g, w, h = np.zeros((T, B, G), f32), np.zeros((G, H), f32), np.zeros((T + 1, B, H), f32)
+    dh_out, dh_next = np.zeros((T, B, H), f32), np.zeros((B, H), f32)
+    ids, dtable = np.array([0, 1, 2, 3, 4, 9], np.int32), np.zeros((5, G), f32)
+    with pytest.raises(ValueError, match=r"ids outside \[0, 5\)"):
+        if cell == "lstm":
+            lstm.lstm_backward(g, w, h, h[1:], dh_out, dh_next, dh_next.copy(), 1, ids, dtable)
+        elif cell == "gru":
+            gru.gru_backward(g, g.copy(), w, h, h[1:], dh_out, dh_next, 1, ids, dtable)
+        else:
+            rnn.rnn_backward(g, w, h, dh_out, dh_next, 1, ids, dtable)

@@ -91,9 +91,9 @@ cdef extern from "cf_gemm.h" nogil:
     void cf_pack_nt(const float* W, Py_ssize_t ldw, Py_ssize_t N, Py_ssize_t K, float* P)
     void cf_pack_nn(const float* W, Py_ssize_t ldw, Py_ssize_t K, Py_ssize_t N, float* P)
     float* cf_gemm_work(Py_ssize_t N)
-    void cf_gemm_f32(int ta, int tb, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* A,
-                     Py_ssize_t lda, const float* B, Py_ssize_t ldb, int accumulate, float* C,
-                     Py_ssize_t ldc, float* work, float* colsum)
+    void cf_gemm_tn(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* A, Py_ssize_t lda,
+                    const float* B, Py_ssize_t ldb, int accumulate, float* C, Py_ssize_t ldc,
+                    float* work, float* colsum)
     void cf_gemm_packed(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* A,
                         Py_ssize_t lda, const float* P, float* C, Py_ssize_t ldc,
                         int accumulate)
@@ -102,7 +102,7 @@ cdef extern from "cf_gemm.h" nogil:
 cdef inline float* pack_gate_rows(const float* w_hh, Py_ssize_t H, Py_ssize_t gates,
                                   Py_ssize_t u0, Py_ssize_t nu) noexcept nogil:
     """The forward step's operand: for each gate q, rows [q H + u0, q H + u0 + nu) of W_hh
-    (gates H x H) packed as the transposed panel block q (see gate_block_size). NULL when the
+    (gates H x H) packed as panel block q (cf_packed_size(nu, H) floats each). NULL when the
     packed kernel is off or memory is short (callers then use BLAS)."""
     cdef Py_ssize_t q, block = cf_packed_size(nu, H)
     cdef float* P

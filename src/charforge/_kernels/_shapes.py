@@ -1,4 +1,5 @@
 """Shape checks shared by the cell kernels (plain Python: they run once per call)."""
+import numpy as np
 
 
 def check_sequence_buffers(gate_count, gates, w_hh, h, *state):
@@ -34,5 +35,6 @@ def check_table_scatter(where, T, B, G, ids, dtable):
     if ids.shape[0] != T * B or dtable.shape[1] != G:
         raise ValueError(f"{where}: ids must be ({T * B},) and dtable (V, {G}), got "
                          f"{tuple(ids.shape[:1])} and {tuple(dtable.shape[:2])}")
-    if T * B and (min(ids) < 0 or max(ids) >= dtable.shape[0]):
+    arr = np.asarray(ids)          # numpy's min/max: Python's would walk T*B elements
+    if arr.size and (arr.min() < 0 or arr.max() >= dtable.shape[0]):
         raise ValueError(f"{where}: ids outside [0, {dtable.shape[0]})")

@@ -21,9 +21,7 @@
 
 #define CF_NR 32
 #define CF_MR 8
-#ifndef CF_KC
 #define CF_KC 256
-#endif
 
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(CF_NO_AVX512_GEMM)
 #define CF_HAVE_X86_GEMM 1
@@ -134,6 +132,32 @@ cf_ukernel(const int mr, ptrdiff_t K, const float* A, const ptrdiff_t ars, const
     }
 }
 
+/* cf_ukernel for a run-time row count (the last, partial row block); inlined at each call
+ * site, so each gets its own constant-folded copies. */
+__attribute__((target("avx512f"), always_inline)) static inline void
+cf_ukernel_rows(int mr, ptrdiff_t K, const float* A, const ptrdiff_t ars, const ptrdiff_t aks,
+                const float* Pp, float* C, ptrdiff_t ldc, __mmask16 m0, __mmask16 m1,
+                int accumulate) {
+    switch (mr) {
+    case 8: cf_ukernel(8, K, A, ars, aks, Pp, C, ldc, m0, m1, accumulate, 0); break;
+    case 7: cf_ukernel(7, K, A, ars, aks, Pp, C, ldc, m0, m1, accumulate, 0); break;
+    case 6: cf_ukernel(6, K, A, ars, aks, Pp, C, ldc, m0, m1, accumulate, 0); break;
+    case 5: cf_ukernel(5, K, A, ars, aks, Pp, C, ldc, m0, m1, accumulate, 0); break;
+    case 4: cf_ukernel(4, K, A, ars, aks, Pp, C, ldc, m0, m1, accumulate, 0); break;
+    case 3: cf_ukernel(3, K, A, ars, aks, Pp, C, ldc, m0, m1, accumulate, 0); break;
+    case 2: cf_ukernel(2, K, A, ars, aks, Pp, C, ldc, m0, m1, accumulate, 0); break;
+    default: cf_ukernel(1, K, A, ars, aks, Pp, C, ldc, m0, m1, accumulate, 0); break;
+    }
+}
+
+/* Masks for the first and second 16 columns of a panel w columns wide. */
+static inline __mmask16 cf_mask_lo(ptrdiff_t w) {
+    return w >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << w) - 1u);
+}
+static inline __mmask16 cf_mask_hi(ptrdiff_t w) {
+    return w >= 32 ? (__mmask16)0xFFFF : (w > 16 ? (__mmask16)((1u << (w - 16)) - 1u) : 0);
+}
+
 /* Loop order: K in blocks of CF_KC (so a panel slice, 32 KB, stays in L1 while every row block
  * of A passes over it), then panels, then row blocks. */
 __attribute__((target("avx512f"))) static void
@@ -146,28 +170,16 @@ cf_gemm_packed(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float* A, ptrdiff_t 
         int acc = accumulate || k0 > 0;
         for (ptrdiff_t p = 0; p < N; p += CF_NR) {
             ptrdiff_t w = N - p < CF_NR ? N - p : CF_NR;
-            __mmask16 m0 = w >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << w) - 1u);
-            __mmask16 m1 = w >= 32 ? (__mmask16)0xFFFF
-                         : (w > 16 ? (__mmask16)((1u << (w - 16)) - 1u) : (__mmask16)0);
+            __mmask16 m0 = cf_mask_lo(w), m1 = cf_mask_hi(w);
             const float* Pp = P + p * K + k0 * CF_NR;
             for (ptrdiff_t i = 0; i < M; i += CF_MR) {
                 int mr = M - i < CF_MR ? (int)(M - i) : CF_MR;
                 const float* Ai = A + i * lda + k0;
                 float* Cp = C + i * ldc + p;
-                if (mr == 8 && stream && i == 0) {   /* the first pass brings the panel in */
+                if (mr == 8 && stream && i == 0)   /* the first pass brings the panel in */
                     cf_ukernel(8, kc, Ai, lda, 1, Pp, Cp, ldc, m0, m1, acc, 1);
-                    continue;
-                }
-                switch (mr) {
-                case 8: cf_ukernel(8, kc, Ai, lda, 1, Pp, Cp, ldc, m0, m1, acc, 0); break;
-                case 7: cf_ukernel(7, kc, Ai, lda, 1, Pp, Cp, ldc, m0, m1, acc, 0); break;
-                case 6: cf_ukernel(6, kc, Ai, lda, 1, Pp, Cp, ldc, m0, m1, acc, 0); break;
-                case 5: cf_ukernel(5, kc, Ai, lda, 1, Pp, Cp, ldc, m0, m1, acc, 0); break;
-                case 4: cf_ukernel(4, kc, Ai, lda, 1, Pp, Cp, ldc, m0, m1, acc, 0); break;
-                case 3: cf_ukernel(3, kc, Ai, lda, 1, Pp, Cp, ldc, m0, m1, acc, 0); break;
-                case 2: cf_ukernel(2, kc, Ai, lda, 1, Pp, Cp, ldc, m0, m1, acc, 0); break;
-                default: cf_ukernel(1, kc, Ai, lda, 1, Pp, Cp, ldc, m0, m1, acc, 0); break;
-                }
+                else
+                    cf_ukernel_rows(mr, kc, Ai, lda, 1, Pp, Cp, ldc, m0, m1, acc);
             }
         }
     }
@@ -180,69 +192,44 @@ static void cf_gemm_packed(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float* A
 }
 #endif
 
-/* ---- General float32 GEMM (both operands packed per block), for the large products of a
- * training step: the input projections, the input gradients and above all the weight
- * gradients dW = dgates^T h (a "TN" product with K = T*B), where single-threaded OpenBLAS
- * reaches 60-90 GFLOP/s against this kernel's 120. C (M x N, ldc) = op(A) op(B) [+ C]; with
- * A transposed and colsum set, also colsum += the column sums of op(A)^T (the bias gradient)
- * in the same pass over A. */
-#ifndef CF_MC
+/* ---- The weight-gradient product dW (+)= A^T B for A (K x M) and B (K x N), both row-major
+ * with K = T*B rows (dgates and the layer's input or previous state), where single-threaded
+ * OpenBLAS reaches 50-90 GFLOP/s. Both operands are packed per K block; with colsum set it
+ * also adds the column sums of A (the bias gradient) in the same pass over A. (For the large
+ * NN/NT products of a step OpenBLAS was faster than this kernel, so they stay on BLAS.) */
 #define CF_MC 128
-#endif
 
 static inline ptrdiff_t cf_gemm_work_size(ptrdiff_t N) {
     return (ptrdiff_t)CF_KC * ((N + CF_NR - 1) / CF_NR) * CF_NR + (ptrdiff_t)CF_MC * CF_KC;
 }
 
-/* Rows [i0, i0 + mc) and k in [k0, k0 + kc) of op(A), in row blocks of 8 (zero-padded):
- * Ap[ib * kc + k * 8 + r] = op(A)[i0 + ib + r, k0 + k]. */
-static void cf_pack_a(int ta, const float* A, ptrdiff_t lda, ptrdiff_t i0, ptrdiff_t mc,
-                      ptrdiff_t k0, ptrdiff_t kc, float* Ap, float* colsum) {
+/* Columns [i0, i0 + mc) and rows [k0, k0 + kc) of A, as row blocks of A^T (zero-padded):
+ * Ap[ib * kc + k * 8 + r] = A[k0 + k, i0 + ib + r]. Each row's mc values are read in one
+ * contiguous run (rows are pages apart: short strided reads defeat the prefetcher and the
+ * TLB) and dealt out to the blocks; colsum (if set) gets them added while they are in L1. */
+static void cf_pack_at(const float* A, ptrdiff_t lda, ptrdiff_t i0, ptrdiff_t mc, ptrdiff_t k0,
+                       ptrdiff_t kc, float* Ap, float* colsum) {
     ptrdiff_t full = mc / CF_MR * CF_MR;
-    if (ta) {
-        /* op(A) = A^T: row k of A holds op(A)[:, k]. Read each row's mc values in one
-         * contiguous run (rows are pages apart: short strided reads defeat the prefetcher
-         * and the TLB) and deal them out to the row blocks. */
-        for (ptrdiff_t k = 0; k < kc; k++) {
-            const float* src = A + (k0 + k) * lda + i0;
-            for (ptrdiff_t ib = 0; ib < full; ib += CF_MR)
-                memcpy(Ap + ib * kc + k * CF_MR, src + ib, sizeof(float) * CF_MR);
-            if (full < mc) {
-                float* dst = Ap + full * kc + k * CF_MR;
-                ptrdiff_t r = 0;
-                for (; r < mc - full; r++) dst[r] = src[full + r];
-                for (; r < CF_MR; r++) dst[r] = 0.0f;
-            }
-            if (colsum != NULL)          /* the bias gradient, while the row is in L1 */
-                for (ptrdiff_t r = 0; r < mc; r++) colsum[r] += src[r];
+    for (ptrdiff_t k = 0; k < kc; k++) {
+        const float* src = A + (k0 + k) * lda + i0;
+        for (ptrdiff_t ib = 0; ib < full; ib += CF_MR)
+            memcpy(Ap + ib * kc + k * CF_MR, src + ib, sizeof(float) * CF_MR);
+        if (full < mc) {
+            float* dst = Ap + full * kc + k * CF_MR;
+            ptrdiff_t r = 0;
+            for (; r < mc - full; r++) dst[r] = src[full + r];
+            for (; r < CF_MR; r++) dst[r] = 0.0f;
         }
-        return;
+        if (colsum != NULL)
+            for (ptrdiff_t r = 0; r < mc; r++) colsum[r] += src[r];
     }
-    for (ptrdiff_t ib = 0; ib < mc; ib += CF_MR) {
-        float* dst = Ap + ib * kc;
-        ptrdiff_t mr = mc - ib < CF_MR ? mc - ib : CF_MR;
-        const float* src = A + (i0 + ib) * lda + k0;
-        if (mr < CF_MR) memset(dst, 0, sizeof(float) * CF_MR * kc);
-        for (ptrdiff_t k = 0; k < kc; k++)
-            for (ptrdiff_t r = 0; r < mr; r++) dst[k * CF_MR + r] = src[r * lda + k];
-    }
-}
-
-/* k in [k0, k0 + kc) and all N columns of op(B), in panels of 32 (zero-padded):
- * Bp[p * kc + k * 32 + j] = op(B)[k0 + k, p + j]. */
-static void cf_pack_b(int tb, const float* B, ptrdiff_t ldb, ptrdiff_t N, ptrdiff_t k0,
-                      ptrdiff_t kc, float* Bp) {
-    if (tb)
-        cf_pack_nt(B + k0, ldb, N, kc, Bp);
-    else
-        cf_pack_nn(B + k0 * ldb, ldb, kc, N, Bp);
 }
 
 #if CF_HAVE_X86_GEMM
+/* C (M x N, ldc) (+)= A^T B; work from cf_gemm_work(N). */
 __attribute__((target("avx512f"))) static void
-cf_gemm_f32(int ta, int tb, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float* A, ptrdiff_t lda,
-            const float* B, ptrdiff_t ldb, int accumulate, float* C, ptrdiff_t ldc, float* work,
-            float* colsum) {
+cf_gemm_tn(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float* A, ptrdiff_t lda, const float* B,
+           ptrdiff_t ldb, int accumulate, float* C, ptrdiff_t ldc, float* work, float* colsum) {
     float* Bp = work;
     float* Ap = work + (ptrdiff_t)CF_KC * ((N + CF_NR - 1) / CF_NR) * CF_NR;
     if (K == 0 && !accumulate) {
@@ -252,47 +239,33 @@ cf_gemm_f32(int ta, int tb, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float* 
     for (ptrdiff_t k0 = 0; k0 < K; k0 += CF_KC) {
         ptrdiff_t kc = K - k0 < CF_KC ? K - k0 : CF_KC;
         int acc = accumulate || k0 > 0;
-        cf_pack_b(tb, B, ldb, N, k0, kc, Bp);
+        cf_pack_nn(B + k0 * ldb, ldb, kc, N, Bp);
         for (ptrdiff_t i0 = 0; i0 < M; i0 += CF_MC) {
             ptrdiff_t mc = M - i0 < CF_MC ? M - i0 : CF_MC;
-            cf_pack_a(ta, A, lda, i0, mc, k0, kc, Ap, ta && colsum ? colsum + i0 : NULL);
+            cf_pack_at(A, lda, i0, mc, k0, kc, Ap, colsum ? colsum + i0 : NULL);
             for (ptrdiff_t p = 0; p < N; p += CF_NR) {
                 ptrdiff_t w = N - p < CF_NR ? N - p : CF_NR;
-                __mmask16 m0 = w >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << w) - 1u);
-                __mmask16 m1 = w >= 32 ? (__mmask16)0xFFFF
-                             : (w > 16 ? (__mmask16)((1u << (w - 16)) - 1u) : (__mmask16)0);
+                __mmask16 m0 = cf_mask_lo(w), m1 = cf_mask_hi(w);
                 const float* Pp = Bp + p * kc;
                 for (ptrdiff_t ib = 0; ib < mc; ib += CF_MR) {
                     int mr = mc - ib < CF_MR ? (int)(mc - ib) : CF_MR;
-                    const float* Ai = Ap + ib * kc;
-                    float* Cp = C + (i0 + ib) * ldc + p;
-                    if (mr == CF_MR)
-                        cf_ukernel(CF_MR, kc, Ai, 1, CF_MR, Pp, Cp, ldc, m0, m1, acc, 0);
-                    else
-                        switch (mr) {
-                        case 7: cf_ukernel(7, kc, Ai, 1, CF_MR, Pp, Cp, ldc, m0, m1, acc, 0); break;
-                        case 6: cf_ukernel(6, kc, Ai, 1, CF_MR, Pp, Cp, ldc, m0, m1, acc, 0); break;
-                        case 5: cf_ukernel(5, kc, Ai, 1, CF_MR, Pp, Cp, ldc, m0, m1, acc, 0); break;
-                        case 4: cf_ukernel(4, kc, Ai, 1, CF_MR, Pp, Cp, ldc, m0, m1, acc, 0); break;
-                        case 3: cf_ukernel(3, kc, Ai, 1, CF_MR, Pp, Cp, ldc, m0, m1, acc, 0); break;
-                        case 2: cf_ukernel(2, kc, Ai, 1, CF_MR, Pp, Cp, ldc, m0, m1, acc, 0); break;
-                        default: cf_ukernel(1, kc, Ai, 1, CF_MR, Pp, Cp, ldc, m0, m1, acc, 0); break;
-                        }
+                    cf_ukernel_rows(mr, kc, Ap + ib * kc, 1, CF_MR, Pp,
+                                    C + (i0 + ib) * ldc + p, ldc, m0, m1, acc);
                 }
             }
         }
     }
 }
 #else
-static void cf_gemm_f32(int ta, int tb, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float* A,
-                        ptrdiff_t lda, const float* B, ptrdiff_t ldb, int accumulate, float* C,
-                        ptrdiff_t ldc, float* work, float* colsum) {
-    (void)ta; (void)tb; (void)M; (void)N; (void)K; (void)A; (void)lda; (void)B; (void)ldb;
-    (void)accumulate; (void)C; (void)ldc; (void)work; (void)colsum;
+static void cf_gemm_tn(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float* A, ptrdiff_t lda,
+                       const float* B, ptrdiff_t ldb, int accumulate, float* C, ptrdiff_t ldc,
+                       float* work, float* colsum) {
+    (void)M; (void)N; (void)K; (void)A; (void)lda; (void)B; (void)ldb; (void)accumulate;
+    (void)C; (void)ldc; (void)work; (void)colsum;
 }
 #endif
 
-/* Per-thread scratch for cf_gemm_f32, kept between calls (a fresh multi-megabyte buffer per
+/* Per-thread scratch for cf_gemm_tn, kept between calls (a fresh multi-megabyte buffer per
  * call would pay page faults every time); NULL when memory is short. */
 static inline float* cf_gemm_work(ptrdiff_t N) {
     static __thread float* buf = NULL;

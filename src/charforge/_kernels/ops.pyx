@@ -5,7 +5,7 @@ from cython.parallel cimport prange
 from cython cimport floating
 from libc.math cimport log, sqrt, fabs
 from libc.stdint cimport uint64_t, int32_t
-from ._common cimport (gemm_rm, cf_gemm_f32, cf_gemm_work, cf_packed_gemm_available,
+from ._common cimport (gemm_rm, cf_gemm_tn, cf_gemm_work, cf_packed_gemm_available,
                        cf_set_num_threads, cf_get_max_threads, cf_openmp_enabled,
                        cf_exp_shift_sum_f32, cf_exp_shift_sum_f64, cf_hash64)
 
@@ -36,11 +36,10 @@ cdef void _gemm_one(bint trans_a, bint trans_b, int m, int n, int k, floating al
     (A transposed: both operands are read along K, where BLAS is slowest), else BLAS."""
     cdef float* work
     if floating is float:
-        if packed and trans_a and alpha == 1 and (beta == 0 or beta == 1):
+        if packed and trans_a and not trans_b and alpha == 1 and (beta == 0 or beta == 1):
             work = cf_gemm_work(n)
             if work != NULL:
-                cf_gemm_f32(trans_a, trans_b, m, n, k, a, lda, b, ldb, beta == 1, c, ldc, work,
-                            NULL)
+                cf_gemm_tn(m, n, k, a, lda, b, ldb, beta == 1, c, ldc, work, NULL)
                 return
     gemm_rm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 
@@ -119,8 +118,8 @@ def gemm_tn_colsum(const floating[:, ::1] a, const floating[:, ::1] b, floating[
                     r1 = (m * (i + 1)) // parts
                     work = cf_gemm_work(n)
                     if work != NULL:
-                        cf_gemm_f32(True, False, r1 - r0, n, k, &a[0, 0] + r0, m, &b[0, 0], n,
-                                    1, &c[0, 0] + <Py_ssize_t>r0 * n, n, work, &colsum[0] + r0)
+                        cf_gemm_tn(r1 - r0, n, k, &a[0, 0] + r0, m, &b[0, 0], n, 1,
+                                   &c[0, 0] + <Py_ssize_t>r0 * n, n, work, &colsum[0] + r0)
                     else:
                         gemm_rm(True, False, r1 - r0, n, k, 1.0, &a[0, 0] + r0, m, &b[0, 0], n,
                                 1.0, &c[0, 0] + <Py_ssize_t>r0 * n, n)
