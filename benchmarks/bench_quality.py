@@ -4,6 +4,8 @@ The setup of issue #4: LSTM 2x256, embedding 64, batch 64, sequences of 100 (ran
 Adam 2e-3, global-norm clip 5, tiny-shakespeare with the first 90% for training and the last
 10% for validation (mean nats per character over the whole split, 32 streams carrying state).
 Both frameworks see the same batches in the same order. The clock stops while evaluating.
+With --peer the two train side by side in turns of --slice training seconds (one at a time,
+each in its own process), so a noisy neighbour's minutes fall on both alike.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_quality.py \
         --budget 300 --peer torch
@@ -102,7 +104,7 @@ def run_torch(args, vocab, train, val):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
         opt.step()
-        return float(loss)
+        return loss.item()
 
     @torch.no_grad()
     def evaluate():
@@ -118,26 +120,72 @@ def run_torch(args, vocab, train, val):
 
 
 def worker(args) -> None:
+    """Train in slices: wait for a "run" line on stdin, train until the next slice boundary of
+    training seconds, print the evaluations made on the way and a "paused" line, repeat."""
     vocab, train, val = corpus_ids()
     make = run_charforge if args.worker == "charforge" else run_torch
     step, evaluate = make(args, vocab, train, val)
-    elapsed, steps, next_eval = 0.0, 0, args.eval_every
+    elapsed, steps, next_eval, until = 0.0, 0, args.eval_every, 0.0
     gen = batches(train, 64, 100, args.seed)
-    curve = []
-    while elapsed < args.budget:
-        x, y = next(gen)
-        t0 = time.perf_counter()
-        loss = step(x, y)
-        elapsed += time.perf_counter() - t0
-        steps += 1
-        if elapsed >= next_eval or elapsed >= args.budget:
-            v = evaluate()
-            curve.append({"seconds": round(elapsed, 1), "steps": steps, "train_loss": loss,
-                          "val_loss": round(v, 4)})
-            print(json.dumps({"framework": args.worker, **curve[-1]}), flush=True)
-            next_eval += args.eval_every
-            if args.stop_at_target and v <= args.target:
-                break
+    done = False
+    print(json.dumps({"ready": args.worker}), flush=True)
+    while not done and sys.stdin.readline():
+        until += args.slice
+        while elapsed < min(until, args.budget):
+            x, y = next(gen)
+            t0 = time.perf_counter()
+            loss = step(x, y)
+            elapsed += time.perf_counter() - t0
+            steps += 1
+            if elapsed >= next_eval or elapsed >= args.budget:
+                v = evaluate()
+                print(json.dumps({"framework": args.worker, "seconds": round(elapsed, 1),
+                                  "steps": steps, "train_loss": round(loss, 4),
+                                  "val_loss": round(v, 4)}), flush=True)
+                next_eval += args.eval_every
+                if args.stop_at_target and v <= args.target:
+                    done = True
+                    break
+        done = done or elapsed >= args.budget
+        print(json.dumps({"paused": round(elapsed, 1), "done": done}), flush=True)
+
+
+def interleave(args, frameworks: list[str]) -> dict[str, list[dict]]:
+    """Run the frameworks' workers side by side, giving each a slice of training seconds in
+    turn: on a shared machine both then see the same minutes of neighbours' load."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+    procs = {}
+    for fw in frameworks:
+        cmd = [sys.executable, os.path.abspath(__file__), "--worker", fw, "--budget",
+               str(args.budget), "--eval-every", str(args.eval_every), "--threads",
+               str(args.threads), "--seed", str(args.seed), "--target", str(args.target),
+               "--slice", str(args.slice)]
+        if args.stop_at_target:
+            cmd.append("--stop-at-target")
+        procs[fw] = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True, env=env)
+        json.loads(procs[fw].stdout.readline())          # {"ready": ...}: data and model built
+    curves: dict[str, list[dict]] = {fw: [] for fw in frameworks}
+    running = list(frameworks)
+    while running:
+        for fw in list(running):
+            proc = procs[fw]
+            proc.stdin.write("run\n")
+            proc.stdin.flush()
+            for line in proc.stdout:
+                record = json.loads(line)
+                if "paused" in record:
+                    if record["done"]:
+                        running.remove(fw)
+                    break
+                curves[fw].append(record)
+                print(json.dumps(record), flush=True)
+            else:
+                raise SystemExit(f"the {fw} worker stopped unexpectedly")
+    for proc in procs.values():
+        proc.stdin.close()
+        proc.wait()
+    return curves
 
 
 def first_below(curve, target):
@@ -152,6 +200,8 @@ def main() -> None:
     p.add_argument("--budget", type=float, default=300.0, help="training seconds per framework")
     p.add_argument("--eval-every", type=float, default=20.0, help="seconds between evaluations")
     p.add_argument("--peer", choices=("torch",), help="also train the same setup in PyTorch")
+    p.add_argument("--slice", type=float, default=10.0,
+                   help="training seconds each framework runs before the other takes its turn")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--target", type=float, default=1.50)
@@ -161,18 +211,7 @@ def main() -> None:
     args = p.parse_args()
     if args.worker:
         return worker(args)
-    curves = {}
-    for fw in ["charforge"] + (["torch"] if args.peer else []):
-        cmd = [sys.executable, os.path.abspath(__file__), "--worker", fw, "--budget",
-               str(args.budget), "--eval-every", str(args.eval_every), "--threads",
-               str(args.threads), "--seed", str(args.seed), "--target", str(args.target)]
-        if args.stop_at_target:
-            cmd.append("--stop-at-target")
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True,
-                             env=dict(os.environ, OMP_NUM_THREADS=str(args.threads)))
-        curves[fw] = [json.loads(ln) for ln in out.stdout.splitlines() if ln.startswith("{")]
-        for point in curves[fw]:
-            print(json.dumps(point), flush=True)
+    curves = interleave(args, ["charforge"] + (["torch"] if args.peer else []))
     print(f"\nseconds to reach val loss <= {args.target}:")
     times = {fw: first_below(c, args.target) for fw, c in curves.items()}
     for fw, t in times.items():

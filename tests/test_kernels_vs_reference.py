@@ -63,6 +63,26 @@ def test_threaded_recurrence_and_projection_paths(cell, threads, rng):
     _compare(model, x, y, None, None)
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_threads_splitting_the_batch_rows(cell, dtype, rng):
+    """Batch 37 over two threads: each runs its own rows (16 and 21: a partial 8-row block)
+    through the whole recurrence, with a private input-table gradient for layer 0."""
+    from charforge._kernels import ops
+    charforge.set_num_threads(2)
+    model = _random_model(cell, 2, 40, 6, dtype, vocab=9)
+    model.flat *= 0.5
+    gates = model.cell.gates
+    assert ops.threads_split_rows(37, 40, gates, 2)
+    assert not ops.threads_split_rows(31, 40, gates, 2)
+    x = rng.integers(0, 9, (37, 6))
+    y = rng.integers(0, 9, (37, 6))
+    assert model._use_table(x.size)
+    state = [tuple(rng.normal(0, 0.5, (37, 40)) for _ in model.cell.state_names)
+             for _ in range(2)]
+    _compare(model, x, y, rng.random((37, 6)) > 0.2, state)
+
+
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 def test_large_batch_float32_threaded(cell, rng):
     charforge.set_num_threads(2)

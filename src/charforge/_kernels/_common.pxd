@@ -74,6 +74,23 @@ cdef inline Py_ssize_t unit_bound(Py_ssize_t hidden, Py_ssize_t k, Py_ssize_t n)
     return ((hidden * k) // n) & ~(<Py_ssize_t>15)
 
 
+cdef inline Py_ssize_t row_bound(Py_ssize_t B, Py_ssize_t k, Py_ssize_t n) noexcept nogil:
+    """Start of thread k's share of the batch rows when the threads split the batch
+    (multiples of 8, the packed kernel's row block)."""
+    if k >= n:
+        return B
+    return ((B * k) // n) & ~(<Py_ssize_t>7)
+
+
+cdef inline bint split_rows(Py_ssize_t B, Py_ssize_t H, Py_ssize_t gates,
+                            int n) noexcept nogil:
+    """Whether a layer's threads take batch rows instead of hidden units. With rows, each
+    thread runs the whole recurrence of its rows alone: no barrier per step and no state
+    rows crossing between cores, at the price of a private copy of W_hh per thread (so only
+    for W_hh up to 2 MB, where a step's product is short and those costs are a large share)."""
+    return n > 1 and B >= 16 * n and gates * H * H * <Py_ssize_t>sizeof(float) <= (2 << 20)
+
+
 cdef inline int team_size(Py_ssize_t hidden, int threads) noexcept nogil:
     """Threads worth using for a layer: each needs at least 16 hidden units."""
     cdef Py_ssize_t most = hidden // 16

@@ -38,3 +38,22 @@ def check_table_scatter(where, T, B, G, ids, dtable):
     arr = np.asarray(ids)          # numpy's min/max: Python's would walk T*B elements
     if arr.size and (arr.min() < 0 or arr.max() >= dtable.shape[0]):
         raise ValueError(f"{where}: ids outside [0, {dtable.shape[0]})")
+
+
+def thread_tables(dtable, count, like):
+    """Where each thread adds its input-table gradient rows: dtable itself (as a (1, V, G)
+    view) when one writer, else `count` zeroed private tables (threads that split the batch
+    would race on rows of common tokens), summed into dtable by add_thread_tables."""
+    if dtable is None:
+        return np.zeros((1, 1, 1), dtype=np.asarray(like).dtype)
+    table = np.asarray(dtable)
+    if count <= 1:
+        return table[None]
+    return np.zeros((count,) + table.shape, dtype=table.dtype)
+
+
+def add_thread_tables(dtable, tables):
+    """Finish thread_tables: add the private tables (if any) into dtable."""
+    tables = np.asarray(tables)
+    if dtable is not None and tables.shape[0] > 1:
+        np.asarray(dtable)[...] += tables.sum(axis=0)

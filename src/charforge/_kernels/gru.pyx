@@ -7,24 +7,27 @@
 Shapes (time-major, C-contiguous): gates (T, B, 3H) holds the input projection with b_ih on
 entry and the activated r, z, n on exit; hn (T, B, H) keeps Whn h + bhn for backward;
 h (T+1, B, H) with h[0] the initial state; gh (B, 3H) is per-step scratch; w_hh (3H, H).
-Threads split the hidden units with one barrier per step, as in lstm.pyx.
+Threads split the batch rows or the hidden units, as in lstm.pyx.
 """
 from cython.parallel cimport parallel, threadid
 from cython cimport floating
 from libc.stdlib cimport free
 from libc.stdint cimport int32_t
 from ._cells cimport gru_row, gru_backward_row, scatter_units
-from ._common cimport (cf_barrier, unit_bound, team_size, pack_gate_rows, pack_unit_columns,
-                       prefetch_units, recurrent_nt, recurrent_nn)
+from ._common cimport (cf_barrier, unit_bound, row_bound, split_rows, team_size, pack_gate_rows,
+                       pack_unit_columns, prefetch_units, recurrent_nt, recurrent_nn)
 
-from ._shapes import check_sequence_buffers, check_table_scatter, expect_shapes
+from ._shapes import (add_thread_tables, check_sequence_buffers, check_table_scatter,
+                      expect_shapes, thread_tables)
 
 
 cdef void _forward_units(floating* gates, const floating* w_hh, const floating* b_hh,
                          floating* h, floating* hn_save, floating* gh,
-                         Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
-                         Py_ssize_t u0, Py_ssize_t u1, bint sync) noexcept nogil:
-    cdef Py_ssize_t t, b, j, q, G = 3 * H, nu = u1 - u0
+                         Py_ssize_t T, Py_ssize_t B, Py_ssize_t H, Py_ssize_t b0,
+                         Py_ssize_t b1, Py_ssize_t u0, Py_ssize_t u1,
+                         bint sync) noexcept nogil:
+    """Rows [b0, b1) and units [u0, u1) of the forward recurrence (one thread's share)."""
+    cdef Py_ssize_t t, b, j, q, G = 3 * H, nu = u1 - u0, rows = b1 - b0
     cdef floating* g
     cdef floating* hp
     cdef floating* hnew
@@ -32,20 +35,21 @@ cdef void _forward_units(floating* gates, const floating* w_hh, const floating* 
     cdef float* packed = NULL
     if floating is float:
         packed = pack_gate_rows(w_hh, H, 3, u0, nu)
+    gh += b0 * G
     for t in range(T):
-        g = gates + t * B * G
-        hp = h + t * B * H
-        hnew = h + (t + 1) * B * H
-        hs = hn_save + t * B * H
-        if nu > 0:
-            for b in range(B):
+        g = gates + (t * B + b0) * G
+        hp = h + (t * B + b0) * H
+        hnew = h + ((t + 1) * B + b0) * H
+        hs = hn_save + (t * B + b0) * H
+        if nu > 0 and rows > 0:
+            for b in range(rows):
                 for q in range(3):
                     for j in range(u0, u1):
                         gh[b * G + q * H + j] = b_hh[q * H + j]
             if t + 1 < T:
-                prefetch_units(g + B * G, B, G, 3, H, u0, nu)
-            recurrent_nt(packed, 3, B, H, u0, nu, hp, w_hh, gh, G)
-            for b in range(B):
+                prefetch_units(g + B * G, rows, G, 3, H, u0, nu)
+            recurrent_nt(packed, 3, rows, H, u0, nu, hp, w_hh, gh, G)
+            for b in range(rows):
                 gru_row(g + b * G, gh + b * G, hp + b * H, hnew + b * H, hs + b * H, H, u0, u1)
         if sync:
             cf_barrier()
@@ -55,9 +59,10 @@ cdef void _forward_units(floating* gates, const floating* w_hh, const floating* 
 cdef void _backward_units(floating* gates, floating* dgh, const floating* w_hh,
                           const floating* h, const floating* hn_save, const floating* dh_out,
                           floating* dh_next, const int32_t* ids, floating* dtable, Py_ssize_t T,
-                          Py_ssize_t B, Py_ssize_t H, Py_ssize_t u0, Py_ssize_t u1,
-                          bint sync) noexcept nogil:
-    cdef Py_ssize_t t, b, G = 3 * H, nu = u1 - u0
+                          Py_ssize_t B, Py_ssize_t H, Py_ssize_t b0, Py_ssize_t b1,
+                          Py_ssize_t u0, Py_ssize_t u1, bint sync) noexcept nogil:
+    """Rows [b0, b1) and units [u0, u1) of the backward recurrence (one thread's share)."""
+    cdef Py_ssize_t t, b, G = 3 * H, nu = u1 - u0, rows = b1 - b0
     cdef floating* g
     cdef floating* dg
     cdef const floating* hp
@@ -66,23 +71,24 @@ cdef void _backward_units(floating* gates, floating* dgh, const floating* w_hh,
     cdef float* packed = NULL
     if floating is float:
         packed = pack_unit_columns(w_hh, H, 3, u0, nu)
+    dh_next += b0 * H
     for t in range(T - 1, -1, -1):
-        g = gates + t * B * G
-        dg = dgh + t * B * G
-        hp = h + t * B * H
-        hs = hn_save + t * B * H
-        dh_t = dh_out + t * B * H
-        if t > 0 and nu > 0:
-            prefetch_units(g - B * G, B, G, 3, H, u0, nu)
-        for b in range(B):
+        g = gates + (t * B + b0) * G
+        dg = dgh + (t * B + b0) * G
+        hp = h + (t * B + b0) * H
+        hs = hn_save + (t * B + b0) * H
+        dh_t = dh_out + (t * B + b0) * H
+        if t > 0 and nu > 0 and rows > 0:
+            prefetch_units(g - B * G, rows, G, 3, H, u0, nu)
+        for b in range(rows):
             gru_backward_row(g + b * G, dg + b * G, hs + b * H, hp + b * H, dh_t + b * H,
                              dh_next + b * H, H, u0, u1)
             if dtable != NULL:
-                scatter_units(g + b * G, dtable + ids[t * B + b] * G, H, 3, u0, u1)
+                scatter_units(g + b * G, dtable + ids[t * B + b0 + b] * G, H, 3, u0, u1)
         if sync:
             cf_barrier()
-        if nu > 0:
-            recurrent_nn(packed, B, G, H, u0, nu, dg, w_hh, dh_next, True)
+        if nu > 0 and rows > 0:
+            recurrent_nn(packed, rows, G, H, u0, nu, dg, w_hh, dh_next, True)
     free(packed)
 
 
@@ -95,18 +101,24 @@ def gru_forward(floating[:, :, ::1] gates, const floating[:, ::1] w_hh,
     check_sequence_buffers(3, gates, w_hh, h, hn)
     expect_shapes("gru_forward", b_hh=(b_hh, (3 * H,)), gh=(gh, (B, 3 * H)))
     cdef int n = team_size(H, threads), tid
+    cdef bint by_rows = split_rows(B, H, 3, n)
     if T == 0 or B == 0:
         return
     with nogil:
         if n == 1:
             _forward_units(&gates[0, 0, 0], &w_hh[0, 0], &b_hh[0], &h[0, 0, 0], &hn[0, 0, 0],
-                           &gh[0, 0], T, B, H, 0, H, False)
+                           &gh[0, 0], T, B, H, 0, B, 0, H, False)
         else:
             with parallel(num_threads=n):
                 tid = threadid()
-                _forward_units(&gates[0, 0, 0], &w_hh[0, 0], &b_hh[0], &h[0, 0, 0],
-                               &hn[0, 0, 0], &gh[0, 0], T, B, H, unit_bound(H, tid, n),
-                               unit_bound(H, tid + 1, n), True)
+                if by_rows:
+                    _forward_units(&gates[0, 0, 0], &w_hh[0, 0], &b_hh[0], &h[0, 0, 0],
+                                   &hn[0, 0, 0], &gh[0, 0], T, B, H, row_bound(B, tid, n),
+                                   row_bound(B, tid + 1, n), 0, H, False)
+                else:
+                    _forward_units(&gates[0, 0, 0], &w_hh[0, 0], &b_hh[0], &h[0, 0, 0],
+                                   &hn[0, 0, 0], &gh[0, 0], T, B, H, 0, B,
+                                   unit_bound(H, tid, n), unit_bound(H, tid + 1, n), True)
 
 
 def gru_backward(floating[:, :, ::1] gates, floating[:, :, ::1] dgh,
@@ -126,19 +138,30 @@ def gru_backward(floating[:, :, ::1] gates, floating[:, :, ::1] dgh,
                   dh_next=(dh_next, (B, H)))
     check_table_scatter("gru_backward", T, B, 3 * H, ids, dtable)
     cdef const int32_t* pid = &ids[0] if ids is not None and ids.shape[0] > 0 else NULL
-    cdef floating* ptab = &dtable[0, 0] if pid != NULL else NULL
     cdef int n = team_size(H, threads), tid
+    cdef bint by_rows = split_rows(B, H, 3, n)
+    cdef floating[:, :, ::1] tables = thread_tables(dtable, n if by_rows and pid != NULL else 1,
+                                                     gates)
     if T == 0 or B == 0:
         return
     with nogil:
         if n == 1:
             _backward_units(&gates[0, 0, 0], &dgh[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0],
-                            &hn[0, 0, 0], &dh_out[0, 0, 0], &dh_next[0, 0], pid, ptab, T, B,
-                            H, 0, H, False)
+                            &hn[0, 0, 0], &dh_out[0, 0, 0], &dh_next[0, 0], pid,
+                            &tables[0, 0, 0] if pid != NULL else NULL, T, B, H, 0, B, 0, H,
+                            False)
         else:
             with parallel(num_threads=n):
                 tid = threadid()
-                _backward_units(&gates[0, 0, 0], &dgh[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0],
-                                &hn[0, 0, 0], &dh_out[0, 0, 0], &dh_next[0, 0], pid, ptab,
-                                T, B, H, unit_bound(H, tid, n), unit_bound(H, tid + 1, n),
-                                True)
+                if by_rows:
+                    _backward_units(&gates[0, 0, 0], &dgh[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0],
+                                    &hn[0, 0, 0], &dh_out[0, 0, 0], &dh_next[0, 0], pid,
+                                    &tables[tid, 0, 0] if pid != NULL else NULL, T, B, H,
+                                    row_bound(B, tid, n), row_bound(B, tid + 1, n), 0, H,
+                                    False)
+                else:
+                    _backward_units(&gates[0, 0, 0], &dgh[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0],
+                                    &hn[0, 0, 0], &dh_out[0, 0, 0], &dh_next[0, 0], pid,
+                                    &tables[0, 0, 0] if pid != NULL else NULL, T, B, H, 0, B,
+                                    unit_bound(H, tid, n), unit_bound(H, tid + 1, n), True)
+    add_thread_tables(dtable, tables)

@@ -6,7 +6,9 @@ initial state, tc (T, B, H) = tanh(c[1:]), w_hh (4H, H). The caller computes the
 projection x @ W_ih^T + b into `gates`, and after backward turns the returned pre-activation
 gradients into dW_ih, dW_hh, db and the input gradient with large GEMMs over all steps.
 
-Threads split the hidden units, not the batch: thread k owns units [u0, u1) and computes the
+Threads split the batch rows when there are enough of them and W_hh is small (split_rows):
+each thread then runs the recurrence of its rows on its own, with no synchronisation at all.
+Otherwise they split the hidden units: thread k owns units [u0, u1) and computes the
 recurrent product only for its units' rows of W_hh (one GEMM per gate block), then its units'
 cell update. Every unit's update needs only its own gate columns, so one barrier per step
 (after h_t is complete) is all the synchronisation there is. BLAS must run single-threaded
@@ -17,16 +19,19 @@ from cython cimport floating
 from libc.stdint cimport int32_t
 from ._cells cimport lstm_row, lstm_backward_row, scatter_units
 from libc.stdlib cimport free
-from ._common cimport (cf_barrier, unit_bound, team_size, pack_gate_rows, pack_unit_columns,
-                       prefetch_units, recurrent_nt, recurrent_nn)
+from ._common cimport (cf_barrier, unit_bound, row_bound, split_rows, team_size, pack_gate_rows,
+                       pack_unit_columns, prefetch_units, recurrent_nt, recurrent_nn)
 
-from ._shapes import check_sequence_buffers, check_table_scatter, expect_shapes
+from ._shapes import (add_thread_tables, check_sequence_buffers, check_table_scatter,
+                      expect_shapes, thread_tables)
 
 
 cdef void _forward_units(floating* gates, const floating* w_hh, floating* h, floating* c,
                          floating* tc, Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
-                         Py_ssize_t u0, Py_ssize_t u1, bint sync) noexcept nogil:
-    cdef Py_ssize_t t, b, G = 4 * H, nu = u1 - u0
+                         Py_ssize_t b0, Py_ssize_t b1, Py_ssize_t u0, Py_ssize_t u1,
+                         bint sync) noexcept nogil:
+    """Rows [b0, b1) and units [u0, u1) of the forward recurrence (one thread's share)."""
+    cdef Py_ssize_t t, b, G = 4 * H, nu = u1 - u0, rows = b1 - b0
     cdef floating* g
     cdef floating* hp
     cdef floating* hn
@@ -37,17 +42,17 @@ cdef void _forward_units(floating* gates, const floating* w_hh, floating* h, flo
     if floating is float:
         packed = pack_gate_rows(w_hh, H, 4, u0, nu)
     for t in range(T):
-        g = gates + t * B * G
-        hp = h + t * B * H
-        hn = h + (t + 1) * B * H
-        cp = c + t * B * H
-        cn = c + (t + 1) * B * H
-        tcn = tc + t * B * H
-        if nu > 0:
+        g = gates + (t * B + b0) * G
+        hp = h + (t * B + b0) * H
+        hn = h + ((t + 1) * B + b0) * H
+        cp = c + (t * B + b0) * H
+        cn = c + ((t + 1) * B + b0) * H
+        tcn = tc + (t * B + b0) * H
+        if nu > 0 and rows > 0:
             if t + 1 < T:
-                prefetch_units(g + B * G, B, G, 4, H, u0, nu)
-            recurrent_nt(packed, 4, B, H, u0, nu, hp, w_hh, g, G)
-            for b in range(B):
+                prefetch_units(g + B * G, rows, G, 4, H, u0, nu)
+            recurrent_nt(packed, 4, rows, H, u0, nu, hp, w_hh, g, G)
+            for b in range(rows):
                 lstm_row(g + b * G, cp + b * H, cn + b * H, tcn + b * H, hn + b * H, H, u0, u1)
         if sync:
             cf_barrier()
@@ -57,9 +62,11 @@ cdef void _forward_units(floating* gates, const floating* w_hh, floating* h, flo
 cdef void _backward_units(floating* gates, const floating* w_hh, const floating* c,
                           const floating* tc, const floating* dh_out, floating* dh_next,
                           floating* dc_next, const int32_t* ids, floating* dtable,
-                          Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
-                          Py_ssize_t u0, Py_ssize_t u1, bint sync) noexcept nogil:
-    cdef Py_ssize_t t, b, G = 4 * H, nu = u1 - u0
+                          Py_ssize_t T, Py_ssize_t B, Py_ssize_t H, Py_ssize_t b0,
+                          Py_ssize_t b1, Py_ssize_t u0, Py_ssize_t u1,
+                          bint sync) noexcept nogil:
+    """Rows [b0, b1) and units [u0, u1) of the backward recurrence (one thread's share)."""
+    cdef Py_ssize_t t, b, G = 4 * H, nu = u1 - u0, rows = b1 - b0
     cdef floating* g
     cdef const floating* dh_t
     cdef const floating* cp
@@ -67,22 +74,24 @@ cdef void _backward_units(floating* gates, const floating* w_hh, const floating*
     cdef float* packed = NULL
     if floating is float:
         packed = pack_unit_columns(w_hh, H, 4, u0, nu)
+    dh_next += b0 * H
+    dc_next += b0 * H
     for t in range(T - 1, -1, -1):
-        g = gates + t * B * G
-        dh_t = dh_out + t * B * H
-        cp = c + t * B * H
-        tct = tc + t * B * H
-        if t > 0 and nu > 0:
-            prefetch_units(g - B * G, B, G, 4, H, u0, nu)
-        for b in range(B):
+        g = gates + (t * B + b0) * G
+        dh_t = dh_out + (t * B + b0) * H
+        cp = c + (t * B + b0) * H
+        tct = tc + (t * B + b0) * H
+        if t > 0 and nu > 0 and rows > 0:
+            prefetch_units(g - B * G, rows, G, 4, H, u0, nu)
+        for b in range(rows):
             lstm_backward_row(g + b * G, dh_t + b * H, dh_next + b * H, dc_next + b * H,
                               cp + b * H, tct + b * H, H, u0, u1)
             if dtable != NULL:
-                scatter_units(g + b * G, dtable + ids[t * B + b] * G, H, 4, u0, u1)
+                scatter_units(g + b * G, dtable + ids[t * B + b0 + b] * G, H, 4, u0, u1)
         if sync:
             cf_barrier()
-        if nu > 0:
-            recurrent_nn(packed, B, G, H, u0, nu, g, w_hh, dh_next, False)
+        if nu > 0 and rows > 0:
+            recurrent_nn(packed, rows, G, H, u0, nu, g, w_hh, dh_next, False)
     free(packed)
 
 
@@ -94,18 +103,24 @@ def lstm_forward(floating[:, :, ::1] gates, const floating[:, ::1] w_hh,
     cdef Py_ssize_t T = gates.shape[0], B = gates.shape[1], H = w_hh.shape[1]
     check_sequence_buffers(4, gates, w_hh, h, c, tc)
     cdef int n = team_size(H, threads), tid
+    cdef bint by_rows = split_rows(B, H, 4, n)
     if T == 0 or B == 0:
         return
     with nogil:
         if n == 1:
             _forward_units(&gates[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], &c[0, 0, 0], &tc[0, 0, 0],
-                           T, B, H, 0, H, False)
+                           T, B, H, 0, B, 0, H, False)
         else:
             with parallel(num_threads=n):
                 tid = threadid()
-                _forward_units(&gates[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], &c[0, 0, 0],
-                               &tc[0, 0, 0], T, B, H, unit_bound(H, tid, n),
-                               unit_bound(H, tid + 1, n), True)
+                if by_rows:
+                    _forward_units(&gates[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], &c[0, 0, 0],
+                                   &tc[0, 0, 0], T, B, H, row_bound(B, tid, n),
+                                   row_bound(B, tid + 1, n), 0, H, False)
+                else:
+                    _forward_units(&gates[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], &c[0, 0, 0],
+                                   &tc[0, 0, 0], T, B, H, 0, B, unit_bound(H, tid, n),
+                                   unit_bound(H, tid + 1, n), True)
 
 
 def lstm_backward(floating[:, :, ::1] gates, const floating[:, ::1] w_hh,
@@ -127,19 +142,30 @@ def lstm_backward(floating[:, :, ::1] gates, const floating[:, ::1] w_hh,
                   dc_next=(dc_next, (B, H)))
     check_table_scatter("lstm_backward", T, B, 4 * H, ids, dtable)
     cdef const int32_t* pid = &ids[0] if ids is not None and ids.shape[0] > 0 else NULL
-    cdef floating* ptab = &dtable[0, 0] if pid != NULL else NULL
     cdef int n = team_size(H, threads), tid
+    cdef bint by_rows = split_rows(B, H, 4, n)
+    cdef floating[:, :, ::1] tables = thread_tables(dtable, n if by_rows and pid != NULL else 1,
+                                                     gates)
     if T == 0 or B == 0:
         return
     with nogil:
         if n == 1:
             _backward_units(&gates[0, 0, 0], &w_hh[0, 0], &c[0, 0, 0], &tc[0, 0, 0],
-                            &dh_out[0, 0, 0], &dh_next[0, 0], &dc_next[0, 0], pid, ptab, T, B,
-                            H, 0, H, False)
+                            &dh_out[0, 0, 0], &dh_next[0, 0], &dc_next[0, 0], pid,
+                            &tables[0, 0, 0] if pid != NULL else NULL, T, B, H, 0, B, 0, H,
+                            False)
         else:
             with parallel(num_threads=n):
                 tid = threadid()
-                _backward_units(&gates[0, 0, 0], &w_hh[0, 0], &c[0, 0, 0], &tc[0, 0, 0],
-                                &dh_out[0, 0, 0], &dh_next[0, 0], &dc_next[0, 0], pid, ptab,
-                                T, B, H, unit_bound(H, tid, n), unit_bound(H, tid + 1, n),
-                                True)
+                if by_rows:
+                    _backward_units(&gates[0, 0, 0], &w_hh[0, 0], &c[0, 0, 0], &tc[0, 0, 0],
+                                    &dh_out[0, 0, 0], &dh_next[0, 0], &dc_next[0, 0], pid,
+                                    &tables[tid, 0, 0] if pid != NULL else NULL, T, B, H,
+                                    row_bound(B, tid, n), row_bound(B, tid + 1, n), 0, H,
+                                    False)
+                else:
+                    _backward_units(&gates[0, 0, 0], &w_hh[0, 0], &c[0, 0, 0], &tc[0, 0, 0],
+                                    &dh_out[0, 0, 0], &dh_next[0, 0], &dc_next[0, 0], pid,
+                                    &tables[0, 0, 0] if pid != NULL else NULL, T, B, H, 0, B,
+                                    unit_bound(H, tid, n), unit_bound(H, tid + 1, n), True)
+    add_thread_tables(dtable, tables)

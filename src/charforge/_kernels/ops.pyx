@@ -5,7 +5,7 @@ from cython.parallel cimport prange
 from cython cimport floating
 from libc.math cimport log, sqrt, fabs
 from libc.stdint cimport uint64_t, int32_t
-from ._common cimport (gemm_rm, cf_gemm_tn, cf_gemm_work, cf_packed_gemm_available,
+from ._common cimport (split_rows, team_size, gemm_rm, cf_gemm_tn, cf_gemm_work, cf_packed_gemm_available,
                        cf_set_num_threads, cf_get_max_threads, cf_openmp_enabled,
                        cf_exp_shift_sum_f32, cf_exp_shift_sum_f64, cf_hash64)
 
@@ -19,6 +19,12 @@ def packed_gemm_available():
     """Whether float32 recurrent steps and weight gradients use the packed AVX-512 kernel
     (cf_gemm.h): the CPU has AVX-512F and CHARFORGE_PACKED_GEMM is not "0"."""
     return bool(cf_packed_gemm_available())
+
+
+def threads_split_rows(Py_ssize_t batch, Py_ssize_t hidden, Py_ssize_t gates, int threads):
+    """Whether a recurrent layer of this shape splits the batch rows over the threads (else
+    the hidden units); see split_rows in _common.pxd."""
+    return bool(split_rows(batch, hidden, gates, team_size(hidden, threads)))
 
 
 def set_omp_threads(int n):

@@ -3,35 +3,38 @@
 
 Shapes (time-major, C-contiguous): pre (T, B, H) holds the input projection with bias on
 entry (and the pre-activation gradient after backward), h (T+1, B, H) with h[0] the initial
-state, w_hh (H, H). Threads split the hidden units with one barrier per step (see lstm.pyx).
+state, w_hh (H, H). Threads split the batch rows or the hidden units (see lstm.pyx).
 """
 from cython.parallel cimport parallel, threadid
 from cython cimport floating
 from libc.stdlib cimport free
 from libc.stdint cimport int32_t
 from ._cells cimport rnn_backward_row, scatter_units
-from ._common cimport (tanh_to, cf_barrier, unit_bound, team_size, pack_gate_rows,
-                       pack_unit_columns, prefetch_units, recurrent_nt, recurrent_nn)
+from ._common cimport (tanh_to, cf_barrier, unit_bound, row_bound, split_rows, team_size,
+                       pack_gate_rows, pack_unit_columns, prefetch_units, recurrent_nt,
+                       recurrent_nn)
 
-from ._shapes import check_sequence_buffers, check_table_scatter, expect_shapes
+from ._shapes import (add_thread_tables, check_sequence_buffers, check_table_scatter,
+                      expect_shapes, thread_tables)
 
 
 cdef void _forward_units(floating* pre, const floating* w_hh, floating* h, Py_ssize_t T,
-                         Py_ssize_t B, Py_ssize_t H, Py_ssize_t u0, Py_ssize_t u1,
-                         bint sync) noexcept nogil:
-    cdef Py_ssize_t t, b, nu = u1 - u0
+                         Py_ssize_t B, Py_ssize_t H, Py_ssize_t b0, Py_ssize_t b1,
+                         Py_ssize_t u0, Py_ssize_t u1, bint sync) noexcept nogil:
+    """Rows [b0, b1) and units [u0, u1) of the forward recurrence (one thread's share)."""
+    cdef Py_ssize_t t, b, nu = u1 - u0, rows = b1 - b0
     cdef floating* a
     cdef float* packed = NULL
     if floating is float:
         packed = pack_gate_rows(w_hh, H, 1, u0, nu)
     for t in range(T):
-        a = pre + t * B * H
-        if nu > 0:
+        a = pre + (t * B + b0) * H
+        if nu > 0 and rows > 0:
             if t + 1 < T:
-                prefetch_units(a + B * H, B, H, 1, H, u0, nu)
-            recurrent_nt(packed, 1, B, H, u0, nu, h + t * B * H, w_hh, a, H)
-            for b in range(B):
-                tanh_to(a + b * H + u0, h + (t + 1) * B * H + b * H + u0, nu)
+                prefetch_units(a + B * H, rows, H, 1, H, u0, nu)
+            recurrent_nt(packed, 1, rows, H, u0, nu, h + (t * B + b0) * H, w_hh, a, H)
+            for b in range(rows):
+                tanh_to(a + b * H + u0, h + ((t + 1) * B + b0 + b) * H + u0, nu)
         if sync:
             cf_barrier()
     free(packed)
@@ -40,26 +43,29 @@ cdef void _forward_units(floating* pre, const floating* w_hh, floating* h, Py_ss
 cdef void _backward_units(floating* pre, const floating* w_hh, const floating* h,
                           const floating* dh_out, floating* dh_next, const int32_t* ids,
                           floating* dtable, Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
-                          Py_ssize_t u0, Py_ssize_t u1, bint sync) noexcept nogil:
-    cdef Py_ssize_t t, b, nu = u1 - u0
+                          Py_ssize_t b0, Py_ssize_t b1, Py_ssize_t u0, Py_ssize_t u1,
+                          bint sync) noexcept nogil:
+    """Rows [b0, b1) and units [u0, u1) of the backward recurrence (one thread's share)."""
+    cdef Py_ssize_t t, b, nu = u1 - u0, rows = b1 - b0
     cdef floating* a
     cdef const floating* hn
     cdef const floating* dh_t
     cdef float* packed = NULL
     if floating is float:
         packed = pack_unit_columns(w_hh, H, 1, u0, nu)
+    dh_next += b0 * H
     for t in range(T - 1, -1, -1):
-        a = pre + t * B * H
-        hn = h + (t + 1) * B * H
-        dh_t = dh_out + t * B * H
-        for b in range(B):
+        a = pre + (t * B + b0) * H
+        hn = h + ((t + 1) * B + b0) * H
+        dh_t = dh_out + (t * B + b0) * H
+        for b in range(rows):
             rnn_backward_row(a + b * H, hn + b * H, dh_t + b * H, dh_next + b * H, u0, u1)
             if dtable != NULL:
-                scatter_units(a + b * H, dtable + ids[t * B + b] * H, H, 1, u0, u1)
+                scatter_units(a + b * H, dtable + ids[t * B + b0 + b] * H, H, 1, u0, u1)
         if sync:
             cf_barrier()
-        if nu > 0:
-            recurrent_nn(packed, B, H, H, u0, nu, a, w_hh, dh_next, False)
+        if nu > 0 and rows > 0:
+            recurrent_nn(packed, rows, H, H, u0, nu, a, w_hh, dh_next, False)
     free(packed)
 
 
@@ -69,16 +75,21 @@ def rnn_forward(floating[:, :, ::1] pre, const floating[:, ::1] w_hh, floating[:
     cdef Py_ssize_t T = pre.shape[0], B = pre.shape[1], H = w_hh.shape[1]
     check_sequence_buffers(1, pre, w_hh, h)
     cdef int n = team_size(H, threads), tid
+    cdef bint by_rows = split_rows(B, H, 1, n)
     if T == 0 or B == 0:
         return
     with nogil:
         if n == 1:
-            _forward_units(&pre[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], T, B, H, 0, H, False)
+            _forward_units(&pre[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], T, B, H, 0, B, 0, H, False)
         else:
             with parallel(num_threads=n):
                 tid = threadid()
-                _forward_units(&pre[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], T, B, H,
-                               unit_bound(H, tid, n), unit_bound(H, tid + 1, n), True)
+                if by_rows:
+                    _forward_units(&pre[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], T, B, H,
+                                   row_bound(B, tid, n), row_bound(B, tid + 1, n), 0, H, False)
+                else:
+                    _forward_units(&pre[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], T, B, H, 0, B,
+                                   unit_bound(H, tid, n), unit_bound(H, tid + 1, n), True)
 
 
 def rnn_backward(floating[:, :, ::1] pre, const floating[:, ::1] w_hh,
@@ -93,17 +104,29 @@ def rnn_backward(floating[:, :, ::1] pre, const floating[:, ::1] w_hh,
     expect_shapes("rnn_backward", dh_out=(dh_out, (T, B, H)), dh_next=(dh_next, (B, H)))
     check_table_scatter("rnn_backward", T, B, H, ids, dtable)
     cdef const int32_t* pid = &ids[0] if ids is not None and ids.shape[0] > 0 else NULL
-    cdef floating* ptab = &dtable[0, 0] if pid != NULL else NULL
     cdef int n = team_size(H, threads), tid
+    cdef bint by_rows = split_rows(B, H, 1, n)
+    cdef floating[:, :, ::1] tables = thread_tables(dtable, n if by_rows and pid != NULL else 1,
+                                                     pre)
     if T == 0 or B == 0:
         return
     with nogil:
         if n == 1:
             _backward_units(&pre[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], &dh_out[0, 0, 0],
-                            &dh_next[0, 0], pid, ptab, T, B, H, 0, H, False)
+                            &dh_next[0, 0], pid, &tables[0, 0, 0] if pid != NULL else NULL, T,
+                            B, H, 0, B, 0, H, False)
         else:
             with parallel(num_threads=n):
                 tid = threadid()
-                _backward_units(&pre[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], &dh_out[0, 0, 0],
-                                &dh_next[0, 0], pid, ptab, T, B, H, unit_bound(H, tid, n),
-                                unit_bound(H, tid + 1, n), True)
+                if by_rows:
+                    _backward_units(&pre[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], &dh_out[0, 0, 0],
+                                    &dh_next[0, 0], pid,
+                                    &tables[tid, 0, 0] if pid != NULL else NULL, T, B, H,
+                                    row_bound(B, tid, n), row_bound(B, tid + 1, n), 0, H,
+                                    False)
+                else:
+                    _backward_units(&pre[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], &dh_out[0, 0, 0],
+                                    &dh_next[0, 0], pid,
+                                    &tables[0, 0, 0] if pid != NULL else NULL, T, B, H, 0, B,
+                                    unit_bound(H, tid, n), unit_bound(H, tid + 1, n), True)
+    add_thread_tables(dtable, tables)
