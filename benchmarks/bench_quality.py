@@ -3,7 +3,9 @@
 The setup of issue #4: LSTM 2x256, embedding 64, batch 64, sequences of 100 (random windows),
 Adam 2e-3, global-norm clip 5, tiny-shakespeare with the first 90% for training and the last
 10% for validation (mean nats per character over the whole split, 32 streams carrying state).
-Both frameworks see the same batches in the same order. The clock stops while evaluating.
+Both frameworks see the same batches in the same order and, by default, start from the same
+weight distribution (PyTorch's uniform scheme; --init keras for charforge's default). The
+clock stops while evaluating.
 With --peer the two train side by side in turns of --slice training seconds (one at a time,
 each in its own process), so a noisy neighbour's minutes fall on both alike.
 
@@ -57,7 +59,7 @@ def run_charforge(args, vocab, train, val):
     import charforge
     from charforge.optim import Adam, clip_global_norm
     charforge.set_num_threads(args.threads)
-    model = charforge.CharModel(vocab, "lstm", 2, 256, 64, seed=args.seed)
+    model = charforge.CharModel(vocab, "lstm", 2, 256, 64, seed=args.seed, init_scheme=args.init)
     opt = Adam(model.flat, lr=2e-3)
     grads, _ = model.zero_grads()
 
@@ -159,7 +161,7 @@ def interleave(args, frameworks: list[str]) -> dict[str, list[dict]]:
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", fw, "--budget",
                str(args.budget), "--eval-every", str(args.eval_every), "--threads",
                str(args.threads), "--seed", str(args.seed), "--target", str(args.target),
-               "--slice", str(args.slice)]
+               "--slice", str(args.slice), "--init", args.init]
         if args.stop_at_target:
             cmd.append("--stop-at-target")
         procs[fw] = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -202,6 +204,9 @@ def main() -> None:
     p.add_argument("--peer", choices=("torch",), help="also train the same setup in PyTorch")
     p.add_argument("--slice", type=float, default=10.0,
                    help="training seconds each framework runs before the other takes its turn")
+    p.add_argument("--init", choices=("uniform", "keras"), default="uniform",
+                   help="charforge's weight initialisation: uniform is PyTorch's own scheme "
+                        "(the same starting distribution for both), keras charforge's default")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--target", type=float, default=1.50)

@@ -96,3 +96,30 @@ def test_vocabulary_round_trip_and_unseen_characters():
     w = charforge.Vocabulary.from_text("abc", unk=True, unknown="map")
     assert w.decode(w.encode("abz")) == "ab"
     assert charforge.Vocabulary.from_json(w.to_json()) == w
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_uniform_init_scheme_follows_pytorch(cell):
+    """init_scheme="uniform": every weight and bias in +-1/sqrt(hidden) (a merged single bias
+    is the sum of PyTorch's two, so within twice that), embedding N(0, 1); "keras" differs."""
+    model = charforge.CharModel(30, cell, 2, 64, 8, seed=5, init_scheme="uniform")
+    limit = 1 / 8
+    merged = len(model.cell.bias_names) == 1
+    for name, p in model.params.items():
+        if name == "embedding.weight":
+            assert abs(float(p.std()) - 1.0) < 0.2
+            continue
+        bound = 2 * limit if merged and name.startswith("rnn.") and "bias" in name else limit
+        assert np.abs(p).max() <= bound + 1e-7, name
+        assert np.abs(p).max() > 0.5 * bound, name           # really drawn, not zero
+    keras = charforge.CharModel(30, cell, 2, 64, 8, seed=5)
+    assert not np.allclose(keras.flat, model.flat)
+    with pytest.raises(charforge.CharforgeError, match="init_scheme must be one of"):
+        charforge.CharModel(30, cell, 1, 8, 4, init_scheme="xavier")
+
+
+def test_train_config_takes_the_init_scheme():
+    from charforge.train_config import TrainConfig
+    assert TrainConfig(init="uniform").validate().init == "uniform"
+    with pytest.raises(charforge.CharforgeError, match="init must be keras or uniform"):
+        TrainConfig(init="xavier").validate()

@@ -43,6 +43,23 @@ def test_gemm_matches_numpy(m, n, k, trans_a, trans_b, beta, packed, monkeypatch
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.sqrt(k))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m,n,k", [(6400, 65, 256), (37, 1024, 64), (5, 7, 3), (90, 40, 0)])
+def test_linear_adds_the_bias_in_every_thread_share(m, n, k, dtype, rng):
+    x = rng.standard_normal((m, k)).astype(dtype)
+    w = rng.standard_normal((n, k)).astype(dtype)
+    bias = rng.standard_normal(n).astype(dtype)
+    want = x.astype(np.float64) @ w.T.astype(np.float64) + bias
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    for threads in (1, 2):
+        charforge.set_num_threads(threads)
+        out = np.full((m, n), np.nan, dtype)          # every element must be written
+        ops.linear(x, w, bias, out)
+        np.testing.assert_allclose(out, want, rtol=tol, atol=tol * np.sqrt(max(k, 1)))
+    with pytest.raises(ValueError, match="linear: shapes do not agree"):
+        ops.linear(x, w, bias[:-1], out)
+
+
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_recurrent_kernels_packed_and_blas_agree(cell, threads, monkeypatch, rng):

@@ -80,7 +80,8 @@ class Trainer:
                                     config.seed, "train")
         self.model = model or CharModel(self.data.vocab, config.cell, config.layers,
                                         config.hidden, config.embedding, config.dropout,
-                                        config.dtype, config.seed)
+                                        config.dtype, config.seed,
+                                        init_scheme=config.init)
         if self.model.vocab is None or self.model.vocab != self.data.vocab:
             raise CharforgeError("the model's vocabulary differs from the corpus's")
         opts = dict(config.optimizer_options)

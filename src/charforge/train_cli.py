@@ -37,6 +37,7 @@ FLAGS = {  # flag -> (type, help)
     "log_every": (int, "log a metrics line every N steps"),
     "seed": (int, "random seed"),
     "dtype": (str, "float32 or float64"),
+    "init": (str, "weight initialisation: keras, or uniform (PyTorch's scheme)"),
 }
 
 

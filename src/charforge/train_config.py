@@ -25,6 +25,7 @@ class TrainConfig:
     embedding: int | None = 64
     dropout: float = 0.0
     dtype: str = "float32"
+    init: str = "keras"                  # keras | uniform (PyTorch's scheme)
     batch: int = 64
     seq: int = 100
     batching: str | None = None          # windows | streams | documents (default by corpus)
@@ -72,6 +73,8 @@ class TrainConfig:
         if not 0 < self.val_fraction < 1 or not 0 <= self.test_fraction < 1 or \
                 self.val_fraction + self.test_fraction >= 1:
             raise CharforgeError("val_fraction must be in (0, 1) and leave room for training")
+        if self.init not in ("keras", "uniform"):
+            raise CharforgeError(f"init must be keras or uniform, got {self.init!r}")
         if self.sample_temperature <= 0:
             raise CharforgeError("sample_temperature must be > 0")
         return self

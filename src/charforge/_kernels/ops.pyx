@@ -4,6 +4,7 @@ norms, and the OpenMP thread setting. Shapes are given per function."""
 from cython.parallel cimport prange
 from cython cimport floating
 from libc.math cimport log, sqrt, fabs
+from libc.string cimport memcpy
 from libc.stdint cimport uint64_t, int32_t
 from ._common cimport (split_rows, team_size, gemm_rm, cf_gemm_tn, cf_gemm_work, cf_packed_gemm_available,
                        cf_set_num_threads, cf_get_max_threads, cf_openmp_enabled,
@@ -100,6 +101,32 @@ def gemm(bint trans_a, bint trans_b, double alpha, const floating[:, ::1] a,
     with nogil:
         _gemm_split(trans_a, trans_b, m, n, k, <floating>alpha, &a[0, 0], <int>a.shape[1],
                     &b[0, 0], <int>b.shape[1], <floating>beta, &c[0, 0], n, parts)
+
+
+def linear(const floating[:, ::1] x, const floating[:, ::1] w, const floating[::1] bias,
+           floating[:, ::1] out):
+    """out = x @ w^T + bias (a dense layer or an input projection). Each thread writes the
+    bias into its own rows of out just before its product: out is written by the threads that
+    then read it, not in a separate single-threaded pass over the whole buffer."""
+    cdef int m = x.shape[0], k = x.shape[1], n = w.shape[0]
+    cdef int parts = cf_get_max_threads(), i, r0, r1, r
+    if w.shape[1] != k or bias.shape[0] != n or out.shape[0] != m or out.shape[1] != n:
+        raise ValueError(f"linear: shapes do not agree: x ({m}, {k}), w ({w.shape[0]}, "
+                         f"{w.shape[1]}), bias ({bias.shape[0]},), out ({out.shape[0]}, "
+                         f"{out.shape[1]})")
+    if m == 0 or n == 0:
+        return
+    if <double>m * n * k < 2.0e6 or m < 8 * parts:
+        parts = 1
+    with nogil:
+        for i in prange(parts, schedule='static', num_threads=parts):
+            r0 = <int>((<long long>m * i) // parts)
+            r1 = <int>((<long long>m * (i + 1)) // parts)
+            for r in range(r0, r1):
+                memcpy(&out[r, 0], &bias[0], n * sizeof(floating))
+            if k > 0:
+                _gemm_one(False, True, r1 - r0, n, k, 1, &x[r0, 0], k, &w[0, 0], k, 1,
+                          &out[r0, 0], n, floating is float and cf_packed_gemm_available())
 
 
 def gemm_tn_colsum(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, ::1] c,
