@@ -14,6 +14,7 @@ import numpy as np
 
 from . import threads
 from ._kernels import generate as _gen
+from ._kernels import ops
 from .cells import BUILTIN_CELLS
 from .errors import CharforgeError
 from .sampling import get_sampler, kernel_settings
@@ -83,9 +84,14 @@ class _KernelNet:
         lp0 = model.layer_params(p, 0)
         bias0 = cell.input_bias(lp0)
         emb = p.get("embedding.weight")
-        self.table = np.ascontiguousarray(
-            (emb @ lp0["weight_ih"].T if emb is not None else lp0["weight_ih"].T) + bias0,
-            dtype=model.dtype)
+        bias0 = np.ascontiguousarray(bias0, dtype=model.dtype)
+        if emb is not None:
+            # charforge's kernel, not numpy's matmul: numpy's BLAS worker threads would spin
+            # for a while after it, against the generation loop's threads
+            self.table = np.empty((emb.shape[0], bias0.shape[0]), model.dtype)
+            ops.linear(emb, lp0["weight_ih"], bias0, self.table)
+        else:
+            self.table = np.ascontiguousarray(lp0["weight_ih"].T + bias0, dtype=model.dtype)
         self.w_ih, self.w_hh, self.b_in, self.b_rec = [None], [], [None], []
         for layer in range(c.layers):
             lp = model.layer_params(p, layer)

@@ -159,8 +159,9 @@ class CharModel:
         if scheme == "uniform":
             self._init_uniform(rng)
             return
-        for layer in range(self.config.layers):
-            self.cell.init_params(self.layer_params(self.params, layer), rng)
+        with threads.blas_single_threaded():     # the QRs of orthogonal init: a threaded
+            for layer in range(self.config.layers):   # BLAS would leave its workers spinning
+                self.cell.init_params(self.layer_params(self.params, layer), rng)
         from .cells import glorot_uniform
         self.params["out.weight"][...] = glorot_uniform(rng, self.params["out.weight"].shape)
         self.params["out.bias"][...] = 0.0

@@ -1,11 +1,12 @@
 """Thread count for the kernels.
 
 Default: OMP_NUM_THREADS when set, otherwise the number of usable cores. charforge runs one
-thread pool, OpenMP's: the recurrent loops split hidden units over its threads and the large
-GEMMs split their output blocks over them, each thread calling BLAS single-threaded. A second
+thread pool, OpenMP's: the recurrent loops split batch rows or hidden units over its threads
+and the large GEMMs split their output blocks over them, each thread calling BLAS
+single-threaded. A second
 pool (BLAS's own threads) on the same cores would fight the first, so the model runs its work
-inside `blas_single_threaded()`, which switches scipy's BLAS to one thread for the duration
-(microseconds) and back.
+inside `blas_single_threaded()`, which switches the BLAS libraries (scipy's and numpy's) to
+one thread for the duration (microseconds) and back.
 """
 from __future__ import annotations
 
@@ -31,14 +32,15 @@ def _default_threads() -> int:
 
 
 def _blas_controllers() -> list:
-    """threadpoolctl controllers of the BLAS behind scipy.linalg.cython_blas (all BLAS
-    libraries when it cannot be told apart)."""
+    """threadpoolctl controllers of every loaded BLAS: scipy's (behind cython_blas) and
+    numpy's. A threaded call into either leaves its worker threads spinning for a while
+    afterwards, against our OpenMP threads (a numpy matmul before each generation loop cost
+    a third of a 32-row batch's speed that way)."""
     global _controllers
     if _controllers is None:
         import scipy.linalg.cython_blas  # noqa: F401  (make sure scipy's BLAS is loaded)
-        blas = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
-        scipy_own = [c for c in blas if "scipy" in os.path.basename(os.path.dirname(c.filepath))]
-        _controllers = scipy_own or blas
+        _controllers = [c for c in ThreadpoolController().lib_controllers
+                        if c.user_api == "blas"]
     return _controllers
 
 
