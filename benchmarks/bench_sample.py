@@ -2,8 +2,8 @@
 bytes each character must read and the bandwidth that implies, against PyTorch's plain
 step-by-step loop (nn.LSTM/GRU/RNN with carried state, softmax, torch.multinomial).
 
-Each figure is the median of 3 rounds; charforge and PyTorch run alternately in fresh
-processes so the machine's noise hits both.
+Each figure is the median of 3 rounds, each round the median of --calls timed calls in a fresh
+process; charforge and PyTorch run alternately so the machine's noise hits both.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_sample.py
 """
@@ -34,7 +34,7 @@ def weight_bytes(cell, layers, hidden, emb) -> int:
     return 4 * n
 
 
-def run_charforge(cfg, batch, length):
+def run_charforge(cfg, batch, length, calls):
     import numpy as np
 
     import charforge
@@ -44,12 +44,15 @@ def run_charforge(cfg, batch, length):
     model.flat += np.random.default_rng(0).normal(0, 0.05, model.flat.shape).astype("f4")
     primes = ["!"] * batch
     charforge.generate(model, primes, 50, seed=0, temperature=0.8)            # warm up
-    t0 = time.perf_counter()
-    charforge.generate(model, primes, length, seed=1, temperature=0.8)
-    return batch * length / (time.perf_counter() - t0)
+    times = []
+    for call in range(calls):
+        t0 = time.perf_counter()
+        charforge.generate(model, primes, length, seed=1 + call, temperature=0.8)
+        times.append(time.perf_counter() - t0)
+    return batch * length / statistics.median(times)
 
 
-def run_torch(cfg, batch, length, threads):
+def run_torch(cfg, batch, length, threads, calls):
     import torch
     import torch.nn as nn
     torch.set_num_threads(threads)
@@ -68,23 +71,27 @@ def run_torch(cfg, batch, length, threads):
             p = torch.softmax(out(h[:, -1]) / 0.8, dim=-1)
             x = torch.multinomial(p, 1)
     loop(50)
-    t0 = time.perf_counter()
-    loop(length)
-    return batch * length / (time.perf_counter() - t0)
+    times = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        loop(length)
+        times.append(time.perf_counter() - t0)
+    return batch * length / statistics.median(times)
 
 
 def worker(args):
     cfg = CONFIGS[args.index]
     if args.worker == "charforge":
-        v = run_charforge(cfg, args.batch, args.length)
+        v = run_charforge(cfg, args.batch, args.length, args.calls)
     else:
-        v = run_torch(cfg, args.batch, args.length, args.threads)
+        v = run_torch(cfg, args.batch, args.length, args.threads, args.calls)
     print(json.dumps({"chars_per_s": v}))
 
 
-def measure(fw, index, batch, length, threads):
+def measure(fw, index, batch, length, threads, calls):
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", fw, "--index", str(index),
-           "--batch", str(batch), "--length", str(length), "--threads", str(threads)]
+           "--batch", str(batch), "--length", str(length), "--threads", str(threads),
+           "--calls", str(calls)]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])["chars_per_s"]
@@ -95,6 +102,9 @@ def main():
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--length", type=int, default=2000)
+    p.add_argument("--calls", type=int, default=3,
+                   help="timed calls per process (their median; one call is 25-40 ms for the "
+                        "small models, too short to stand alone on a shared machine)")
     p.add_argument("--only", help='one config, e.g. "lstm 2x256"')
     p.add_argument("--no-torch", action="store_true")
     p.add_argument("--worker", help=argparse.SUPPRESS)
@@ -114,10 +124,13 @@ def main():
             continue
         runs = {"cf1": [], "cf32": [], "torch1": []}
         for _ in range(args.rounds):
-            runs["cf1"].append(measure("charforge", i, 1, args.length, args.threads))
+            runs["cf1"].append(measure("charforge", i, 1, args.length, args.threads,
+                                       args.calls))
             if have_torch:
-                runs["torch1"].append(measure("torch", i, 1, args.length // 4, args.threads))
-            runs["cf32"].append(measure("charforge", i, 32, args.length // 4, args.threads))
+                runs["torch1"].append(measure("torch", i, 1, args.length // 4, args.threads,
+                                              args.calls))
+            runs["cf32"].append(measure("charforge", i, 32, args.length // 4, args.threads,
+                                        args.calls))
         med = {k: statistics.median(v) for k, v in runs.items() if v}
         wb = weight_bytes(*cfg)
         row = {"config": name, "weight_bytes_per_char": wb,
