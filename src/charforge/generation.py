@@ -172,8 +172,8 @@ def _run(model, vocab, prime_ids, length, sampler, params, seed, callback, chunk
         return GenerationResult([""] * B, [[] for _ in range(B)],
                                 [p.tolist() for p in prime_ids], probs, hidden)
     if fast_cell:
-        with threads.blas_single_threaded():   # a threaded BLAS call here would leave the
-            net = _KernelNet(model)            # BLAS workers spinning against our threads
+        with threads.blas_single_threaded():   # ops.linear calls BLAS inside its own threads
+            net = _KernelNet(model)
         split_rows = _split_rows(model, B)
         nthreads = threads.get_num_threads() if split_rows else _threads_for(model)
         state = model.initial_state(B)

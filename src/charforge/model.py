@@ -79,9 +79,6 @@ class CharModel:
             raise CharforgeError(f"dropout must be in [0, 1), got {dropout!r}")
         if dtype not in DTYPES:
             raise CharforgeError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-        if init_scheme not in INIT_SCHEMES:
-            raise CharforgeError(f"init_scheme must be one of {', '.join(INIT_SCHEMES)}, "
-                                 f"got {init_scheme!r}")
         self.cell = get_cell(cell)
         self.config = ModelConfig(int(vocab_size), self.cell.name, int(layers), int(hidden),
                                   None if embedding is None else int(embedding), float(dropout),
@@ -150,7 +147,7 @@ class CharModel:
         reached 1.50 nats ~250 steps (15%) earlier (one seed).
         """
         if scheme not in INIT_SCHEMES:
-            raise CharforgeError(f"init scheme must be one of {', '.join(INIT_SCHEMES)}, "
+            raise CharforgeError(f"init_scheme must be one of {', '.join(INIT_SCHEMES)}, "
                                  f"got {scheme!r}")
         rng = np.random.default_rng(seed)
         if "embedding.weight" in self.params:

@@ -91,6 +91,17 @@ cdef inline bint split_rows(Py_ssize_t B, Py_ssize_t H, Py_ssize_t gates,
     return n > 1 and B >= 16 * n and gates * H * H * <Py_ssize_t>sizeof(float) <= (2 << 20)
 
 
+cdef inline void thread_share(Py_ssize_t B, Py_ssize_t H, int tid, int n, bint by_rows,
+                              Py_ssize_t* b0, Py_ssize_t* b1, Py_ssize_t* u0,
+                              Py_ssize_t* u1) noexcept nogil:
+    """Thread tid's rows [b0, b1) and units [u0, u1) of a recurrent layer run by n threads:
+    its own batch rows and every unit (by_rows, see split_rows), or every row and its units."""
+    if by_rows:
+        b0[0], b1[0], u0[0], u1[0] = row_bound(B, tid, n), row_bound(B, tid + 1, n), 0, H
+    else:
+        b0[0], b1[0], u0[0], u1[0] = 0, B, unit_bound(H, tid, n), unit_bound(H, tid + 1, n)
+
+
 cdef inline int team_size(Py_ssize_t hidden, int threads) noexcept nogil:
     """Threads worth using for a layer: each needs at least 16 hidden units."""
     cdef Py_ssize_t most = hidden // 16

@@ -14,7 +14,7 @@ from cython cimport floating
 from libc.stdlib cimport free
 from libc.stdint cimport int32_t
 from ._cells cimport gru_row, gru_backward_row, scatter_units
-from ._common cimport (cf_barrier, unit_bound, row_bound, split_rows, team_size, pack_gate_rows,
+from ._common cimport (cf_barrier, split_rows, thread_share, team_size, pack_gate_rows,
                        pack_unit_columns, prefetch_units, recurrent_nt, recurrent_nn)
 
 from ._shapes import (add_thread_tables, check_sequence_buffers, check_table_scatter,
@@ -23,16 +23,19 @@ from ._shapes import (add_thread_tables, check_sequence_buffers, check_table_sca
 
 cdef void _forward_units(floating* gates, const floating* w_hh, const floating* b_hh,
                          floating* h, floating* hn_save, floating* gh,
-                         Py_ssize_t T, Py_ssize_t B, Py_ssize_t H, Py_ssize_t b0,
-                         Py_ssize_t b1, Py_ssize_t u0, Py_ssize_t u1,
-                         bint sync) noexcept nogil:
-    """Rows [b0, b1) and units [u0, u1) of the forward recurrence (one thread's share)."""
-    cdef Py_ssize_t t, b, j, q, G = 3 * H, nu = u1 - u0, rows = b1 - b0
+                         Py_ssize_t T, Py_ssize_t B, Py_ssize_t H, int tid, int n,
+                         bint by_rows) noexcept nogil:
+    """Thread tid's share (thread_share) of the forward recurrence."""
+    cdef Py_ssize_t t, b, j, q, G = 3 * H, b0, b1, u0, u1, nu, rows
+    cdef bint sync = n > 1 and not by_rows
     cdef floating* g
     cdef floating* hp
     cdef floating* hnew
     cdef floating* hs
     cdef float* packed = NULL
+    thread_share(B, H, tid, n, by_rows, &b0, &b1, &u0, &u1)
+    nu = u1 - u0
+    rows = b1 - b0
     if floating is float:
         packed = pack_gate_rows(w_hh, H, 3, u0, nu)
     gh += b0 * G
@@ -59,16 +62,19 @@ cdef void _forward_units(floating* gates, const floating* w_hh, const floating* 
 cdef void _backward_units(floating* gates, floating* dgh, const floating* w_hh,
                           const floating* h, const floating* hn_save, const floating* dh_out,
                           floating* dh_next, const int32_t* ids, floating* dtable, Py_ssize_t T,
-                          Py_ssize_t B, Py_ssize_t H, Py_ssize_t b0, Py_ssize_t b1,
-                          Py_ssize_t u0, Py_ssize_t u1, bint sync) noexcept nogil:
-    """Rows [b0, b1) and units [u0, u1) of the backward recurrence (one thread's share)."""
-    cdef Py_ssize_t t, b, G = 3 * H, nu = u1 - u0, rows = b1 - b0
+                          Py_ssize_t B, Py_ssize_t H, int tid, int n, bint by_rows) noexcept nogil:
+    """Thread tid's share (thread_share) of the backward recurrence."""
+    cdef Py_ssize_t t, b, G = 3 * H, b0, b1, u0, u1, nu, rows
+    cdef bint sync = n > 1 and not by_rows
     cdef floating* g
     cdef floating* dg
     cdef const floating* hp
     cdef const floating* hs
     cdef const floating* dh_t
     cdef float* packed = NULL
+    thread_share(B, H, tid, n, by_rows, &b0, &b1, &u0, &u1)
+    nu = u1 - u0
+    rows = b1 - b0
     if floating is float:
         packed = pack_unit_columns(w_hh, H, 3, u0, nu)
     dh_next += b0 * H
@@ -106,19 +112,13 @@ def gru_forward(floating[:, :, ::1] gates, const floating[:, ::1] w_hh,
         return
     with nogil:
         if n == 1:
-            _forward_units(&gates[0, 0, 0], &w_hh[0, 0], &b_hh[0], &h[0, 0, 0], &hn[0, 0, 0],
-                           &gh[0, 0], T, B, H, 0, B, 0, H, False)
+            _forward_units(&gates[0, 0, 0], &w_hh[0, 0], &b_hh[0], &h[0, 0, 0],
+                           &hn[0, 0, 0], &gh[0, 0], T, B, H, 0, 1, False)
         else:
             with parallel(num_threads=n):
                 tid = threadid()
-                if by_rows:
-                    _forward_units(&gates[0, 0, 0], &w_hh[0, 0], &b_hh[0], &h[0, 0, 0],
-                                   &hn[0, 0, 0], &gh[0, 0], T, B, H, row_bound(B, tid, n),
-                                   row_bound(B, tid + 1, n), 0, H, False)
-                else:
-                    _forward_units(&gates[0, 0, 0], &w_hh[0, 0], &b_hh[0], &h[0, 0, 0],
-                                   &hn[0, 0, 0], &gh[0, 0], T, B, H, 0, B,
-                                   unit_bound(H, tid, n), unit_bound(H, tid + 1, n), True)
+                _forward_units(&gates[0, 0, 0], &w_hh[0, 0], &b_hh[0], &h[0, 0, 0],
+                               &hn[0, 0, 0], &gh[0, 0], T, B, H, tid, n, by_rows)
 
 
 def gru_backward(floating[:, :, ::1] gates, floating[:, :, ::1] dgh,
@@ -148,20 +148,13 @@ def gru_backward(floating[:, :, ::1] gates, floating[:, :, ::1] dgh,
         if n == 1:
             _backward_units(&gates[0, 0, 0], &dgh[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0],
                             &hn[0, 0, 0], &dh_out[0, 0, 0], &dh_next[0, 0], pid,
-                            &tables[0, 0, 0] if pid != NULL else NULL, T, B, H, 0, B, 0, H,
-                            False)
+                            &tables[0, 0, 0] if pid != NULL else NULL, T, B, H,
+                            0, 1, False)
         else:
             with parallel(num_threads=n):
                 tid = threadid()
-                if by_rows:
-                    _backward_units(&gates[0, 0, 0], &dgh[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0],
-                                    &hn[0, 0, 0], &dh_out[0, 0, 0], &dh_next[0, 0], pid,
-                                    &tables[tid, 0, 0] if pid != NULL else NULL, T, B, H,
-                                    row_bound(B, tid, n), row_bound(B, tid + 1, n), 0, H,
-                                    False)
-                else:
-                    _backward_units(&gates[0, 0, 0], &dgh[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0],
-                                    &hn[0, 0, 0], &dh_out[0, 0, 0], &dh_next[0, 0], pid,
-                                    &tables[0, 0, 0] if pid != NULL else NULL, T, B, H, 0, B,
-                                    unit_bound(H, tid, n), unit_bound(H, tid + 1, n), True)
+                _backward_units(&gates[0, 0, 0], &dgh[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0],
+                                &hn[0, 0, 0], &dh_out[0, 0, 0], &dh_next[0, 0], pid,
+                                &tables[tid if by_rows else 0, 0, 0] if pid != NULL else NULL,
+                                T, B, H, tid, n, by_rows)
     add_thread_tables(dtable, tables)

@@ -51,20 +51,33 @@ cdef void _gemm_one(bint trans_a, bint trans_b, int m, int n, int k, floating al
     gemm_rm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 
 
+cdef void _fill_rows(floating* c, int ldc, int rows, int c0, int c1,
+                     const floating* bias) noexcept nogil:
+    """c[r, c0:c1] = bias[c0:c1] for each of `rows` rows."""
+    cdef int r
+    for r in range(rows):
+        memcpy(c + <long long>r * ldc + c0, bias + c0, (c1 - c0) * sizeof(floating))
+
+
 cdef void _gemm_split(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
                       const floating* a, int lda, const floating* b, int ldb, floating beta,
-                      floating* c, int ldc, int parts) noexcept nogil:
+                      floating* c, int ldc, int parts, const floating* bias) noexcept nogil:
     """One GEMM as `parts` independent GEMMs over row (or column) blocks of C, one OpenMP
-    thread each, BLAS single-threaded inside: one thread pool on the machine, not two."""
+    thread each, BLAS single-threaded inside: one thread pool on the machine, not two. With
+    bias (beta must be 1), each thread first sets its block of C to the bias row."""
     cdef int i, r0, r1
     cdef bint packed = floating is float and cf_packed_gemm_available()
     if parts <= 1:
+        if bias != NULL:
+            _fill_rows(c, ldc, m, 0, n, bias)
         _gemm_one(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, packed)
         return
     if m >= n:
         for i in prange(parts, schedule='static', num_threads=parts):
             r0 = <int>((<long long>m * i) // parts)
             r1 = <int>((<long long>m * (i + 1)) // parts)
+            if bias != NULL:
+                _fill_rows(c + <long long>r0 * ldc, ldc, r1 - r0, 0, n, bias)
             _gemm_one(trans_a, trans_b, r1 - r0, n, k, alpha,
                       a + (r0 if trans_a else <long long>r0 * lda), lda, b, ldb, beta,
                       c + <long long>r0 * ldc, ldc, packed)
@@ -72,6 +85,8 @@ cdef void _gemm_split(bint trans_a, bint trans_b, int m, int n, int k, floating 
         for i in prange(parts, schedule='static', num_threads=parts):
             r0 = <int>((<long long>n * i) // parts)
             r1 = <int>((<long long>n * (i + 1)) // parts)
+            if bias != NULL:
+                _fill_rows(c, ldc, m, r0, r1, bias)
             _gemm_one(trans_a, trans_b, m, r1 - r0, k, alpha, a, lda,
                       b + (<long long>r0 * ldb if trans_b else r0), ldb, beta, c + r0, ldc,
                       packed)
@@ -100,33 +115,30 @@ def gemm(bint trans_a, bint trans_b, double alpha, const floating[:, ::1] a,
         parts = 1
     with nogil:
         _gemm_split(trans_a, trans_b, m, n, k, <floating>alpha, &a[0, 0], <int>a.shape[1],
-                    &b[0, 0], <int>b.shape[1], <floating>beta, &c[0, 0], n, parts)
+                    &b[0, 0], <int>b.shape[1], <floating>beta, &c[0, 0], n, parts, NULL)
 
 
 def linear(const floating[:, ::1] x, const floating[:, ::1] w, const floating[::1] bias,
            floating[:, ::1] out):
     """out = x @ w^T + bias (a dense layer or an input projection). Each thread writes the
-    bias into its own rows of out just before its product: out is written by the threads that
+    bias into its own block of out just before its product: out is written by the threads that
     then read it, not in a separate single-threaded pass over the whole buffer."""
     cdef int m = x.shape[0], k = x.shape[1], n = w.shape[0]
-    cdef int parts = cf_get_max_threads(), i, r0, r1, r
+    cdef int parts = cf_get_max_threads()
     if w.shape[1] != k or bias.shape[0] != n or out.shape[0] != m or out.shape[1] != n:
         raise ValueError(f"linear: shapes do not agree: x ({m}, {k}), w ({w.shape[0]}, "
                          f"{w.shape[1]}), bias ({bias.shape[0]},), out ({out.shape[0]}, "
                          f"{out.shape[1]})")
     if m == 0 or n == 0:
         return
-    if <double>m * n * k < 2.0e6 or m < 8 * parts:
+    if <double>m * n * k < 2.0e6 or (m < 32 and n < 32):
         parts = 1
     with nogil:
-        for i in prange(parts, schedule='static', num_threads=parts):
-            r0 = <int>((<long long>m * i) // parts)
-            r1 = <int>((<long long>m * (i + 1)) // parts)
-            for r in range(r0, r1):
-                memcpy(&out[r, 0], &bias[0], n * sizeof(floating))
-            if k > 0:
-                _gemm_one(False, True, r1 - r0, n, k, 1, &x[r0, 0], k, &w[0, 0], k, 1,
-                          &out[r0, 0], n, floating is float and cf_packed_gemm_available())
+        if k == 0:
+            _fill_rows(&out[0, 0], n, m, 0, n, &bias[0])
+        else:
+            _gemm_split(False, True, m, n, k, 1, &x[0, 0], k, &w[0, 0], k, 1, &out[0, 0], n,
+                        parts, &bias[0])
 
 
 def gemm_tn_colsum(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, ::1] c,

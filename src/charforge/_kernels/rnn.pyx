@@ -10,7 +10,7 @@ from cython cimport floating
 from libc.stdlib cimport free
 from libc.stdint cimport int32_t
 from ._cells cimport rnn_backward_row, scatter_units
-from ._common cimport (tanh_to, cf_barrier, unit_bound, row_bound, split_rows, team_size,
+from ._common cimport (tanh_to, cf_barrier, split_rows, thread_share, team_size,
                        pack_gate_rows, pack_unit_columns, prefetch_units, recurrent_nt,
                        recurrent_nn)
 
@@ -19,12 +19,15 @@ from ._shapes import (add_thread_tables, check_sequence_buffers, check_table_sca
 
 
 cdef void _forward_units(floating* pre, const floating* w_hh, floating* h, Py_ssize_t T,
-                         Py_ssize_t B, Py_ssize_t H, Py_ssize_t b0, Py_ssize_t b1,
-                         Py_ssize_t u0, Py_ssize_t u1, bint sync) noexcept nogil:
-    """Rows [b0, b1) and units [u0, u1) of the forward recurrence (one thread's share)."""
-    cdef Py_ssize_t t, b, nu = u1 - u0, rows = b1 - b0
+                         Py_ssize_t B, Py_ssize_t H, int tid, int n, bint by_rows) noexcept nogil:
+    """Thread tid's share (thread_share) of the forward recurrence."""
+    cdef Py_ssize_t t, b, b0, b1, u0, u1, nu, rows
+    cdef bint sync = n > 1 and not by_rows
     cdef floating* a
     cdef float* packed = NULL
+    thread_share(B, H, tid, n, by_rows, &b0, &b1, &u0, &u1)
+    nu = u1 - u0
+    rows = b1 - b0
     if floating is float:
         packed = pack_gate_rows(w_hh, H, 1, u0, nu)
     for t in range(T):
@@ -43,14 +46,17 @@ cdef void _forward_units(floating* pre, const floating* w_hh, floating* h, Py_ss
 cdef void _backward_units(floating* pre, const floating* w_hh, const floating* h,
                           const floating* dh_out, floating* dh_next, const int32_t* ids,
                           floating* dtable, Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
-                          Py_ssize_t b0, Py_ssize_t b1, Py_ssize_t u0, Py_ssize_t u1,
-                          bint sync) noexcept nogil:
-    """Rows [b0, b1) and units [u0, u1) of the backward recurrence (one thread's share)."""
-    cdef Py_ssize_t t, b, nu = u1 - u0, rows = b1 - b0
+                          int tid, int n, bint by_rows) noexcept nogil:
+    """Thread tid's share (thread_share) of the backward recurrence."""
+    cdef Py_ssize_t t, b, b0, b1, u0, u1, nu, rows
+    cdef bint sync = n > 1 and not by_rows
     cdef floating* a
     cdef const floating* hn
     cdef const floating* dh_t
     cdef float* packed = NULL
+    thread_share(B, H, tid, n, by_rows, &b0, &b1, &u0, &u1)
+    nu = u1 - u0
+    rows = b1 - b0
     if floating is float:
         packed = pack_unit_columns(w_hh, H, 1, u0, nu)
     dh_next += b0 * H
@@ -80,16 +86,12 @@ def rnn_forward(floating[:, :, ::1] pre, const floating[:, ::1] w_hh, floating[:
         return
     with nogil:
         if n == 1:
-            _forward_units(&pre[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], T, B, H, 0, B, 0, H, False)
+            _forward_units(&pre[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], T, B, H, 0, 1, False)
         else:
             with parallel(num_threads=n):
                 tid = threadid()
-                if by_rows:
-                    _forward_units(&pre[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], T, B, H,
-                                   row_bound(B, tid, n), row_bound(B, tid + 1, n), 0, H, False)
-                else:
-                    _forward_units(&pre[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], T, B, H, 0, B,
-                                   unit_bound(H, tid, n), unit_bound(H, tid + 1, n), True)
+                _forward_units(&pre[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], T, B, H, tid, n,
+                               by_rows)
 
 
 def rnn_backward(floating[:, :, ::1] pre, const floating[:, ::1] w_hh,
@@ -113,20 +115,13 @@ def rnn_backward(floating[:, :, ::1] pre, const floating[:, ::1] w_hh,
     with nogil:
         if n == 1:
             _backward_units(&pre[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], &dh_out[0, 0, 0],
-                            &dh_next[0, 0], pid, &tables[0, 0, 0] if pid != NULL else NULL, T,
-                            B, H, 0, B, 0, H, False)
+                            &dh_next[0, 0], pid, &tables[0, 0, 0] if pid != NULL else NULL,
+                            T, B, H, 0, 1, False)
         else:
             with parallel(num_threads=n):
                 tid = threadid()
-                if by_rows:
-                    _backward_units(&pre[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], &dh_out[0, 0, 0],
-                                    &dh_next[0, 0], pid,
-                                    &tables[tid, 0, 0] if pid != NULL else NULL, T, B, H,
-                                    row_bound(B, tid, n), row_bound(B, tid + 1, n), 0, H,
-                                    False)
-                else:
-                    _backward_units(&pre[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], &dh_out[0, 0, 0],
-                                    &dh_next[0, 0], pid,
-                                    &tables[0, 0, 0] if pid != NULL else NULL, T, B, H, 0, B,
-                                    unit_bound(H, tid, n), unit_bound(H, tid + 1, n), True)
+                _backward_units(&pre[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], &dh_out[0, 0, 0],
+                                &dh_next[0, 0], pid,
+                                &tables[tid if by_rows else 0, 0, 0] if pid != NULL else NULL,
+                                T, B, H, tid, n, by_rows)
     add_thread_tables(dtable, tables)
