@@ -1,6 +1,8 @@
 """Generation speed: characters/s at batch 1 and batch 32 (temperature 0.8), with the weight
 bytes each character must read and the bandwidth that implies, against PyTorch's plain
 step-by-step loop (nn.LSTM/GRU/RNN with carried state, softmax, torch.multinomial).
+read_floor_GB_s is the batch-1 product alone over the same bytes and threads (ops.matvec, no
+recurrence around it): what this machine's caches deliver; b1_of_floor is generation's share.
 
 Each figure is the median of 3 rounds, each round the median of --calls timed calls in a fresh
 process; charforge and PyTorch run alternately so the machine's noise hits both.
@@ -49,7 +51,28 @@ def run_charforge(cfg, batch, length, calls):
         t0 = time.perf_counter()
         charforge.generate(model, primes, length, seed=1 + call, temperature=0.8)
         times.append(time.perf_counter() - t0)
-    return batch * length / statistics.median(times)
+    floor = read_floor(model, weight_bytes(*cfg)) if batch == 1 else None
+    return batch * length / statistics.median(times), floor
+
+
+def read_floor(model, nbytes):
+    """GB/s of the batch-1 product alone (ops.matvec: no recurrence, barrier, dense layer or
+    draw) over as many bytes as the model's weights, with the threads generation uses: the
+    bandwidth floor a batch-1 character cannot beat on this machine."""
+    import numpy as np
+
+    from charforge._kernels import ops
+    from charforge.generation import _threads_for
+    k = model.config.hidden
+    w = np.random.default_rng(0).standard_normal((nbytes // 4 // k, k)).astype(np.float32)
+    x, out = np.ones(k, np.float32), np.empty(len(w), np.float32)
+    threads = _threads_for(model)
+    times = []
+    for _ in range(200):
+        t0 = time.perf_counter()
+        ops.matvec(w, x, out, threads)
+        times.append(time.perf_counter() - t0)
+    return w.nbytes / statistics.median(times[20:]) / 1e9
 
 
 def run_torch(cfg, batch, length, threads, calls):
@@ -81,11 +104,12 @@ def run_torch(cfg, batch, length, threads, calls):
 
 def worker(args):
     cfg = CONFIGS[args.index]
+    floor = None
     if args.worker == "charforge":
-        v = run_charforge(cfg, args.batch, args.length, args.calls)
+        v, floor = run_charforge(cfg, args.batch, args.length, args.calls)
     else:
         v = run_torch(cfg, args.batch, args.length, args.threads, args.calls)
-    print(json.dumps({"chars_per_s": v}))
+    print(json.dumps({"chars_per_s": v, "floor_GB_s": floor}))
 
 
 def measure(fw, index, batch, length, threads, calls):
@@ -94,7 +118,7 @@ def measure(fw, index, batch, length, threads, calls):
            "--calls", str(calls)]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])["chars_per_s"]
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main():
@@ -122,20 +146,24 @@ def main():
         name = f"{cfg[0]} {cfg[1]}x{cfg[2]}"
         if args.only and args.only != name:
             continue
-        runs = {"cf1": [], "cf32": [], "torch1": []}
+        runs = {"cf1": [], "cf32": [], "torch1": [], "floor": []}
         for _ in range(args.rounds):
-            runs["cf1"].append(measure("charforge", i, 1, args.length, args.threads,
-                                       args.calls))
+            one = measure("charforge", i, 1, args.length, args.threads, args.calls)
+            runs["cf1"].append(one["chars_per_s"])
+            runs["floor"].append(one["floor_GB_s"])
             if have_torch:
                 runs["torch1"].append(measure("torch", i, 1, args.length // 4, args.threads,
-                                              args.calls))
+                                              args.calls)["chars_per_s"])
             runs["cf32"].append(measure("charforge", i, 32, args.length // 4, args.threads,
-                                        args.calls))
+                                        args.calls)["chars_per_s"])
         med = {k: statistics.median(v) for k, v in runs.items() if v}
         wb = weight_bytes(*cfg)
+        achieved = med["cf1"] * wb / 1e9
         row = {"config": name, "weight_bytes_per_char": wb,
                "charforge_b1_chars_s": round(med["cf1"]),
-               "charforge_b1_GB_s": round(med["cf1"] * wb / 1e9, 1),
+               "charforge_b1_GB_s": round(achieved, 1),
+               "read_floor_GB_s": round(med["floor"], 1),
+               "b1_of_floor": f"{achieved / med['floor']:.0%}",
                "charforge_b32_chars_s": round(med["cf32"]),
                "b32_over_b1": round(med["cf32"] / med["cf1"], 1)}
         if "torch1" in med:

@@ -60,6 +60,21 @@ def test_linear_adds_the_bias_in_every_thread_share(m, n, k, dtype, rng):
         ops.linear(x, w, bias[:-1], out)
 
 
+@pytest.mark.parametrize("n,k", [(1000, 37), (5, 1024), (3, 3)])
+def test_matvec_writes_every_row_share(n, k, rng):
+    """The batch-1 product bench_sample times for the bandwidth floor: every thread's rows
+    (odd counts, more threads than 16-row shares) written, not accumulated onto old values."""
+    w = rng.standard_normal((n, k)).astype(np.float32)
+    x = rng.standard_normal(k).astype(np.float32)
+    want = w.astype(np.float64) @ x.astype(np.float64)
+    for threads in (1, 2, 3):
+        out = np.full(n, np.nan, np.float32)
+        ops.matvec(w, x, out, threads)
+        np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-4 * np.sqrt(k))
+    with pytest.raises(ValueError, match="matvec: w is"):
+        ops.matvec(w, x[:-1], out)
+
+
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_recurrent_kernels_packed_and_blas_agree(cell, threads, monkeypatch, rng):

@@ -24,6 +24,7 @@ from ._common cimport (gemm_rm, sigmoid_, tanh_, cf_barrier, unit_bound, cf_open
                       cf_gemm_packed, cf_packed_gemm_available)
 
 DEF MAX_LAYERS = 16
+DEF MATVEC_CHUNK = 32       # rows per reversed block (128 KB at K = 1024)
 
 cdef enum:
     CELL_RNN = 0
@@ -57,13 +58,31 @@ cdef void units_step(int cell, int B, int H, Py_ssize_t u0, Py_ssize_t u1, float
             gru_row(gx + b * G, gh + b * G, h_old + b * H, h_new + b * H, NULL, H, u0, u1)
 
 
+cdef inline void matvec_backwards(const floating* w, const floating* x, floating* out,
+                                  int rows, int K) noexcept nogil:
+    """out[:rows] += w[:rows] @ x, last rows first: chunks of MATVEC_CHUNK rows (a multiple
+    of the matvec's 4-row groups, starting where its forward groups start), so every row's sum
+    is computed exactly as forwards and only the order of the rows differs."""
+    cdef int start = ((rows - 1) // MATVEC_CHUNK) * MATVEC_CHUNK, n
+    while start >= 0:
+        n = rows - start if rows - start < MATVEC_CHUNK else MATVEC_CHUNK
+        if floating is float:
+            cf_matvec_f32(<float*>(w + start * K), K, <float*>x, <float*>(out + start), n, K)
+        else:
+            cf_matvec_f64(<double*>(w + start * K), K, <double*>x, <double*>(out + start), n, K)
+        start -= MATVEC_CHUNK
+
+
 cdef inline void block_linear(int B, int G, int K, int gates, int H, Py_ssize_t u0,
                               Py_ssize_t u1, const floating* x, const floating* w,
-                              floating* out, const float* packed) noexcept nogil:
+                              floating* out, const float* packed,
+                              bint backwards=False) noexcept nogil:
     """out[:, q*H+u0 : q*H+u1] += x (B, K) @ w[q*H+u0 : q*H+u1]^T for every gate q. For a
     batch, `packed` (this thread's share from pack_for_threads, or NULL) selects the packed
-    kernel, which reuses the weights' packed form on every step instead of BLAS repacking."""
-    cdef int q, nu = <int>(u1 - u0)
+    kernel, which reuses the weights' packed form on every step instead of BLAS repacking.
+    At batch 1 the weights stream from L3 once per character; `backwards` (every other step)
+    reads the rows in reverse so the previous step's last rows come from L2 instead."""
+    cdef int i, q, nu = <int>(u1 - u0)
     cdef floating alpha = 1.0, beta = 1.0
     cdef Py_ssize_t block
     if nu <= 0:
@@ -77,8 +96,11 @@ cdef inline void block_linear(int B, int G, int K, int gates, int H, Py_ssize_t 
     if nu == H:                      # one thread owns every unit: the gate blocks are one
         nu = G                       # contiguous run of rows, so one call does them all
         gates = 1
-    for q in range(gates):
-        if B == 1:
+    for i in range(gates):
+        q = gates - 1 - i if backwards else i
+        if B == 1 and backwards:
+            matvec_backwards(w + (q * H + u0) * K, x, out + q * H + u0, nu, K)
+        elif B == 1:
             if floating is float:
                 cf_matvec_f32(<float*>(w + (q * H + u0) * K), K, <float*>x,
                               <float*>(out + q * H + u0), nu, K)
@@ -165,6 +187,8 @@ cdef void _loop(Knobs* k, floating** pw_ih, floating** pw_hh, floating** pb_in,
     cdef int B = k.B, H = k.H, G = k.G, L = k.L, V = k.V, steps = k.steps, gates = k.gates
     cdef Py_ssize_t u0 = unit_bound(H, tid, nt), u1 = unit_bound(H, tid + 1, nt)
     cdef Py_ssize_t nu = u1 - u0, tok
+    cdef bint split_dense = B == 1 and nt > 1   # one row: thread 0 alone would read w_out
+    cdef Py_ssize_t v0 = unit_bound(k.V, tid, nt), v1 = unit_bound(k.V, tid + 1, nt)
     cdef Py_ssize_t poff = _thread_offset(H, H, gates, tid, nt)
     cdef const float* mine_ih[MAX_LAYERS]
     cdef const float* mine_hh[MAX_LAYERS]
@@ -198,26 +222,33 @@ cdef void _loop(Knobs* k, floating** pw_ih, floating** pw_hh, floating** pb_in,
                                    nu * sizeof(floating))
                 if l > 0:
                     block_linear(B, G, H, gates, H, u0, u1, hcur[l - 1], pw_ih[l], gx,
-                                 mine_ih[l])
+                                 mine_ih[l], t & 1)
                 if k.cell == CELL_GRU:
                     for b in range(B):
                         for q in range(gates):
                             memcpy(gh + b * G + q * H + u0, pb_rec[l] + q * H + u0,
                                    nu * sizeof(floating))
-                    block_linear(B, G, H, gates, H, u0, u1, hcur[l], pw_hh[l], gh, mine_hh[l])
+                    block_linear(B, G, H, gates, H, u0, u1, hcur[l], pw_hh[l], gh, mine_hh[l],
+                                 t & 1)
                 else:
-                    block_linear(B, G, H, gates, H, u0, u1, hcur[l], pw_hh[l], gx, mine_hh[l])
+                    block_linear(B, G, H, gates, H, u0, u1, hcur[l], pw_hh[l], gx, mine_hh[l],
+                                 t & 1)
                 units_step(k.cell, B, H, u0, u1, gx, gh, hcur[l], hnext[l], pc[l])
             if nt > 1:
                 cf_barrier()
             swap = hcur[l]
             hcur[l] = hnext[l]
             hnext[l] = swap
+        if split_dense:                 # batch 1: each thread its share of the logits
+            memcpy(logits + v0, b_out + v0, (v1 - v0) * sizeof(floating))
+            block_linear(1, V, H, 1, V, v0, v1, hcur[L - 1], w_out, logits, NULL)
+            cf_barrier()
         if tid == 0:
             k.ran += 1
-            for b in range(B):
-                memcpy(logits + b * V, b_out, V * sizeof(floating))
-            block_linear(B, V, H, 1, V, 0, V, hcur[L - 1], w_out, logits, pp_out)
+            if not split_dense:
+                for b in range(B):
+                    memcpy(logits + b * V, b_out, V * sizeof(floating))
+                block_linear(B, V, H, 1, V, 0, V, hcur[L - 1], w_out, logits, pp_out)
             if k.want_hidden:
                 for b in range(B):
                     for l in range(L):

@@ -6,7 +6,7 @@ from cython cimport floating
 from libc.math cimport log, sqrt, fabs
 from libc.string cimport memcpy
 from libc.stdint cimport uint64_t, int32_t
-from ._common cimport (split_rows, team_size, gemm_rm, cf_gemm_tn, cf_gemm_work, cf_packed_gemm_available,
+from ._common cimport (split_rows, team_size, unit_bound, cf_matvec_f32, gemm_rm, cf_gemm_tn, cf_gemm_work, cf_packed_gemm_available,
                        cf_set_num_threads, cf_get_max_threads, cf_openmp_enabled,
                        cf_exp_shift_sum_f32, cf_exp_shift_sum_f64, cf_hash64)
 
@@ -305,6 +305,23 @@ def dropout(floating[::1] x, double p, uint64_t seed):
                 x[i] = 0
             else:
                 x[i] = x[i] * keep
+
+
+def matvec(const float[:, ::1] w, const float[::1] x, float[::1] out, int threads=1):
+    """out = w @ x with the rows split over `threads`: batch-1 generation's product alone,
+    without the recurrence around it. bench_sample times it on as many bytes as a model's
+    weights to measure the bandwidth floor that batch-1 generation is held to."""
+    cdef Py_ssize_t N = w.shape[0], K = w.shape[1], r0, r1
+    cdef int t, nt = max(1, threads)
+    if x.shape[0] != K or out.shape[0] != N:
+        raise ValueError("matvec: w is (N, K), x (K,), out (N,)")
+    with nogil:
+        for t in prange(nt, num_threads=nt, schedule='static'):
+            r0 = unit_bound(N, t, nt)
+            r1 = unit_bound(N, t + 1, nt)
+            if r1 > r0:
+                out[r0:r1] = 0
+                cf_matvec_f32(&w[r0, 0], K, &x[0], &out[r0], r1 - r0, K)
 
 
 def sum_squares(const floating[::1] x):
