@@ -112,6 +112,20 @@ cdef inline void block_linear(int B, int G, int K, int gates, int H, Py_ssize_t 
                     out + q * H + u0, G)
 
 
+cdef inline void dense_rows(int n, int V, int H, const floating* x, const floating* w,
+                            floating* out, const float* packed) noexcept nogil:
+    """out (n, V) += x (n, H) @ w^T with the batch's kernel whatever n is (one row too): a
+    row's logits must not depend on how the rows were shared out between the threads."""
+    cdef floating one = 1.0
+    if n <= 0:
+        return
+    if floating is float:
+        if packed != NULL:
+            cf_gemm_packed(n, V, H, x, H, packed, out, V, 1)
+            return
+    gemm_rm(False, True, n, V, H, one, x, H, w, H, one, out, V)
+
+
 cdef struct Knobs:
     int cell, B, H, V, G, L, gates, steps, eos, top_k, ran
     double scale, floor_, top_p
@@ -189,6 +203,7 @@ cdef void _loop(Knobs* k, floating** pw_ih, floating** pw_hh, floating** pb_in,
     cdef Py_ssize_t nu = u1 - u0, tok
     cdef bint split_dense = B == 1 and nt > 1   # one row: thread 0 alone would read w_out
     cdef Py_ssize_t v0 = unit_bound(k.V, tid, nt), v1 = unit_bound(k.V, tid + 1, nt)
+    cdef Py_ssize_t r0 = (B * tid) // nt, r1 = (B * (tid + 1)) // nt   # rows this thread draws
     cdef Py_ssize_t poff = _thread_offset(H, H, gates, tid, nt)
     cdef const float* mine_ih[MAX_LAYERS]
     cdef const float* mine_hh[MAX_LAYERS]
@@ -243,12 +258,16 @@ cdef void _loop(Knobs* k, floating** pw_ih, floating** pw_hh, floating** pb_in,
             memcpy(logits + v0, b_out + v0, (v1 - v0) * sizeof(floating))
             block_linear(1, V, H, 1, V, v0, v1, hcur[L - 1], w_out, logits, NULL)
             cf_barrier()
+        elif B > 1:                     # each thread the logits of the rows it draws below:
+            for b in range(r0, r1):     # no barrier between the dense layer and the draws
+                memcpy(logits + b * V, b_out, V * sizeof(floating))
+            dense_rows(<int>(r1 - r0), V, H, hcur[L - 1] + r0 * H, w_out, logits + r0 * V,
+                       pp_out)
         if tid == 0:
             k.ran += 1
-            if not split_dense:
-                for b in range(B):
-                    memcpy(logits + b * V, b_out, V * sizeof(floating))
-                block_linear(B, V, H, 1, V, 0, V, hcur[L - 1], w_out, logits, pp_out)
+            if B == 1 and not split_dense:
+                memcpy(logits, b_out, V * sizeof(floating))
+                block_linear(1, V, H, 1, V, 0, V, hcur[L - 1], w_out, logits, NULL)
             if k.want_hidden:
                 for b in range(B):
                     for l in range(L):
@@ -262,10 +281,8 @@ cdef void _loop(Knobs* k, floating** pw_ih, floating** pw_hh, floating** pb_in,
             if nt > 1:
                 cf_barrier()
             continue
-        if nt > 1 and B > 1:
-            cf_barrier()                # the logits are complete: rows are drawn in parallel
         if tid == 0 or B > 1:
-            for b in range((B * tid) // nt if B > 1 else 0, (B * (tid + 1)) // nt if B > 1 else B):
+            for b in range(r0 if B > 1 else 0, r1 if B > 1 else B):
                 if done[b]:
                     out[b * steps + t] = -1
                     continue
