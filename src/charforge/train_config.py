@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CharforgeError
+from .model import INIT_SCHEMES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -73,8 +74,8 @@ class TrainConfig:
         if not 0 < self.val_fraction < 1 or not 0 <= self.test_fraction < 1 or \
                 self.val_fraction + self.test_fraction >= 1:
             raise CharforgeError("val_fraction must be in (0, 1) and leave room for training")
-        if self.init not in ("keras", "uniform"):
-            raise CharforgeError(f"init must be keras or uniform, got {self.init!r}")
+        if self.init not in INIT_SCHEMES:
+            raise CharforgeError(f"init must be {' or '.join(INIT_SCHEMES)}, got {self.init!r}")
         if self.sample_temperature <= 0:
             raise CharforgeError("sample_temperature must be > 0")
         return self

@@ -58,18 +58,26 @@ cdef void units_step(int cell, int B, int H, Py_ssize_t u0, Py_ssize_t u1, float
             gru_row(gx + b * G, gh + b * G, h_old + b * H, h_new + b * H, NULL, H, u0, u1)
 
 
-cdef inline void matvec_backwards(const floating* w, const floating* x, floating* out,
-                                  int rows, int K) noexcept nogil:
-    """out[:rows] += w[:rows] @ x, last rows first: chunks of MATVEC_CHUNK rows (a multiple
-    of the matvec's 4-row groups, starting where its forward groups start), so every row's sum
-    is computed exactly as forwards and only the order of the rows differs."""
-    cdef int start = ((rows - 1) // MATVEC_CHUNK) * MATVEC_CHUNK, n
+cdef inline void matvec(const floating* w, const floating* x, floating* out, int rows,
+                        int K) noexcept nogil:
+    if floating is float:
+        cf_matvec_f32(<float*>w, K, <float*>x, <float*>out, rows, K)
+    else:
+        cf_matvec_f64(<double*>w, K, <double*>x, <double*>out, rows, K)
+
+
+cdef inline void matvec_rows(const floating* w, const floating* x, floating* out, int rows,
+                             int K, bint backwards) noexcept nogil:
+    """out[:rows] += w[:rows] @ x. backwards: last rows first, in chunks of MATVEC_CHUNK rows
+    (a multiple of the matvec's 4-row groups, starting where its forward groups start), so
+    every row's sum is computed exactly as forwards and only the order of the rows differs."""
+    cdef int start = ((rows - 1) // MATVEC_CHUNK) * MATVEC_CHUNK
+    if not backwards:
+        matvec(w, x, out, rows, K)
+        return
     while start >= 0:
-        n = rows - start if rows - start < MATVEC_CHUNK else MATVEC_CHUNK
-        if floating is float:
-            cf_matvec_f32(<float*>(w + start * K), K, <float*>x, <float*>(out + start), n, K)
-        else:
-            cf_matvec_f64(<double*>(w + start * K), K, <double*>x, <double*>(out + start), n, K)
+        matvec(w + start * K, x, out + start,
+               rows - start if rows - start < MATVEC_CHUNK else MATVEC_CHUNK, K)
         start -= MATVEC_CHUNK
 
 
@@ -98,15 +106,8 @@ cdef inline void block_linear(int B, int G, int K, int gates, int H, Py_ssize_t 
         gates = 1
     for i in range(gates):
         q = gates - 1 - i if backwards else i
-        if B == 1 and backwards:
-            matvec_backwards(w + (q * H + u0) * K, x, out + q * H + u0, nu, K)
-        elif B == 1:
-            if floating is float:
-                cf_matvec_f32(<float*>(w + (q * H + u0) * K), K, <float*>x,
-                              <float*>(out + q * H + u0), nu, K)
-            else:
-                cf_matvec_f64(<double*>(w + (q * H + u0) * K), K, <double*>x,
-                              <double*>(out + q * H + u0), nu, K)
+        if B == 1:
+            matvec_rows(w + (q * H + u0) * K, x, out + q * H + u0, nu, K, backwards)
         else:
             gemm_rm(False, True, B, nu, K, alpha, x, K, w + (q * H + u0) * K, K, beta,
                     out + q * H + u0, G)
@@ -201,7 +202,6 @@ cdef void _loop(Knobs* k, floating** pw_ih, floating** pw_hh, floating** pb_in,
     cdef int B = k.B, H = k.H, G = k.G, L = k.L, V = k.V, steps = k.steps, gates = k.gates
     cdef Py_ssize_t u0 = unit_bound(H, tid, nt), u1 = unit_bound(H, tid + 1, nt)
     cdef Py_ssize_t nu = u1 - u0, tok
-    cdef bint split_dense = B == 1 and nt > 1   # one row: thread 0 alone would read w_out
     cdef Py_ssize_t v0 = unit_bound(k.V, tid, nt), v1 = unit_bound(k.V, tid + 1, nt)
     cdef Py_ssize_t r0 = (B * tid) // nt, r1 = (B * (tid + 1)) // nt   # rows this thread draws
     cdef Py_ssize_t poff = _thread_offset(H, H, gates, tid, nt)
@@ -254,20 +254,18 @@ cdef void _loop(Knobs* k, floating** pw_ih, floating** pw_hh, floating** pb_in,
             swap = hcur[l]
             hcur[l] = hnext[l]
             hnext[l] = swap
-        if split_dense:                 # batch 1: each thread its share of the logits
+        if B == 1:                      # each thread its share of the logits (all alone)
             memcpy(logits + v0, b_out + v0, (v1 - v0) * sizeof(floating))
             block_linear(1, V, H, 1, V, v0, v1, hcur[L - 1], w_out, logits, NULL)
-            cf_barrier()
-        elif B > 1:                     # each thread the logits of the rows it draws below:
+            if nt > 1:
+                cf_barrier()
+        else:                     # each thread the logits of the rows it draws below:
             for b in range(r0, r1):     # no barrier between the dense layer and the draws
                 memcpy(logits + b * V, b_out, V * sizeof(floating))
             dense_rows(<int>(r1 - r0), V, H, hcur[L - 1] + r0 * H, w_out, logits + r0 * V,
                        pp_out)
         if tid == 0:
             k.ran += 1
-            if B == 1 and not split_dense:
-                memcpy(logits, b_out, V * sizeof(floating))
-                block_linear(1, V, H, 1, V, 0, V, hcur[L - 1], w_out, logits, NULL)
             if k.want_hidden:
                 for b in range(B):
                     for l in range(L):

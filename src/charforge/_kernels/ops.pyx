@@ -6,7 +6,8 @@ from cython cimport floating
 from libc.math cimport log, sqrt, fabs
 from libc.string cimport memcpy
 from libc.stdint cimport uint64_t, int32_t
-from ._common cimport (split_rows, team_size, unit_bound, cf_matvec_f32, gemm_rm, cf_gemm_tn, cf_gemm_work, cf_packed_gemm_available,
+from ._common cimport (split_rows, team_size, unit_bound, cf_matvec_f32, gemm_rm, cf_gemm_tn,
+                       cf_gemm_work, cf_packed_gemm_available,
                        cf_set_num_threads, cf_get_max_threads, cf_openmp_enabled,
                        cf_exp_shift_sum_f32, cf_exp_shift_sum_f64, cf_hash64)
 
