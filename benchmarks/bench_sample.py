@@ -4,8 +4,12 @@ step-by-step loop (nn.LSTM/GRU/RNN with carried state, softmax, torch.multinomia
 read_floor_GB_s is the batch-1 product alone over the same bytes and threads (ops.matvec, no
 recurrence around it): what this machine's caches deliver; b1_of_floor is generation's share.
 
-Each figure is the median of 3 rounds, each round the median of --calls timed calls in a fresh
-process; charforge and PyTorch run alternately so the machine's noise hits both.
+Batch 1 and batch 32 generate the same number of characters per row (--length), so both
+spread a call's fixed setup over as many steps, and they run alternately in one process
+(b1 call, b32 call, ...): on a shared machine whose load changes from minute to minute, the
+b32/b1 ratio is then taken under the same load (the median of the per-pair ratios). Each
+figure is the median of --rounds rounds, each a fresh process timing --calls pairs;
+charforge and PyTorch run alternately so the machine's noise hits both.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_sample.py
 """
@@ -36,7 +40,9 @@ def weight_bytes(cell, layers, hidden, emb) -> int:
     return 4 * n
 
 
-def run_charforge(cfg, batch, length, calls):
+def run_charforge(cfg, length, calls):
+    """Batch 1 and batch 32 chars/s (medians over `calls` alternating pairs), the median of
+    the per-pair b32/b1 ratios, and the read floor."""
     import numpy as np
 
     import charforge
@@ -44,15 +50,18 @@ def run_charforge(cfg, batch, length, calls):
     vocab = charforge.Vocabulary([chr(33 + i) for i in range(V)])
     model = charforge.CharModel(vocab, cell, layers, hidden, emb, seed=0)
     model.flat += np.random.default_rng(0).normal(0, 0.05, model.flat.shape).astype("f4")
-    primes = ["!"] * batch
-    charforge.generate(model, primes, 50, seed=0, temperature=0.8)            # warm up
-    times = []
-    for call in range(calls):
+
+    def speed(batch, seed):
+        primes = "!" if batch == 1 else ["!"] * batch
         t0 = time.perf_counter()
-        charforge.generate(model, primes, length, seed=1 + call, temperature=0.8)
-        times.append(time.perf_counter() - t0)
-    floor = read_floor(model, weight_bytes(*cfg)) if batch == 1 else None
-    return batch * length / statistics.median(times), floor
+        charforge.generate(model, primes, length, seed=seed, temperature=0.8)
+        return batch * length / (time.perf_counter() - t0)
+    speed(1, 0), speed(32, 0)                                                # warm up
+    pairs = [(speed(1, 1 + call), speed(32, 1 + call)) for call in range(calls)]
+    b1 = statistics.median(p[0] for p in pairs)
+    b32 = statistics.median(p[1] for p in pairs)
+    ratio = statistics.median(p[1] / p[0] for p in pairs)
+    return b1, b32, ratio, read_floor(model, weight_bytes(*cfg))
 
 
 def read_floor(model, nbytes):
@@ -104,12 +113,12 @@ def run_torch(cfg, batch, length, threads, calls):
 
 def worker(args):
     cfg = CONFIGS[args.index]
-    floor = None
     if args.worker == "charforge":
-        v, floor = run_charforge(cfg, args.batch, args.length, args.calls)
+        b1, b32, ratio, floor = run_charforge(cfg, args.length, args.calls)
+        print(json.dumps({"b1": b1, "b32": b32, "ratio": ratio, "floor_GB_s": floor}))
     else:
         v = run_torch(cfg, args.batch, args.length, args.threads, args.calls)
-    print(json.dumps({"chars_per_s": v, "floor_GB_s": floor}))
+        print(json.dumps({"chars_per_s": v}))
 
 
 def measure(fw, index, batch, length, threads, calls):
@@ -126,9 +135,10 @@ def main():
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--length", type=int, default=2000)
-    p.add_argument("--calls", type=int, default=3,
-                   help="timed calls per process (their median; one call is 25-40 ms for the "
-                        "small models, too short to stand alone on a shared machine)")
+    p.add_argument("--calls", type=int, default=5,
+                   help="timed b1/b32 pairs per process (their median; a batch-1 call is "
+                        "25-40 ms for the small models, too short to stand alone on a shared "
+                        "machine)")
     p.add_argument("--only", help='one config, e.g. "lstm 2x256"')
     p.add_argument("--no-torch", action="store_true")
     p.add_argument("--worker", help=argparse.SUPPRESS)
@@ -146,16 +156,16 @@ def main():
         name = f"{cfg[0]} {cfg[1]}x{cfg[2]}"
         if args.only and args.only != name:
             continue
-        runs = {"cf1": [], "cf32": [], "torch1": [], "floor": []}
+        runs = {"cf1": [], "cf32": [], "ratio": [], "torch1": [], "floor": []}
         for _ in range(args.rounds):
-            one = measure("charforge", i, 1, args.length, args.threads, args.calls)
-            runs["cf1"].append(one["chars_per_s"])
-            runs["floor"].append(one["floor_GB_s"])
+            cf = measure("charforge", i, 1, args.length, args.threads, args.calls)
+            runs["cf1"].append(cf["b1"])
+            runs["cf32"].append(cf["b32"])
+            runs["ratio"].append(cf["ratio"])
+            runs["floor"].append(cf["floor_GB_s"])
             if have_torch:
                 runs["torch1"].append(measure("torch", i, 1, args.length // 4, args.threads,
                                               args.calls)["chars_per_s"])
-            runs["cf32"].append(measure("charforge", i, 32, args.length // 4, args.threads,
-                                        args.calls)["chars_per_s"])
         med = {k: statistics.median(v) for k, v in runs.items() if v}
         wb = weight_bytes(*cfg)
         achieved = med["cf1"] * wb / 1e9
@@ -165,7 +175,7 @@ def main():
                "read_floor_GB_s": round(med["floor"], 1),
                "b1_of_floor": f"{achieved / med['floor']:.0%}",
                "charforge_b32_chars_s": round(med["cf32"]),
-               "b32_over_b1": round(med["cf32"] / med["cf1"], 1)}
+               "b32_over_b1": round(med["ratio"], 1)}
         if "torch1" in med:
             row["torch_b1_chars_s"] = round(med["torch1"])
             row["ratio_b1"] = round(med["cf1"] / med["torch1"], 1)

@@ -2,9 +2,17 @@
 """The pointwise cell updates, shared by the training kernels and the generation loop (one
 batch row, units [u0, u1); pointers are already offset to the row)."""
 from cython cimport floating
-from ._common cimport sigmoid_, tanh_, tanh_to
+from libc.string cimport memcpy
 
 cdef extern from "cf_cells.h" nogil:
+    void cf_lstm_row_f32(float* row, const float* cp, float* cn, float* tcn, float* hn,
+                         Py_ssize_t H, Py_ssize_t u0, Py_ssize_t u1)
+    void cf_lstm_row_f64(double* row, const double* cp, double* cn, double* tcn, double* hn,
+                         Py_ssize_t H, Py_ssize_t u0, Py_ssize_t u1)
+    void cf_gru_row_f32(float* row, const float* ghr, const float* hp, float* hn,
+                        Py_ssize_t H, Py_ssize_t u0, Py_ssize_t u1)
+    void cf_gru_row_f64(double* row, const double* ghr, const double* hp, double* hn,
+                        Py_ssize_t H, Py_ssize_t u0, Py_ssize_t u1)
     void cf_lstm_backward_row_f32(float* row, const float* dh_t, float* dh_next,
                                   float* dc_next, const float* cp, const float* tct,
                                   Py_ssize_t H, Py_ssize_t u0, Py_ssize_t u1)
@@ -28,16 +36,10 @@ cdef inline void lstm_row(floating* row, const floating* cp, floating* cn, float
                           Py_ssize_t u1) noexcept nogil:
     """row: the 4H pre-activations (i, f, g, o; activated in place). Writes c' = f c + i g,
     tanh(c') into tcn and h' = o tanh(c'). cp may equal cn (in-place update)."""
-    cdef Py_ssize_t j, nu = u1 - u0
-    sigmoid_(row + u0, nu)
-    sigmoid_(row + H + u0, nu)
-    tanh_(row + 2 * H + u0, nu)
-    sigmoid_(row + 3 * H + u0, nu)
-    for j in range(u0, u1):
-        cn[j] = row[H + j] * cp[j] + row[j] * row[2 * H + j]
-    tanh_to(cn + u0, tcn + u0, nu)
-    for j in range(u0, u1):
-        hn[j] = row[3 * H + j] * tcn[j]
+    if floating is float:
+        cf_lstm_row_f32(row, cp, cn, tcn, hn, H, u0, u1)
+    else:
+        cf_lstm_row_f64(row, cp, cn, tcn, hn, H, u0, u1)
 
 
 cdef inline void gru_row(floating* row, const floating* ghr, const floating* hp, floating* hn,
@@ -46,21 +48,12 @@ cdef inline void gru_row(floating* row, const floating* ghr, const floating* hp,
     """row: input pre-activations (r, z, n incl. b_ih), ghr: recurrent ones (incl. b_hh).
     h' = (1 - z) n + z h with n = tanh(x_n + r (W_hn h + b_hn)); hs (may be NULL) keeps
     W_hn h + b_hn for the backward pass."""
-    cdef Py_ssize_t j, nu = u1 - u0
-    cdef floating z
-    for j in range(u0, u1):
-        row[j] = row[j] + ghr[j]
-        row[H + j] = row[H + j] + ghr[H + j]
-    sigmoid_(row + u0, nu)
-    sigmoid_(row + H + u0, nu)
-    for j in range(u0, u1):
-        if hs != NULL:
-            hs[j] = ghr[2 * H + j]
-        row[2 * H + j] = row[2 * H + j] + row[j] * ghr[2 * H + j]
-    tanh_(row + 2 * H + u0, nu)
-    for j in range(u0, u1):
-        z = row[H + j]
-        hn[j] = (1 - z) * row[2 * H + j] + z * hp[j]
+    if hs != NULL:
+        memcpy(hs + u0, ghr + 2 * H + u0, (u1 - u0) * sizeof(floating))
+    if floating is float:
+        cf_gru_row_f32(row, ghr, hp, hn, H, u0, u1)
+    else:
+        cf_gru_row_f64(row, ghr, hp, hn, H, u0, u1)
 
 
 cdef inline void lstm_backward_row(floating* row, const floating* dh_t, floating* dh_next,

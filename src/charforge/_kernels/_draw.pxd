@@ -11,10 +11,13 @@ from libc.string cimport memcpy
 cdef extern from "cf_math.h" nogil:
     Py_ssize_t cf_sampling_weights_f32(const float* logits, const unsigned char* allowed,
                                        Py_ssize_t v, double scale, double top, double floor_,
-                                       double* p)
+                                       double* p, double* total)
     Py_ssize_t cf_sampling_weights_f64(const double* logits, const unsigned char* allowed,
                                        Py_ssize_t v, double scale, double top, double floor_,
-                                       double* p)
+                                       double* p, double* total)
+    Py_ssize_t cf_masked_argmax_f32(const float* x, const unsigned char* allowed, Py_ssize_t v)
+    Py_ssize_t cf_masked_argmax_f64(const double* x, const unsigned char* allowed,
+                                    Py_ssize_t v)
 
 
 cdef inline int cmp_desc(const void* a, const void* b) noexcept nogil:
@@ -26,11 +29,12 @@ cdef inline Py_ssize_t pick(const floating* logits, Py_ssize_t v, const unsigned
                      double scale, double floor_, int top_k, double top_p, bint greedy,
                      double u, double* p, double* tmp, float* probs) noexcept nogil:
     """Apply the sampler to one row of logits and draw with uniform u in [0, 1)."""
-    cdef Py_ssize_t j, best = -1, last = -1, kept = 0
-    cdef double mx = -1e300, total = 0.0, thr, acc
-    for j in range(v):
-        if allowed[j] and (best < 0 or logits[j] > logits[best]):
-            best = j
+    cdef Py_ssize_t j, best, last = -1, kept = 0
+    cdef double mx, total = 0.0, thr, acc
+    if floating is float:
+        best = cf_masked_argmax_f32(logits, allowed, v)
+    else:
+        best = cf_masked_argmax_f64(logits, allowed, v)
     if best < 0:
         return -1
     if probs != NULL:                      # the model's own distribution, for visualisation
@@ -45,9 +49,9 @@ cdef inline Py_ssize_t pick(const floating* logits, Py_ssize_t v, const unsigned
     mx = <float>logits[best] * <float>scale
     # the floor is a fraction of the top probability (whose weight is exactly 1)
     if floating is float:
-        kept = cf_sampling_weights_f32(logits, allowed, v, scale, mx, floor_, p)
+        kept = cf_sampling_weights_f32(logits, allowed, v, scale, mx, floor_, p, &total)
     else:
-        kept = cf_sampling_weights_f64(logits, allowed, v, scale, mx, floor_, p)
+        kept = cf_sampling_weights_f64(logits, allowed, v, scale, mx, floor_, p, &total)
     if (top_k > 0 and top_k < kept) or top_p < 1.0:
         memcpy(tmp, p, v * sizeof(double))
         qsort(tmp, v, sizeof(double), cmp_desc)
@@ -55,8 +59,6 @@ cdef inline Py_ssize_t pick(const floating* logits, Py_ssize_t v, const unsigned
         if top_k > 0 and top_k < kept:
             thr = tmp[top_k - 1]
         if top_p < 1.0:
-            for j in range(v):
-                total += tmp[j]
             acc = 0.0
             for j in range(v):
                 acc += tmp[j]
@@ -68,9 +70,7 @@ cdef inline Py_ssize_t pick(const floating* logits, Py_ssize_t v, const unsigned
         for j in range(v):
             if p[j] < thr:
                 p[j] = 0.0
-    total = 0.0
-    for j in range(v):
-        total += p[j]
+            total += p[j]
     u *= total
     acc = 0.0
     for j in range(v):

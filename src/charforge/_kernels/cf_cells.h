@@ -1,10 +1,64 @@
-/* Backward pointwise updates of one batch row (units [u0, u1)), in C so that `restrict` tells
- * gcc the gate, state and gradient rows do not overlap: written in Cython the loops stay
- * scalar (aliasing), here they vectorise (AVX-512 / AVX2 clones through CF_CLONES). */
+/* Pointwise updates of one batch row (units [u0, u1)), in C so that each is one fused loop
+ * over the units that gcc vectorises (AVX-512 / AVX2 clones through CF_CLONES): written in
+ * Cython they were a call per activation and gate block and scalar loops in between
+ * (aliasing, baseline instruction set). The forward rows are shared by training and
+ * generation, the backward rows by the training kernels. */
 #ifndef CF_CELLS_H
 #define CF_CELLS_H
 
 #include "cf_math.h"
+
+/* LSTM forward: row holds the pre-activations (i, f, g, o) on entry, the activated gates on
+ * exit; c' = f c + i g into cn, tanh(c') into tcn, h' = o tanh(c') into hn. cp may be cn
+ * (in-place state) and tcn may be row's i block (generation keeps no activations): each
+ * iteration touches element j only and stores tcn after the gates. */
+#define CF_LSTM_ROW(T, NAME, SIG, TANH)                                                       \
+    CF_CLONES static void NAME(T* row, const T* cp, T* cn, T* tcn, T* hn, ptrdiff_t H,        \
+                               ptrdiff_t u0, ptrdiff_t u1) {                                  \
+        T* ri = row;                                                                          \
+        T* rf = row + H;                                                                      \
+        T* rg = row + 2 * H;                                                                  \
+        T* ro = row + 3 * H;                                                                  \
+        _Pragma("omp simd")                                                                   \
+        for (ptrdiff_t j = u0; j < u1; j++) {                                                 \
+            T ig = SIG(ri[j]), fg = SIG(rf[j]), gg = TANH(rg[j]), og = SIG(ro[j]);            \
+            T c = fg * cp[j] + ig * gg;                                                       \
+            T tc = TANH(c);                                                                   \
+            ri[j] = ig;                                                                       \
+            rf[j] = fg;                                                                       \
+            rg[j] = gg;                                                                       \
+            ro[j] = og;                                                                       \
+            cn[j] = c;                                                                        \
+            tcn[j] = tc;                                                                      \
+            hn[j] = og * tc;                                                                  \
+        }                                                                                     \
+    }
+
+CF_LSTM_ROW(float, cf_lstm_row_f32, cf_sigmoidf, cf_tanhf)
+CF_LSTM_ROW(double, cf_lstm_row_f64, cf_sigmoid, tanh)
+
+/* GRU forward: row holds the input pre-activations (r, z, n incl. b_ih), ghr the recurrent
+ * ones (incl. b_hh); row gets the activated r, z, n and hn h' = (1 - z) n + z h with
+ * n = tanh(x_n + r (W_hn h + b_hn)). */
+#define CF_GRU_ROW(T, NAME, SIG, TANH)                                                        \
+    CF_CLONES static void NAME(T* restrict row, const T* restrict ghr, const T* restrict hp,  \
+                               T* restrict hn, ptrdiff_t H, ptrdiff_t u0, ptrdiff_t u1) {     \
+        T* restrict rr = row;                                                                 \
+        T* restrict rz = row + H;                                                             \
+        T* restrict rn = row + 2 * H;                                                         \
+        _Pragma("omp simd")                                                                   \
+        for (ptrdiff_t j = u0; j < u1; j++) {                                                 \
+            T r = SIG(rr[j] + ghr[j]), z = SIG(rz[j] + ghr[H + j]);                           \
+            T n = TANH(rn[j] + r * ghr[2 * H + j]);                                           \
+            rr[j] = r;                                                                        \
+            rz[j] = z;                                                                        \
+            rn[j] = n;                                                                        \
+            hn[j] = (1 - z) * n + z * hp[j];                                                  \
+        }                                                                                     \
+    }
+
+CF_GRU_ROW(float, cf_gru_row_f32, cf_sigmoidf, cf_tanhf)
+CF_GRU_ROW(double, cf_gru_row_f64, cf_sigmoid, tanh)
 
 /* LSTM: row holds the activated gates (i, f, g, o) on entry and d(pre-activation) on exit;
  * dh_next / dc_next carry the gradient arriving from step t+1 in, and leave for step t-1. */

@@ -82,21 +82,27 @@ static inline float cf_expf(float x) {
     return p * s;
 }
 
+/* The activations of one element, for the array versions below and the fused cell rows of
+ * cf_cells.h (one formula each, so every caller computes bit-identical values).
+ * tanh(x) = 1 - 2 / (exp(2x) + 1): exact limits at +-inf, absolute error ~1e-7 near 0. */
+static inline float cf_sigmoidf(float x) { return 1.0f / (1.0f + cf_expf(-x)); }
+static inline float cf_tanhf(float x) { return 1.0f - 2.0f / (cf_expf(2.0f * x) + 1.0f); }
+static inline double cf_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
+
 CF_CLONES static void cf_sigmoid_f32(float *restrict x, ptrdiff_t n) {
-    for (ptrdiff_t i = 0; i < n; i++) x[i] = 1.0f / (1.0f + cf_expf(-x[i]));
+    for (ptrdiff_t i = 0; i < n; i++) x[i] = cf_sigmoidf(x[i]);
 }
 
-/* tanh(x) = 1 - 2 / (exp(2x) + 1): exact limits at +-inf, absolute error ~1e-7 near 0. */
 CF_CLONES static void cf_tanh_f32(float *restrict x, ptrdiff_t n) {
-    for (ptrdiff_t i = 0; i < n; i++) x[i] = 1.0f - 2.0f / (cf_expf(2.0f * x[i]) + 1.0f);
+    for (ptrdiff_t i = 0; i < n; i++) x[i] = cf_tanhf(x[i]);
 }
 
 CF_CLONES static void cf_tanh_to_f32(const float *restrict x, float *restrict y, ptrdiff_t n) {
-    for (ptrdiff_t i = 0; i < n; i++) y[i] = 1.0f - 2.0f / (cf_expf(2.0f * x[i]) + 1.0f);
+    for (ptrdiff_t i = 0; i < n; i++) y[i] = cf_tanhf(x[i]);
 }
 
 static void cf_sigmoid_f64(double *x, ptrdiff_t n) {
-    for (ptrdiff_t i = 0; i < n; i++) x[i] = 1.0 / (1.0 + exp(-x[i]));
+    for (ptrdiff_t i = 0; i < n; i++) x[i] = cf_sigmoid(x[i]);
 }
 
 static void cf_tanh_f64(double *x, ptrdiff_t n) {
@@ -121,33 +127,64 @@ static inline double cf_exp_shift_sum_f64(double *x, ptrdiff_t n, double shift) 
 }
 
 /* The sampler's unnormalised weights for one row: p[j] = exp(scale * logits[j] - top) for
- * allowed characters whose weight reaches `floor_`, else 0; returns how many were kept. The
- * exp is the float32 polynomial (relative error < 2e-7, far below what any number of draws
- * can detect) so the row vectorises: libm's double exp was a tenth of batched generation. */
+ * allowed characters whose weight reaches `floor_`, else 0; returns how many were kept and
+ * their sum in *total. The exp is the float32 polynomial (relative error < 2e-7, far below
+ * what any number of draws can detect) so the row vectorises: libm's double exp was a tenth
+ * of batched generation, and a sequential double sum another few percent. */
 #define CF_SAMPLING_WEIGHTS(T, NAME)                                                         \
     CF_CLONES static ptrdiff_t NAME(const T* restrict logits,                                \
                                     const unsigned char* restrict allowed, ptrdiff_t v,      \
                                     double scale, double top, double floor_,                 \
-                                    double* restrict p) {                                    \
+                                    double* restrict p, double* restrict total) {            \
         float fscale = (float)scale, ftop = (float)top;                                     \
         float w[256];                                                                        \
         ptrdiff_t kept = 0;                                                                  \
+        double sum = 0.0;                                                                    \
         for (ptrdiff_t j0 = 0; j0 < v; j0 += 256) {                                          \
             ptrdiff_t n = v - j0 < 256 ? v - j0 : 256;                                       \
             _Pragma("omp simd")                                                              \
             for (ptrdiff_t j = 0; j < n; j++)                                                \
                 w[j] = cf_expf((float)logits[j0 + j] * fscale - ftop);                       \
+            _Pragma("omp simd reduction(+:kept, sum)")                                       \
             for (ptrdiff_t j = 0; j < n; j++) {                                              \
                 double e = allowed[j0 + j] && (double)w[j] >= floor_ ? (double)w[j] : 0.0;   \
                 p[j0 + j] = e;                                                               \
                 kept += e > 0.0;                                                             \
+                sum += e;                                                                    \
             }                                                                                \
         }                                                                                    \
+        *total = sum;                                                                        \
         return kept;                                                                         \
     }
 
 CF_SAMPLING_WEIGHTS(float, cf_sampling_weights_f32)
 CF_SAMPLING_WEIGHTS(double, cf_sampling_weights_f64)
+
+/* The first allowed index holding the largest allowed value (-1 when none is allowed): a
+ * vectorised max, then a scan for where it is. Disallowed entries are pushed down by 3e38
+ * (arithmetic, not a select, so gcc vectorises it), far below any logit; NaN entries are
+ * never the maximum, and when no allowed entry equals it the first allowed index is
+ * returned (every allowed entry NaN or -inf). */
+#define CF_MASKED_ARGMAX(T, NAME)                                                            \
+    CF_CLONES static ptrdiff_t NAME(const T* restrict x, const unsigned char* restrict allowed,\
+                                    ptrdiff_t v) {                                           \
+        T mx = -INFINITY;                                                                    \
+        ptrdiff_t first = -1;                                                                \
+        _Pragma("omp simd reduction(max:mx)")                                                \
+        for (ptrdiff_t j = 0; j < v; j++) {                                                  \
+            T y = x[j] + ((T)allowed[j] - 1) * (T)3e38f;                                     \
+            mx = y > mx ? y : mx;                                                            \
+        }                                                                                    \
+        for (ptrdiff_t j = 0; j < v; j++) {                                                  \
+            if (!allowed[j]) continue;                                                       \
+            if (first < 0) first = j;                                                        \
+            if (x[j] == mx) return j;                                                        \
+        }                                                                                    \
+        return first;                                                                        \
+    }
+
+CF_MASKED_ARGMAX(float, cf_masked_argmax_f32)
+CF_MASKED_ARGMAX(double, cf_masked_argmax_f64)
 
 /* A counter-based hash (splitmix64 finaliser): dropout masks are a pure function of
  * (seed, index), so backward recomputes them and resumed runs reproduce them exactly. */

@@ -58,6 +58,18 @@ cdef void units_step(int cell, int B, int H, Py_ssize_t u0, Py_ssize_t u1, float
             gru_row(gx + b * G, gh + b * G, h_old + b * H, h_new + b * H, NULL, H, u0, u1)
 
 
+cdef inline void fill_units(floating* dst, const floating* src, int H, int gates,
+                            Py_ssize_t u0, Py_ssize_t nu) noexcept nogil:
+    """dst[q H + u0 : q H + u0 + nu] = src[same] for every gate q: one copy when the share
+    is every unit (one thread, or threads taking rows)."""
+    cdef int q
+    if nu == H:
+        memcpy(dst, src, gates * H * sizeof(floating))
+        return
+    for q in range(gates):
+        memcpy(dst + q * H + u0, src + q * H + u0, nu * sizeof(floating))
+
+
 cdef inline void matvec(const floating* w, const floating* x, floating* out, int rows,
                         int K) noexcept nogil:
     if floating is float:
@@ -228,21 +240,14 @@ cdef void _loop(Knobs* k, floating** pw_ih, floating** pw_hh, floating** pb_in,
         for l in range(L):
             if nu > 0:
                 for b in range(B):
-                    for q in range(gates):
-                        if l == 0:
-                            memcpy(gx + b * G + q * H + u0, table + cur[b] * G + q * H + u0,
-                                   nu * sizeof(floating))
-                        else:
-                            memcpy(gx + b * G + q * H + u0, pb_in[l] + q * H + u0,
-                                   nu * sizeof(floating))
+                    fill_units(gx + b * G, table + cur[b] * G if l == 0 else pb_in[l], H,
+                               gates, u0, nu)
                 if l > 0:
                     block_linear(B, G, H, gates, H, u0, u1, hcur[l - 1], pw_ih[l], gx,
                                  mine_ih[l], t & 1)
                 if k.cell == CELL_GRU:
                     for b in range(B):
-                        for q in range(gates):
-                            memcpy(gh + b * G + q * H + u0, pb_rec[l] + q * H + u0,
-                                   nu * sizeof(floating))
+                        fill_units(gh + b * G, pb_rec[l], H, gates, u0, nu)
                     block_linear(B, G, H, gates, H, u0, u1, hcur[l], pw_hh[l], gh, mine_hh[l],
                                  t & 1)
                 else:
