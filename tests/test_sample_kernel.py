@@ -39,3 +39,17 @@ def test_allowed_mask_and_bad_temperature():
     assert set(draws.tolist()) == {0, 2}
     with pytest.raises(ValueError, match="temperature"):
         categorical(logits, np.zeros(1000), 0.0)
+
+
+def test_disallowed_maximum_and_nonbinary_mask():
+    """The masked maximum ignores a far larger disallowed entry (the draw's scale comes from
+    the best allowed one, which a low temperature then always draws; counting the disallowed
+    one would zero every weight) and any non-zero mask entry counts as allowed (a 2 taken
+    for a 1 would move the maximum and saturate the weights of 2 and 3 alike)."""
+    logits = np.tile(np.array([0.0, 50.0, 10.0, 8.0, -np.inf], np.float32), (500, 1))
+    mask = np.array([1, 0, 2, 1, 1])
+    draws = categorical(logits, np.random.default_rng(3).random(500), 0.05, mask)
+    assert set(draws.tolist()) == {2}
+    ties = np.tile(np.array([1.0, 7.0, 7.0, 7.0]), (200, 1))
+    draws = categorical(ties, np.random.default_rng(4).random(200), 1.0, [0, 1, 0, 1])
+    assert set(draws.tolist()) == {1, 3}

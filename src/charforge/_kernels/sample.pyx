@@ -21,8 +21,8 @@ def categorical(const floating[:, ::1] logits, const double[::1] uniforms, doubl
         raise ValueError("categorical: need one uniform per row")
     if not temperature > 0:
         raise ValueError("categorical: temperature must be > 0")
-    allow_arr = np.ones(v, np.uint8) if allowed is None else np.ascontiguousarray(allowed,
-                                                                                np.uint8)
+    allow_arr = np.ones(v, np.uint8) if allowed is None else \
+        (np.asarray(allowed) != 0).astype(np.uint8)      # the draw expects exactly 0 or 1
     if allow_arr.shape[0] != v:
         raise ValueError("categorical: allowed must have one entry per column")
     cdef const unsigned char[::1] allow = allow_arr
