@@ -10,11 +10,7 @@ cdef extern from "cf_math.h" nogil:
     int cf_get_max_threads()
     void cf_barrier()
     float cf_expf(float x)
-    void cf_sigmoid_f32(float* x, Py_ssize_t n)
-    void cf_tanh_f32(float* x, Py_ssize_t n)
     void cf_tanh_to_f32(const float* x, float* y, Py_ssize_t n)
-    void cf_sigmoid_f64(double* x, Py_ssize_t n)
-    void cf_tanh_f64(double* x, Py_ssize_t n)
     void cf_tanh_to_f64(const double* x, double* y, Py_ssize_t n)
     float cf_exp_shift_sum_f32(float* x, Py_ssize_t n, float shift)
     double cf_exp_shift_sum_f64(double* x, Py_ssize_t n, double shift)
@@ -35,20 +31,6 @@ cdef inline void gemm_rm(bint trans_a, bint trans_b, int m, int n, int k, floati
         sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*>b, &ldb, <float*>a, &lda, &beta, c, &ldc)
     else:
         dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*>b, &ldb, <double*>a, &lda, &beta, c, &ldc)
-
-
-cdef inline void sigmoid_(floating* x, Py_ssize_t n) noexcept nogil:
-    if floating is float:
-        cf_sigmoid_f32(x, n)
-    else:
-        cf_sigmoid_f64(x, n)
-
-
-cdef inline void tanh_(floating* x, Py_ssize_t n) noexcept nogil:
-    if floating is float:
-        cf_tanh_f32(x, n)
-    else:
-        cf_tanh_f64(x, n)
 
 
 cdef inline void tanh_to(const floating* x, floating* y, Py_ssize_t n) noexcept nogil:

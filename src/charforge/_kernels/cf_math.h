@@ -82,31 +82,15 @@ static inline float cf_expf(float x) {
     return p * s;
 }
 
-/* The activations of one element, for the array versions below and the fused cell rows of
+/* The activations of one element, for tanh_to below and the fused cell rows of
  * cf_cells.h (one formula each, so every caller computes bit-identical values).
  * tanh(x) = 1 - 2 / (exp(2x) + 1): exact limits at +-inf, absolute error ~1e-7 near 0. */
 static inline float cf_sigmoidf(float x) { return 1.0f / (1.0f + cf_expf(-x)); }
 static inline float cf_tanhf(float x) { return 1.0f - 2.0f / (cf_expf(2.0f * x) + 1.0f); }
 static inline double cf_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
 
-CF_CLONES static void cf_sigmoid_f32(float *restrict x, ptrdiff_t n) {
-    for (ptrdiff_t i = 0; i < n; i++) x[i] = cf_sigmoidf(x[i]);
-}
-
-CF_CLONES static void cf_tanh_f32(float *restrict x, ptrdiff_t n) {
-    for (ptrdiff_t i = 0; i < n; i++) x[i] = cf_tanhf(x[i]);
-}
-
 CF_CLONES static void cf_tanh_to_f32(const float *restrict x, float *restrict y, ptrdiff_t n) {
     for (ptrdiff_t i = 0; i < n; i++) y[i] = cf_tanhf(x[i]);
-}
-
-static void cf_sigmoid_f64(double *x, ptrdiff_t n) {
-    for (ptrdiff_t i = 0; i < n; i++) x[i] = cf_sigmoid(x[i]);
-}
-
-static void cf_tanh_f64(double *x, ptrdiff_t n) {
-    for (ptrdiff_t i = 0; i < n; i++) x[i] = tanh(x[i]);
 }
 
 static void cf_tanh_to_f64(const double *x, double *y, ptrdiff_t n) {

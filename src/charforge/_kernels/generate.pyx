@@ -19,7 +19,7 @@ from libc.stdint cimport int32_t, int64_t
 from cython.parallel cimport parallel, threadid
 from ._cells cimport lstm_row, gru_row
 from ._draw cimport pick
-from ._common cimport (gemm_rm, sigmoid_, tanh_, cf_barrier, unit_bound, cf_openmp_enabled,
+from ._common cimport (gemm_rm, tanh_to, cf_barrier, unit_bound, cf_openmp_enabled,
                       cf_matvec_f32, cf_matvec_f64, cf_packed_size, cf_pack_nt,
                       cf_gemm_packed, cf_packed_gemm_available)
 
@@ -44,9 +44,7 @@ cdef void units_step(int cell, int B, int H, Py_ssize_t u0, Py_ssize_t u1, float
         return
     if cell == CELL_RNN:
         for b in range(B):
-            row = gx + b * H
-            tanh_(row + u0, nu)
-            memcpy(h_new + b * H + u0, row + u0, nu * sizeof(floating))
+            tanh_to(gx + b * H + u0, h_new + b * H + u0, nu)
     elif cell == CELL_LSTM:
         G = 4 * H
         for b in range(B):       # c is updated in place; tanh(c) lands in the spent i slots
