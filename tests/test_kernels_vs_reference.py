@@ -84,6 +84,49 @@ def test_threads_splitting_the_batch_rows(cell, dtype, rng):
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_row_blocks_on_demand_match_fixed_parts(cell, rng, monkeypatch):
+    """Row blocks taken by whichever thread is free (the default) against fixed halves
+    (CHARFORGE_ROW_BLOCKS=0): the forward is the same to the bit (each row's arithmetic does
+    not depend on its thread), gradients differ only in the order the input-table rows are
+    summed; and repeated runs on demand agree to the bit, whatever the schedule was."""
+    charforge.set_num_threads(2)
+    model = _random_model(cell, 2, 40, 6, "float32", vocab=9)
+    model.flat *= 0.5
+    x = rng.integers(0, 9, (53, 12))
+    y = rng.integers(0, 9, (53, 12))
+    runs = []
+    for setting in ("1", "0", "1", "1"):
+        monkeypatch.setenv("CHARFORGE_ROW_BLOCKS", setting)
+        loss, grads, final = model.loss_and_grads(x, y)
+        logits, _ = model.logits(x)
+        runs.append((loss, {k: v.copy() for k, v in grads.items()}, final, logits))
+    on_demand, fixed = runs[0], runs[1]
+    np.testing.assert_array_equal(on_demand[3], fixed[3])
+    for got, want in zip(on_demand[2], fixed[2], strict=True):
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_array_equal(a, b)
+    for name in fixed[1]:
+        np.testing.assert_allclose(on_demand[1][name], fixed[1][name], rtol=1e-5, atol=1e-6,
+                                   err_msg=name)
+    for again in runs[2:]:
+        assert again[0] == on_demand[0]
+        for name in on_demand[1]:
+            np.testing.assert_array_equal(again[1][name], on_demand[1][name], err_msg=name)
+
+
+def test_large_vocabulary_keeps_fixed_row_parts(rng):
+    """When per-block input-table gradients would pass 8 MB (a vocabulary of 3,000 here),
+    the threads split the rows in fixed parts (one private table each) instead; still right."""
+    charforge.set_num_threads(2)
+    model = _random_model("lstm", 1, 200, None, "float32", vocab=3000)
+    model.flat *= 0.1
+    x = rng.integers(0, 3000, (64, 50))
+    y = rng.integers(0, 3000, (64, 50))
+    assert model._use_table(x.size)
+    _compare(model, x, y, None, None)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 def test_large_batch_float32_threaded(cell, rng):
     charforge.set_num_threads(2)
     model = _random_model(cell, 1, 64, 8, "float32", vocab=20)

@@ -3,12 +3,14 @@
 from cython cimport floating
 from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv
 from libc.stdint cimport uint64_t
+from libc.stdlib cimport getenv
 
 cdef extern from "cf_math.h" nogil:
     int cf_openmp_enabled()
     void cf_set_num_threads(int n)
     int cf_get_max_threads()
     void cf_barrier()
+    Py_ssize_t cf_fetch_add(Py_ssize_t* counter, Py_ssize_t v)
     float cf_expf(float x)
     void cf_tanh_to_f32(const float* x, float* y, Py_ssize_t n)
     void cf_tanh_to_f64(const double* x, double* y, Py_ssize_t n)
@@ -73,15 +75,103 @@ cdef inline bint split_rows(Py_ssize_t B, Py_ssize_t H, Py_ssize_t gates,
     return n > 1 and B >= 16 * n and gates * H * H * <Py_ssize_t>sizeof(float) <= (2 << 20)
 
 
-cdef inline void thread_share(Py_ssize_t B, Py_ssize_t H, int tid, int n, bint by_rows,
-                              Py_ssize_t* b0, Py_ssize_t* b1, Py_ssize_t* u0,
-                              Py_ssize_t* u1) noexcept nogil:
-    """Thread tid's rows [b0, b1) and units [u0, u1) of a recurrent layer run by n threads:
-    its own batch rows and every unit (by_rows, see split_rows), or every row and its units."""
-    if by_rows:
-        b0[0], b1[0], u0[0], u1[0] = row_bound(B, tid, n), row_bound(B, tid + 1, n), 0, H
+# How a recurrent layer's work is dealt to its threads (WorkShare.mode).
+cdef enum:
+    SHARE_UNITS = 0          # every thread: all rows, its own hidden units; a barrier per step
+    SHARE_ROWS = 1           # thread k: the k-th contiguous part of the batch rows, all units
+    SHARE_ROW_BLOCKS = 2     # blocks of ROW_BLOCK rows, each taken by whichever thread is free
+
+cdef enum:
+    ROW_BLOCK = 16           # two of the packed kernel's row blocks
+
+
+cdef struct WorkShare:
+    Py_ssize_t B
+    Py_ssize_t H
+    Py_ssize_t blocks
+    Py_ssize_t next_block    # the first block nobody has taken yet (SHARE_ROW_BLOCKS)
+    int n
+    int mode
+
+
+cdef inline Py_ssize_t share_blocks(Py_ssize_t B) noexcept nogil:
+    return (B + ROW_BLOCK - 1) // ROW_BLOCK
+
+
+cdef inline bint row_blocks_wanted(Py_ssize_t table_bytes) noexcept nogil:
+    """Whether row blocks may be handed out on demand: yes unless their private input-table
+    gradients (share_slots) would take more than 8 MB (a large vocabulary), then fixed parts.
+    CHARFORGE_ROW_BLOCKS=0 forces fixed parts (to compare the two)."""
+    cdef const char* env = getenv("CHARFORGE_ROW_BLOCKS")
+    if env != NULL and env[0] == b'0' and env[1] == 0:
+        return False
+    return table_bytes <= (8 << 20)
+
+
+cdef inline void share_init(WorkShare* share, Py_ssize_t B, Py_ssize_t H, Py_ssize_t gates,
+                            int n, bint blocks_ok) noexcept nogil:
+    """Choose how n threads split a layer (split_rows). Row blocks handed out on demand
+    (blocks_ok) rather than fixed halves: on a shared machine one core often runs at half the
+    speed of the other for seconds at a time, and with fixed halves the fast core then idles
+    until the slow one is done. Each row's arithmetic is the same whichever thread runs it, so
+    results do not depend on the schedule."""
+    share.B, share.H, share.n, share.next_block = B, H, n, 0
+    share.blocks = share_blocks(B)
+    if not split_rows(B, H, gates, n):
+        share.mode = SHARE_UNITS
+    elif blocks_ok:
+        share.mode = SHARE_ROW_BLOCKS
     else:
-        b0[0], b1[0], u0[0], u1[0] = 0, B, unit_bound(H, tid, n), unit_bound(H, tid + 1, n)
+        share.mode = SHARE_ROWS
+
+
+cdef inline Py_ssize_t share_slots(const WorkShare* share) noexcept nogil:
+    """How many private input-table gradients the layer's backward needs (one per thread or
+    per row block when threads split rows: rows of the same token would race; summed in slot
+    order afterwards, so the sum is the same on every run)."""
+    if share.mode == SHARE_ROWS:
+        return share.n
+    if share.mode == SHARE_ROW_BLOCKS:
+        return share.blocks
+    return 1
+
+
+cdef inline bint share_sync(const WorkShare* share) noexcept nogil:
+    """Whether the threads must meet after every step (they split the units of each row)."""
+    return share.mode == SHARE_UNITS and share.n > 1
+
+
+cdef inline void share_units(const WorkShare* share, int tid, Py_ssize_t* u0,
+                             Py_ssize_t* u1) noexcept nogil:
+    """Thread tid's hidden units [u0, u1)."""
+    if share.mode == SHARE_UNITS:
+        u0[0], u1[0] = unit_bound(share.H, tid, share.n), unit_bound(share.H, tid + 1, share.n)
+    else:
+        u0[0], u1[0] = 0, share.H
+
+
+cdef inline bint share_rows(WorkShare* share, int tid, int* turn, Py_ssize_t* b0,
+                            Py_ssize_t* b1, Py_ssize_t* slot) noexcept nogil:
+    """Thread tid's next batch rows [b0, b1) and their table slot; False when it has no more.
+    *turn starts at 0. Units and fixed rows: one range per thread (with units every thread
+    gets one, empty or not, as each must reach every barrier); row blocks: until none is left."""
+    cdef Py_ssize_t k
+    if share.mode == SHARE_ROW_BLOCKS:
+        k = cf_fetch_add(&share.next_block, 1)
+        if k >= share.blocks:
+            return False
+        b0[0], slot[0] = k * ROW_BLOCK, k
+        b1[0] = b0[0] + ROW_BLOCK if b0[0] + ROW_BLOCK < share.B else share.B
+        return True
+    if turn[0] > 0:
+        return False
+    turn[0] = 1
+    if share.mode == SHARE_ROWS:
+        b0[0], b1[0], slot[0] = row_bound(share.B, tid, share.n), row_bound(share.B, tid + 1,
+                                                                           share.n), tid
+        return b1[0] > b0[0]
+    b0[0], b1[0], slot[0] = 0, share.B, 0
+    return True
 
 
 cdef inline int team_size(Py_ssize_t hidden, int threads) noexcept nogil:

@@ -31,6 +31,11 @@ static inline int cf_openmp_enabled(void) {
 #endif
 }
 
+/* *counter += v, atomically; returns the value before (threads taking work items). */
+static inline ptrdiff_t cf_fetch_add(ptrdiff_t* counter, ptrdiff_t v) {
+    return __atomic_fetch_add(counter, v, __ATOMIC_RELAXED);
+}
+
 static inline void cf_set_num_threads(int n) {
 #ifdef _OPENMP
     omp_set_num_threads(n);

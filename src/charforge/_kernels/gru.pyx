@@ -14,8 +14,10 @@ from cython cimport floating
 from libc.stdlib cimport free
 from libc.stdint cimport int32_t
 from ._cells cimport gru_row, gru_backward_row, scatter_units
-from ._common cimport (cf_barrier, split_rows, thread_share, team_size, pack_gate_rows,
-                       pack_unit_columns, prefetch_units, recurrent_nt, recurrent_nn)
+from ._common cimport (cf_barrier, team_size, pack_gate_rows, pack_unit_columns,
+                       prefetch_units, recurrent_nt, recurrent_nn, WorkShare, share_init,
+                       share_slots, share_sync, share_units, share_rows, share_blocks,
+                       row_blocks_wanted)
 
 from ._shapes import (add_thread_tables, check_sequence_buffers, check_table_scatter,
                       expect_shapes, thread_tables)
@@ -23,78 +25,89 @@ from ._shapes import (add_thread_tables, check_sequence_buffers, check_table_sca
 
 cdef void _forward_units(floating* gates, const floating* w_hh, const floating* b_hh,
                          floating* h, floating* hn_save, floating* gh,
-                         Py_ssize_t T, Py_ssize_t B, Py_ssize_t H, int tid, int n,
-                         bint by_rows) noexcept nogil:
-    """Thread tid's share (thread_share) of the forward recurrence."""
-    cdef Py_ssize_t t, b, j, q, G = 3 * H, b0, b1, u0, u1, nu, rows
-    cdef bint sync = n > 1 and not by_rows
+                         Py_ssize_t T, Py_ssize_t B, Py_ssize_t H, WorkShare* share,
+                         int tid) noexcept nogil:
+    """Thread tid's share (share_units, share_rows) of the forward recurrence."""
+    cdef Py_ssize_t t, b, j, q, G = 3 * H, b0, b1, u0, u1, nu, rows, slot
+    cdef bint sync = share_sync(share)
+    cdef int turn = 0
     cdef floating* g
     cdef floating* hp
     cdef floating* hnew
     cdef floating* hs
+    cdef floating* ghb
     cdef float* packed = NULL
-    thread_share(B, H, tid, n, by_rows, &b0, &b1, &u0, &u1)
+    share_units(share, tid, &u0, &u1)
     nu = u1 - u0
-    rows = b1 - b0
     if floating is float:
         packed = pack_gate_rows(w_hh, H, 3, u0, nu)
-    gh += b0 * G
-    for t in range(T):
-        g = gates + (t * B + b0) * G
-        hp = h + (t * B + b0) * H
-        hnew = h + ((t + 1) * B + b0) * H
-        hs = hn_save + (t * B + b0) * H
-        if nu > 0 and rows > 0:
-            for b in range(rows):
-                for q in range(3):
-                    for j in range(u0, u1):
-                        gh[b * G + q * H + j] = b_hh[q * H + j]
-            if t + 1 < T:
-                prefetch_units(g + B * G, rows, G, 3, H, u0, nu)
-            recurrent_nt(packed, 3, rows, H, u0, nu, hp, w_hh, gh, G)
-            for b in range(rows):
-                gru_row(g + b * G, gh + b * G, hp + b * H, hnew + b * H, hs + b * H, H, u0, u1)
-        if sync:
-            cf_barrier()
+    while share_rows(share, tid, &turn, &b0, &b1, &slot):
+        rows = b1 - b0
+        ghb = gh + b0 * G
+        for t in range(T):
+            g = gates + (t * B + b0) * G
+            hp = h + (t * B + b0) * H
+            hnew = h + ((t + 1) * B + b0) * H
+            hs = hn_save + (t * B + b0) * H
+            if nu > 0 and rows > 0:
+                for b in range(rows):
+                    for q in range(3):
+                        for j in range(u0, u1):
+                            ghb[b * G + q * H + j] = b_hh[q * H + j]
+                if t + 1 < T:
+                    prefetch_units(g + B * G, rows, G, 3, H, u0, nu)
+                recurrent_nt(packed, 3, rows, H, u0, nu, hp, w_hh, ghb, G)
+                for b in range(rows):
+                    gru_row(g + b * G, ghb + b * G, hp + b * H, hnew + b * H, hs + b * H, H,
+                            u0, u1)
+            if sync:
+                cf_barrier()
     free(packed)
 
 
 cdef void _backward_units(floating* gates, floating* dgh, const floating* w_hh,
                           const floating* h, const floating* hn_save, const floating* dh_out,
-                          floating* dh_next, const int32_t* ids, floating* dtable, Py_ssize_t T,
-                          Py_ssize_t B, Py_ssize_t H, int tid, int n, bint by_rows) noexcept nogil:
-    """Thread tid's share (thread_share) of the backward recurrence."""
-    cdef Py_ssize_t t, b, G = 3 * H, b0, b1, u0, u1, nu, rows
-    cdef bint sync = n > 1 and not by_rows
+                          floating* dh_next, const int32_t* ids, floating* tables,
+                          Py_ssize_t table_size, Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
+                          WorkShare* share, int tid) noexcept nogil:
+    """Thread tid's share (share_units, share_rows) of the backward recurrence."""
+    cdef Py_ssize_t t, b, G = 3 * H, b0, b1, u0, u1, nu, rows, slot
+    cdef bint sync = share_sync(share)
+    cdef int turn = 0
     cdef floating* g
     cdef floating* dg
+    cdef floating* dtable = NULL
+    cdef floating* dhn
     cdef const floating* hp
     cdef const floating* hs
     cdef const floating* dh_t
     cdef float* packed = NULL
-    thread_share(B, H, tid, n, by_rows, &b0, &b1, &u0, &u1)
+    share_units(share, tid, &u0, &u1)
     nu = u1 - u0
-    rows = b1 - b0
     if floating is float:
         packed = pack_unit_columns(w_hh, H, 3, u0, nu)
-    dh_next += b0 * H
-    for t in range(T - 1, -1, -1):
-        g = gates + (t * B + b0) * G
-        dg = dgh + (t * B + b0) * G
-        hp = h + (t * B + b0) * H
-        hs = hn_save + (t * B + b0) * H
-        dh_t = dh_out + (t * B + b0) * H
-        if t > 0 and nu > 0 and rows > 0:
-            prefetch_units(g - B * G, rows, G, 3, H, u0, nu)
-        for b in range(rows):
-            gru_backward_row(g + b * G, dg + b * G, hs + b * H, hp + b * H, dh_t + b * H,
-                             dh_next + b * H, H, u0, u1)
-            if dtable != NULL:
-                scatter_units(g + b * G, dtable + ids[t * B + b0 + b] * G, H, 3, u0, u1)
-        if sync:
-            cf_barrier()
-        if nu > 0 and rows > 0:
-            recurrent_nn(packed, rows, G, H, u0, nu, dg, w_hh, dh_next, True)
+    while share_rows(share, tid, &turn, &b0, &b1, &slot):
+        rows = b1 - b0
+        dhn = dh_next + b0 * H
+        if tables != NULL:
+            dtable = tables + slot * table_size
+        for t in range(T - 1, -1, -1):
+            g = gates + (t * B + b0) * G
+            dg = dgh + (t * B + b0) * G
+            hp = h + (t * B + b0) * H
+            hs = hn_save + (t * B + b0) * H
+            dh_t = dh_out + (t * B + b0) * H
+            if t > 0 and nu > 0 and rows > 0:
+                prefetch_units(g - B * G, rows, G, 3, H, u0, nu)
+            for b in range(rows):
+                gru_backward_row(g + b * G, dg + b * G, hs + b * H, hp + b * H, dh_t + b * H,
+                                 dhn + b * H, H, u0, u1)
+                if dtable != NULL:
+                    scatter_units(g + b * G, dtable + ids[t * B + b0 + b] * G, H, 3, u0, u1)
+            if sync:
+                cf_barrier()
+            if nu > 0 and rows > 0:
+                recurrent_nn(packed, rows, G, H, u0, nu, dg, w_hh, dhn, True)
     free(packed)
 
 
@@ -107,18 +120,19 @@ def gru_forward(floating[:, :, ::1] gates, const floating[:, ::1] w_hh,
     check_sequence_buffers(3, gates, w_hh, h, hn)
     expect_shapes("gru_forward", b_hh=(b_hh, (3 * H,)), gh=(gh, (B, 3 * H)))
     cdef int n = team_size(H, threads), tid
-    cdef bint by_rows = split_rows(B, H, 3, n)
+    cdef WorkShare share
+    share_init(&share, B, H, 3, n, row_blocks_wanted(0))
     if T == 0 or B == 0:
         return
     with nogil:
         if n == 1:
             _forward_units(&gates[0, 0, 0], &w_hh[0, 0], &b_hh[0], &h[0, 0, 0],
-                           &hn[0, 0, 0], &gh[0, 0], T, B, H, 0, 1, False)
+                           &hn[0, 0, 0], &gh[0, 0], T, B, H, &share, 0)
         else:
             with parallel(num_threads=n):
                 tid = threadid()
                 _forward_units(&gates[0, 0, 0], &w_hh[0, 0], &b_hh[0], &h[0, 0, 0],
-                               &hn[0, 0, 0], &gh[0, 0], T, B, H, tid, n, by_rows)
+                               &hn[0, 0, 0], &gh[0, 0], T, B, H, &share, tid)
 
 
 def gru_backward(floating[:, :, ::1] gates, floating[:, :, ::1] dgh,
@@ -139,22 +153,26 @@ def gru_backward(floating[:, :, ::1] gates, floating[:, :, ::1] dgh,
     check_table_scatter("gru_backward", T, B, 3 * H, ids, dtable)
     cdef const int32_t* pid = &ids[0] if ids is not None and ids.shape[0] > 0 else NULL
     cdef int n = team_size(H, threads), tid
-    cdef bint by_rows = split_rows(B, H, 3, n)
-    cdef floating[:, :, ::1] tables = thread_tables(dtable, n if by_rows and pid != NULL else 1,
-                                                     gates)
+    cdef WorkShare share
+    share_init(&share, B, H, 3, n, row_blocks_wanted(
+        share_blocks(B) * dtable.shape[0] * dtable.shape[1] * sizeof(floating)
+        if pid != NULL else 0))
+    cdef floating[:, :, ::1] tables = thread_tables(
+        dtable, share_slots(&share) if pid != NULL else 1, gates)
+    cdef Py_ssize_t table_size = tables.shape[1] * tables.shape[2]
     if T == 0 or B == 0:
         return
     with nogil:
         if n == 1:
             _backward_units(&gates[0, 0, 0], &dgh[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0],
                             &hn[0, 0, 0], &dh_out[0, 0, 0], &dh_next[0, 0], pid,
-                            &tables[0, 0, 0] if pid != NULL else NULL, T, B, H,
-                            0, 1, False)
+                            &tables[0, 0, 0] if pid != NULL else NULL, table_size, T, B, H,
+                            &share, 0)
         else:
             with parallel(num_threads=n):
                 tid = threadid()
                 _backward_units(&gates[0, 0, 0], &dgh[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0],
                                 &hn[0, 0, 0], &dh_out[0, 0, 0], &dh_next[0, 0], pid,
-                                &tables[tid if by_rows else 0, 0, 0] if pid != NULL else NULL,
-                                T, B, H, tid, n, by_rows)
+                                &tables[0, 0, 0] if pid != NULL else NULL, table_size,
+                                T, B, H, &share, tid)
     add_thread_tables(dtable, tables)

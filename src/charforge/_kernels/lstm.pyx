@@ -7,8 +7,9 @@ projection x @ W_ih^T + b into `gates`, and after backward turns the returned pr
 gradients into dW_ih, dW_hh, db and the input gradient with large GEMMs over all steps.
 
 Threads split the batch rows when there are enough of them and W_hh is small (split_rows):
-each thread then runs the recurrence of its rows on its own, with no synchronisation at all.
-Otherwise they split the hidden units: thread k owns units [u0, u1) and computes the
+the rows go in blocks of 16 to whichever thread is free (share_init: a core slowed by a
+neighbour then takes fewer blocks), and a block's whole recurrence runs on one thread, with no
+synchronisation at all. Otherwise they split the hidden units: thread k owns units [u0, u1) and computes the
 recurrent product only for its units' rows of W_hh (one GEMM per gate block), then its units'
 cell update. Every unit's update needs only its own gate columns, so one barrier per step
 (after h_t is complete) is all the synchronisation there is. BLAS must run single-threaded
@@ -19,8 +20,10 @@ from cython cimport floating
 from libc.stdint cimport int32_t
 from ._cells cimport lstm_row, lstm_backward_row, scatter_units
 from libc.stdlib cimport free
-from ._common cimport (cf_barrier, split_rows, thread_share, team_size, pack_gate_rows,
-                       pack_unit_columns, prefetch_units, recurrent_nt, recurrent_nn)
+from ._common cimport (cf_barrier, team_size, pack_gate_rows, pack_unit_columns,
+                       prefetch_units, recurrent_nt, recurrent_nn, WorkShare, share_init,
+                       share_slots, share_sync, share_units, share_rows, share_blocks,
+                       row_blocks_wanted)
 
 from ._shapes import (add_thread_tables, check_sequence_buffers, check_table_scatter,
                       expect_shapes, thread_tables)
@@ -28,10 +31,11 @@ from ._shapes import (add_thread_tables, check_sequence_buffers, check_table_sca
 
 cdef void _forward_units(floating* gates, const floating* w_hh, floating* h, floating* c,
                          floating* tc, Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
-                         int tid, int n, bint by_rows) noexcept nogil:
-    """Thread tid's share (thread_share) of the forward recurrence."""
-    cdef Py_ssize_t t, b, G = 4 * H, b0, b1, u0, u1, nu, rows
-    cdef bint sync = n > 1 and not by_rows
+                         WorkShare* share, int tid) noexcept nogil:
+    """Thread tid's share (share_units, share_rows) of the forward recurrence."""
+    cdef Py_ssize_t t, b, G = 4 * H, b0, b1, u0, u1, nu, rows, slot
+    cdef bint sync = share_sync(share)
+    cdef int turn = 0
     cdef floating* g
     cdef floating* hp
     cdef floating* hn
@@ -39,65 +43,74 @@ cdef void _forward_units(floating* gates, const floating* w_hh, floating* h, flo
     cdef floating* cn
     cdef floating* tcn
     cdef float* packed = NULL
-    thread_share(B, H, tid, n, by_rows, &b0, &b1, &u0, &u1)
+    share_units(share, tid, &u0, &u1)
     nu = u1 - u0
-    rows = b1 - b0
     if floating is float:
         packed = pack_gate_rows(w_hh, H, 4, u0, nu)
-    for t in range(T):
-        g = gates + (t * B + b0) * G
-        hp = h + (t * B + b0) * H
-        hn = h + ((t + 1) * B + b0) * H
-        cp = c + (t * B + b0) * H
-        cn = c + ((t + 1) * B + b0) * H
-        tcn = tc + (t * B + b0) * H
-        if nu > 0 and rows > 0:
-            if t + 1 < T:
-                prefetch_units(g + B * G, rows, G, 4, H, u0, nu)
-            recurrent_nt(packed, 4, rows, H, u0, nu, hp, w_hh, g, G)
-            for b in range(rows):
-                lstm_row(g + b * G, cp + b * H, cn + b * H, tcn + b * H, hn + b * H, H, u0, u1)
-        if sync:
-            cf_barrier()
+    while share_rows(share, tid, &turn, &b0, &b1, &slot):
+        rows = b1 - b0
+        for t in range(T):
+            g = gates + (t * B + b0) * G
+            hp = h + (t * B + b0) * H
+            hn = h + ((t + 1) * B + b0) * H
+            cp = c + (t * B + b0) * H
+            cn = c + ((t + 1) * B + b0) * H
+            tcn = tc + (t * B + b0) * H
+            if nu > 0 and rows > 0:
+                if t + 1 < T:
+                    prefetch_units(g + B * G, rows, G, 4, H, u0, nu)
+                recurrent_nt(packed, 4, rows, H, u0, nu, hp, w_hh, g, G)
+                for b in range(rows):
+                    lstm_row(g + b * G, cp + b * H, cn + b * H, tcn + b * H, hn + b * H, H,
+                             u0, u1)
+            if sync:
+                cf_barrier()
     free(packed)
 
 
 cdef void _backward_units(floating* gates, const floating* w_hh, const floating* c,
                           const floating* tc, const floating* dh_out, floating* dh_next,
-                          floating* dc_next, const int32_t* ids, floating* dtable,
-                          Py_ssize_t T, Py_ssize_t B, Py_ssize_t H, int tid, int n,
-                          bint by_rows) noexcept nogil:
-    """Thread tid's share (thread_share) of the backward recurrence."""
-    cdef Py_ssize_t t, b, G = 4 * H, b0, b1, u0, u1, nu, rows
-    cdef bint sync = n > 1 and not by_rows
+                          floating* dc_next, const int32_t* ids, floating* tables,
+                          Py_ssize_t table_size, Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
+                          WorkShare* share, int tid) noexcept nogil:
+    """Thread tid's share (share_units, share_rows) of the backward recurrence."""
+    cdef Py_ssize_t t, b, G = 4 * H, b0, b1, u0, u1, nu, rows, slot
+    cdef bint sync = share_sync(share)
+    cdef int turn = 0
     cdef floating* g
+    cdef floating* dtable = NULL
+    cdef floating* dhn
+    cdef floating* dcn
     cdef const floating* dh_t
     cdef const floating* cp
     cdef const floating* tct
     cdef float* packed = NULL
-    thread_share(B, H, tid, n, by_rows, &b0, &b1, &u0, &u1)
+    share_units(share, tid, &u0, &u1)
     nu = u1 - u0
-    rows = b1 - b0
     if floating is float:
         packed = pack_unit_columns(w_hh, H, 4, u0, nu)
-    dh_next += b0 * H
-    dc_next += b0 * H
-    for t in range(T - 1, -1, -1):
-        g = gates + (t * B + b0) * G
-        dh_t = dh_out + (t * B + b0) * H
-        cp = c + (t * B + b0) * H
-        tct = tc + (t * B + b0) * H
-        if t > 0 and nu > 0 and rows > 0:
-            prefetch_units(g - B * G, rows, G, 4, H, u0, nu)
-        for b in range(rows):
-            lstm_backward_row(g + b * G, dh_t + b * H, dh_next + b * H, dc_next + b * H,
-                              cp + b * H, tct + b * H, H, u0, u1)
-            if dtable != NULL:
-                scatter_units(g + b * G, dtable + ids[t * B + b0 + b] * G, H, 4, u0, u1)
-        if sync:
-            cf_barrier()
-        if nu > 0 and rows > 0:
-            recurrent_nn(packed, rows, G, H, u0, nu, g, w_hh, dh_next, False)
+    while share_rows(share, tid, &turn, &b0, &b1, &slot):
+        rows = b1 - b0
+        dhn = dh_next + b0 * H
+        dcn = dc_next + b0 * H
+        if tables != NULL:
+            dtable = tables + slot * table_size
+        for t in range(T - 1, -1, -1):
+            g = gates + (t * B + b0) * G
+            dh_t = dh_out + (t * B + b0) * H
+            cp = c + (t * B + b0) * H
+            tct = tc + (t * B + b0) * H
+            if t > 0 and nu > 0 and rows > 0:
+                prefetch_units(g - B * G, rows, G, 4, H, u0, nu)
+            for b in range(rows):
+                lstm_backward_row(g + b * G, dh_t + b * H, dhn + b * H, dcn + b * H,
+                                  cp + b * H, tct + b * H, H, u0, u1)
+                if dtable != NULL:
+                    scatter_units(g + b * G, dtable + ids[t * B + b0 + b] * G, H, 4, u0, u1)
+            if sync:
+                cf_barrier()
+            if nu > 0 and rows > 0:
+                recurrent_nn(packed, rows, G, H, u0, nu, g, w_hh, dhn, False)
     free(packed)
 
 
@@ -109,18 +122,19 @@ def lstm_forward(floating[:, :, ::1] gates, const floating[:, ::1] w_hh,
     cdef Py_ssize_t T = gates.shape[0], B = gates.shape[1], H = w_hh.shape[1]
     check_sequence_buffers(4, gates, w_hh, h, c, tc)
     cdef int n = team_size(H, threads), tid
-    cdef bint by_rows = split_rows(B, H, 4, n)
+    cdef WorkShare share
+    share_init(&share, B, H, 4, n, row_blocks_wanted(0))
     if T == 0 or B == 0:
         return
     with nogil:
         if n == 1:
             _forward_units(&gates[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], &c[0, 0, 0],
-                           &tc[0, 0, 0], T, B, H, 0, 1, False)
+                           &tc[0, 0, 0], T, B, H, &share, 0)
         else:
             with parallel(num_threads=n):
                 tid = threadid()
                 _forward_units(&gates[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], &c[0, 0, 0],
-                               &tc[0, 0, 0], T, B, H, tid, n, by_rows)
+                               &tc[0, 0, 0], T, B, H, &share, tid)
 
 
 def lstm_backward(floating[:, :, ::1] gates, const floating[:, ::1] w_hh,
@@ -143,22 +157,26 @@ def lstm_backward(floating[:, :, ::1] gates, const floating[:, ::1] w_hh,
     check_table_scatter("lstm_backward", T, B, 4 * H, ids, dtable)
     cdef const int32_t* pid = &ids[0] if ids is not None and ids.shape[0] > 0 else NULL
     cdef int n = team_size(H, threads), tid
-    cdef bint by_rows = split_rows(B, H, 4, n)
-    cdef floating[:, :, ::1] tables = thread_tables(dtable, n if by_rows and pid != NULL else 1,
-                                                     gates)
+    cdef WorkShare share
+    share_init(&share, B, H, 4, n, row_blocks_wanted(
+        share_blocks(B) * dtable.shape[0] * dtable.shape[1] * sizeof(floating)
+        if pid != NULL else 0))
+    cdef floating[:, :, ::1] tables = thread_tables(
+        dtable, share_slots(&share) if pid != NULL else 1, gates)
+    cdef Py_ssize_t table_size = tables.shape[1] * tables.shape[2]
     if T == 0 or B == 0:
         return
     with nogil:
         if n == 1:
             _backward_units(&gates[0, 0, 0], &w_hh[0, 0], &c[0, 0, 0], &tc[0, 0, 0],
                             &dh_out[0, 0, 0], &dh_next[0, 0], &dc_next[0, 0], pid,
-                            &tables[0, 0, 0] if pid != NULL else NULL, T, B, H,
-                            0, 1, False)
+                            &tables[0, 0, 0] if pid != NULL else NULL, table_size, T, B, H,
+                            &share, 0)
         else:
             with parallel(num_threads=n):
                 tid = threadid()
                 _backward_units(&gates[0, 0, 0], &w_hh[0, 0], &c[0, 0, 0], &tc[0, 0, 0],
                                 &dh_out[0, 0, 0], &dh_next[0, 0], &dc_next[0, 0], pid,
-                                &tables[tid if by_rows else 0, 0, 0] if pid != NULL else NULL,
-                                T, B, H, tid, n, by_rows)
+                                &tables[0, 0, 0] if pid != NULL else NULL, table_size,
+                                T, B, H, &share, tid)
     add_thread_tables(dtable, tables)

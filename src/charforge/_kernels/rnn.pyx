@@ -10,68 +10,77 @@ from cython cimport floating
 from libc.stdlib cimport free
 from libc.stdint cimport int32_t
 from ._cells cimport rnn_backward_row, scatter_units
-from ._common cimport (tanh_to, cf_barrier, split_rows, thread_share, team_size,
-                       pack_gate_rows, pack_unit_columns, prefetch_units, recurrent_nt,
-                       recurrent_nn)
+from ._common cimport (tanh_to, cf_barrier, team_size, pack_gate_rows, pack_unit_columns,
+                       prefetch_units, recurrent_nt, recurrent_nn, WorkShare, share_init,
+                       share_slots, share_sync, share_units, share_rows, share_blocks,
+                       row_blocks_wanted)
 
 from ._shapes import (add_thread_tables, check_sequence_buffers, check_table_scatter,
                       expect_shapes, thread_tables)
 
 
 cdef void _forward_units(floating* pre, const floating* w_hh, floating* h, Py_ssize_t T,
-                         Py_ssize_t B, Py_ssize_t H, int tid, int n, bint by_rows) noexcept nogil:
-    """Thread tid's share (thread_share) of the forward recurrence."""
-    cdef Py_ssize_t t, b, b0, b1, u0, u1, nu, rows
-    cdef bint sync = n > 1 and not by_rows
+                         Py_ssize_t B, Py_ssize_t H, WorkShare* share, int tid) noexcept nogil:
+    """Thread tid's share (share_units, share_rows) of the forward recurrence."""
+    cdef Py_ssize_t t, b, b0, b1, u0, u1, nu, rows, slot
+    cdef bint sync = share_sync(share)
+    cdef int turn = 0
     cdef floating* a
     cdef float* packed = NULL
-    thread_share(B, H, tid, n, by_rows, &b0, &b1, &u0, &u1)
+    share_units(share, tid, &u0, &u1)
     nu = u1 - u0
-    rows = b1 - b0
     if floating is float:
         packed = pack_gate_rows(w_hh, H, 1, u0, nu)
-    for t in range(T):
-        a = pre + (t * B + b0) * H
-        if nu > 0 and rows > 0:
-            if t + 1 < T:
-                prefetch_units(a + B * H, rows, H, 1, H, u0, nu)
-            recurrent_nt(packed, 1, rows, H, u0, nu, h + (t * B + b0) * H, w_hh, a, H)
-            for b in range(rows):
-                tanh_to(a + b * H + u0, h + ((t + 1) * B + b0 + b) * H + u0, nu)
-        if sync:
-            cf_barrier()
+    while share_rows(share, tid, &turn, &b0, &b1, &slot):
+        rows = b1 - b0
+        for t in range(T):
+            a = pre + (t * B + b0) * H
+            if nu > 0 and rows > 0:
+                if t + 1 < T:
+                    prefetch_units(a + B * H, rows, H, 1, H, u0, nu)
+                recurrent_nt(packed, 1, rows, H, u0, nu, h + (t * B + b0) * H, w_hh, a, H)
+                for b in range(rows):
+                    tanh_to(a + b * H + u0, h + ((t + 1) * B + b0 + b) * H + u0, nu)
+            if sync:
+                cf_barrier()
     free(packed)
 
 
 cdef void _backward_units(floating* pre, const floating* w_hh, const floating* h,
                           const floating* dh_out, floating* dh_next, const int32_t* ids,
-                          floating* dtable, Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
-                          int tid, int n, bint by_rows) noexcept nogil:
-    """Thread tid's share (thread_share) of the backward recurrence."""
-    cdef Py_ssize_t t, b, b0, b1, u0, u1, nu, rows
-    cdef bint sync = n > 1 and not by_rows
+                          floating* tables, Py_ssize_t table_size, Py_ssize_t T, Py_ssize_t B,
+                          Py_ssize_t H, WorkShare* share, int tid) noexcept nogil:
+    """Thread tid's share (share_units, share_rows) of the backward recurrence."""
+    cdef Py_ssize_t t, b, b0, b1, u0, u1, nu, rows, slot
+    cdef bint sync = share_sync(share)
+    cdef int turn = 0
     cdef floating* a
+    cdef floating* dtable = NULL
+    cdef floating* dhn
     cdef const floating* hn
     cdef const floating* dh_t
     cdef float* packed = NULL
-    thread_share(B, H, tid, n, by_rows, &b0, &b1, &u0, &u1)
+    share_units(share, tid, &u0, &u1)
     nu = u1 - u0
-    rows = b1 - b0
     if floating is float:
         packed = pack_unit_columns(w_hh, H, 1, u0, nu)
-    dh_next += b0 * H
-    for t in range(T - 1, -1, -1):
-        a = pre + (t * B + b0) * H
-        hn = h + ((t + 1) * B + b0) * H
-        dh_t = dh_out + (t * B + b0) * H
-        for b in range(rows):
-            rnn_backward_row(a + b * H, hn + b * H, dh_t + b * H, dh_next + b * H, u0, u1)
-            if dtable != NULL:
-                scatter_units(a + b * H, dtable + ids[t * B + b0 + b] * H, H, 1, u0, u1)
-        if sync:
-            cf_barrier()
-        if nu > 0 and rows > 0:
-            recurrent_nn(packed, rows, H, H, u0, nu, a, w_hh, dh_next, False)
+    while share_rows(share, tid, &turn, &b0, &b1, &slot):
+        rows = b1 - b0
+        dhn = dh_next + b0 * H
+        if tables != NULL:
+            dtable = tables + slot * table_size
+        for t in range(T - 1, -1, -1):
+            a = pre + (t * B + b0) * H
+            hn = h + ((t + 1) * B + b0) * H
+            dh_t = dh_out + (t * B + b0) * H
+            for b in range(rows):
+                rnn_backward_row(a + b * H, hn + b * H, dh_t + b * H, dhn + b * H, u0, u1)
+                if dtable != NULL:
+                    scatter_units(a + b * H, dtable + ids[t * B + b0 + b] * H, H, 1, u0, u1)
+            if sync:
+                cf_barrier()
+            if nu > 0 and rows > 0:
+                recurrent_nn(packed, rows, H, H, u0, nu, a, w_hh, dhn, False)
     free(packed)
 
 
@@ -81,17 +90,18 @@ def rnn_forward(floating[:, :, ::1] pre, const floating[:, ::1] w_hh, floating[:
     cdef Py_ssize_t T = pre.shape[0], B = pre.shape[1], H = w_hh.shape[1]
     check_sequence_buffers(1, pre, w_hh, h)
     cdef int n = team_size(H, threads), tid
-    cdef bint by_rows = split_rows(B, H, 1, n)
+    cdef WorkShare share
+    share_init(&share, B, H, 1, n, row_blocks_wanted(0))
     if T == 0 or B == 0:
         return
     with nogil:
         if n == 1:
-            _forward_units(&pre[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], T, B, H, 0, 1, False)
+            _forward_units(&pre[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], T, B, H, &share, 0)
         else:
             with parallel(num_threads=n):
                 tid = threadid()
-                _forward_units(&pre[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], T, B, H, tid, n,
-                               by_rows)
+                _forward_units(&pre[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], T, B, H, &share,
+                               tid)
 
 
 def rnn_backward(floating[:, :, ::1] pre, const floating[:, ::1] w_hh,
@@ -107,21 +117,25 @@ def rnn_backward(floating[:, :, ::1] pre, const floating[:, ::1] w_hh,
     check_table_scatter("rnn_backward", T, B, H, ids, dtable)
     cdef const int32_t* pid = &ids[0] if ids is not None and ids.shape[0] > 0 else NULL
     cdef int n = team_size(H, threads), tid
-    cdef bint by_rows = split_rows(B, H, 1, n)
-    cdef floating[:, :, ::1] tables = thread_tables(dtable, n if by_rows and pid != NULL else 1,
-                                                     pre)
+    cdef WorkShare share
+    share_init(&share, B, H, 1, n, row_blocks_wanted(
+        share_blocks(B) * dtable.shape[0] * dtable.shape[1] * sizeof(floating)
+        if pid != NULL else 0))
+    cdef floating[:, :, ::1] tables = thread_tables(
+        dtable, share_slots(&share) if pid != NULL else 1, pre)
+    cdef Py_ssize_t table_size = tables.shape[1] * tables.shape[2]
     if T == 0 or B == 0:
         return
     with nogil:
         if n == 1:
             _backward_units(&pre[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], &dh_out[0, 0, 0],
                             &dh_next[0, 0], pid, &tables[0, 0, 0] if pid != NULL else NULL,
-                            T, B, H, 0, 1, False)
+                            table_size, T, B, H, &share, 0)
         else:
             with parallel(num_threads=n):
                 tid = threadid()
                 _backward_units(&pre[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], &dh_out[0, 0, 0],
                                 &dh_next[0, 0], pid,
-                                &tables[tid if by_rows else 0, 0, 0] if pid != NULL else NULL,
-                                T, B, H, tid, n, by_rows)
+                                &tables[0, 0, 0] if pid != NULL else NULL, table_size,
+                                T, B, H, &share, tid)
     add_thread_tables(dtable, tables)
