@@ -94,32 +94,25 @@ cdef struct WorkShare:
     int mode
 
 
-cdef inline Py_ssize_t share_blocks(Py_ssize_t B) noexcept nogil:
-    return (B + ROW_BLOCK - 1) // ROW_BLOCK
-
-
-cdef inline bint row_blocks_wanted(Py_ssize_t table_bytes) noexcept nogil:
-    """Whether row blocks may be handed out on demand: yes unless their private input-table
-    gradients (share_slots) would take more than 8 MB (a large vocabulary), then fixed parts.
-    CHARFORGE_ROW_BLOCKS=0 forces fixed parts (to compare the two)."""
+cdef inline bint _row_blocks_allowed() noexcept nogil:
+    """CHARFORGE_ROW_BLOCKS=0 forces fixed parts (to compare the two schedules)."""
     cdef const char* env = getenv("CHARFORGE_ROW_BLOCKS")
-    if env != NULL and env[0] == b'0' and env[1] == 0:
-        return False
-    return table_bytes <= (8 << 20)
+    return not (env != NULL and env[0] == b'0' and env[1] == 0)
 
 
 cdef inline void share_init(WorkShare* share, Py_ssize_t B, Py_ssize_t H, Py_ssize_t gates,
-                            int n, bint blocks_ok) noexcept nogil:
+                            int n, Py_ssize_t table_bytes) noexcept nogil:
     """Choose how n threads split a layer (split_rows). Row blocks handed out on demand
-    (blocks_ok) rather than fixed halves: on a shared machine one core often runs at half the
-    speed of the other for seconds at a time, and with fixed halves the fast core then idles
-    until the slow one is done. Each row's arithmetic is the same whichever thread runs it, so
-    results do not depend on the schedule."""
+    rather than fixed parts: on a shared machine one core often runs at half the speed of the
+    other for seconds at a time, and with fixed parts the fast core then idles until the slow
+    one is done. Each row's arithmetic is the same whichever thread runs it, so results do not
+    depend on the schedule. table_bytes: the size of the input-table gradient the backward
+    scatters into (0 if none); fixed parts when a private one per block would pass 8 MB."""
     share.B, share.H, share.n, share.next_block = B, H, n, 0
-    share.blocks = share_blocks(B)
+    share.blocks = (B + ROW_BLOCK - 1) // ROW_BLOCK
     if not split_rows(B, H, gates, n):
         share.mode = SHARE_UNITS
-    elif blocks_ok:
+    elif _row_blocks_allowed() and share.blocks * table_bytes <= (8 << 20):
         share.mode = SHARE_ROW_BLOCKS
     else:
         share.mode = SHARE_ROWS

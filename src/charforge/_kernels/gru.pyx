@@ -16,8 +16,7 @@ from libc.stdint cimport int32_t
 from ._cells cimport gru_row, gru_backward_row, scatter_units
 from ._common cimport (cf_barrier, team_size, pack_gate_rows, pack_unit_columns,
                        prefetch_units, recurrent_nt, recurrent_nn, WorkShare, share_init,
-                       share_slots, share_sync, share_units, share_rows, share_blocks,
-                       row_blocks_wanted)
+                       share_slots, share_sync, share_units, share_rows)
 
 from ._shapes import (add_thread_tables, check_sequence_buffers, check_table_scatter,
                       expect_shapes, thread_tables)
@@ -121,7 +120,7 @@ def gru_forward(floating[:, :, ::1] gates, const floating[:, ::1] w_hh,
     expect_shapes("gru_forward", b_hh=(b_hh, (3 * H,)), gh=(gh, (B, 3 * H)))
     cdef int n = team_size(H, threads), tid
     cdef WorkShare share
-    share_init(&share, B, H, 3, n, row_blocks_wanted(0))
+    share_init(&share, B, H, 3, n, 0)
     if T == 0 or B == 0:
         return
     with nogil:
@@ -154,9 +153,8 @@ def gru_backward(floating[:, :, ::1] gates, floating[:, :, ::1] dgh,
     cdef const int32_t* pid = &ids[0] if ids is not None and ids.shape[0] > 0 else NULL
     cdef int n = team_size(H, threads), tid
     cdef WorkShare share
-    share_init(&share, B, H, 3, n, row_blocks_wanted(
-        share_blocks(B) * dtable.shape[0] * dtable.shape[1] * sizeof(floating)
-        if pid != NULL else 0))
+    share_init(&share, B, H, 3, n,
+               dtable.shape[0] * dtable.shape[1] * sizeof(floating) if pid != NULL else 0)
     cdef floating[:, :, ::1] tables = thread_tables(
         dtable, share_slots(&share) if pid != NULL else 1, gates)
     cdef Py_ssize_t table_size = tables.shape[1] * tables.shape[2]
