@@ -1,19 +1,50 @@
-"""charforge: fast character-level RNN, GRU and LSTM language models on the CPU."""
-from .errors import CharforgeError
-from .model import CharModel, ModelConfig
-from .threads import get_num_threads, set_num_threads
-from .vocab import Vocabulary
+"""charforge: fast character-level RNN, GRU and LSTM language models on the CPU.
 
-__version__ = "0.1.0"
+The public names load on first use, so `import charforge` (and the command's start, where a
+Ctrl-C must already exit cleanly) does not wait for numpy and the kernels.
+"""
+from __future__ import annotations
 
-from .checkpoint import load_model, save_model  # noqa: E402
-from .data import evaluate, load_corpus  # noqa: E402
-from .generation import generate  # noqa: E402
-from .pretrained import load as load_pretrained  # noqa: E402
-from .train import Trainer, TrainingCallback  # noqa: E402
-from .train_config import TrainConfig  # noqa: E402
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+
+_PUBLIC = {
+    "CharforgeError": "errors", "CharModel": "model", "ModelConfig": "model",
+    "Vocabulary": "vocab", "set_num_threads": "threads", "get_num_threads": "threads",
+    "generate": "generation", "load_model": "checkpoint", "save_model": "checkpoint",
+    "load_pretrained": ("pretrained", "load"), "load_corpus": "data", "evaluate": "data",
+    "Trainer": "train", "TrainingCallback": "train", "TrainConfig": "train_config",
+}
 
 __all__ = ["CharModel", "ModelConfig", "Vocabulary", "CharforgeError", "set_num_threads",
            "get_num_threads", "generate", "load_model", "save_model", "load_pretrained",
            "load_corpus", "evaluate", "Trainer", "TrainConfig", "TrainingCallback",
            "__version__"]
+
+if TYPE_CHECKING:                                        # pragma: no cover
+    from .checkpoint import load_model, save_model
+    from .data import evaluate, load_corpus
+    from .errors import CharforgeError
+    from .generation import generate
+    from .model import CharModel, ModelConfig
+    from .pretrained import load as load_pretrained
+    from .threads import get_num_threads, set_num_threads
+    from .train import Trainer, TrainingCallback
+    from .train_config import TrainConfig
+    from .vocab import Vocabulary
+
+
+def __getattr__(name: str) -> Any:
+    where = _PUBLIC.get(name)
+    if where is None:
+        raise AttributeError(f"module 'charforge' has no attribute {name!r}")
+    module, attr = (where, name) if isinstance(where, str) else where
+    value = getattr(importlib.import_module(f".{module}", __name__), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,6 +1,6 @@
 """`python -m charforge` runs the command line."""
 import sys
 
-from .cli import main
+from ._entry import main
 
 sys.exit(main())

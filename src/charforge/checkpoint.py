@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save as st_save
 
 from .errors import CharforgeError
+from .paths import readable_file
 from .vocab import Vocabulary
 
 FORMAT = "charforge-checkpoint"
@@ -86,7 +88,7 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 
 def model_meta(model) -> dict[str, Any]:
-    from . import __version__
+    from ._version import __version__
     return {"format": FORMAT, "format_version": FORMAT_VERSION, "charforge_version": __version__,
             "model": model.config.to_dict(), "vocab": model.vocab.to_dict() if model.vocab
             else None}
@@ -137,15 +139,32 @@ def resolve(path: Path | str, prefer: str = "best") -> Path:
     return p
 
 
+_STEP_NAME = re.compile(r"step-(\d+)" + re.escape(SUFFIX) + "$")
+
+
+def step_name(step: int) -> str:
+    return f"step-{step:09d}{SUFFIX}"
+
+
+def step_files(folder: Path) -> list[tuple[int, Path]]:
+    """(step, path) of a run folder's step checkpoints, in step order (by number, not name)."""
+    found = []
+    for p in Path(folder).glob(f"step-*{SUFFIX}"):
+        m = _STEP_NAME.match(p.name)
+        if m:
+            found.append((int(m.group(1)), p))
+    return sorted(found)
+
+
 def latest_in(folder: Path) -> Path | None:
-    files = sorted(folder.glob(f"step-*{SUFFIX}"))
-    return files[-1] if files else None
+    files = step_files(folder)
+    return files[-1][1] if files else None
 
 
 def load(path: Path | str, prefer: str = "best") -> Checkpoint:
     """Read a checkpoint (never executes code). Truncated, corrupt, foreign or newer-format
     files give a one-line CharforgeError."""
-    p = resolve(path, prefer)
+    p = readable_file(resolve(path, prefer), "checkpoint")
     try:
         with safe_open(str(p), framework="numpy") as f:
             header = f.metadata() or {}

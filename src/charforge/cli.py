@@ -145,7 +145,7 @@ def cmd_repl(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from ._version import __version__
     parser = argparse.ArgumentParser(
         prog="charforge",
         description="Character-level RNN/GRU/LSTM language models on the CPU.")
@@ -230,9 +230,10 @@ def main(argv: list[str] | None = None) -> int:
     except CharforgeError as exc:
         print(f"charforge: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("charforge: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        from .stopsignals import exit_status
+        print("charforge: stopped", file=sys.stderr)
+        return exit_status(getattr(exc, "signum", 2))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
 """Streaming corpus encoding into an on-disk id cache.
 
 Text corpora are read in chunks (never whole), their characters counted, and their ids written
-to a memory-mapped `.npy` (uint8 when the vocabulary fits, else uint16) in the cache folder,
-keyed by the corpus identity and vocabulary. Training then maps the file: a corpus far larger
-than memory trains in bounded memory, and a second run skips the encoding.
+to a memory-mapped `.npy` (uint8, uint16 or uint32: the narrowest that holds every id) in the
+cache folder, keyed by the corpus identity and vocabulary. Training then maps the file: a
+corpus far larger than memory trains in bounded memory, and a second run skips the encoding.
+
+An encoding in progress holds a lock on its partial file; the next encoding removes partial
+files whose writer has died (killed mid-encode), and only those.
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,15 +24,19 @@ from ._kernels import textenc as _textenc
 from .corpora.base import TextSource
 from .corpora.download import cache_dir
 from .errors import CharforgeError
+from .locks import try_lock_fd
+from .paths import readable_file
 from .vocab import Vocabulary
 
 CHUNK_BYTES = 1 << 23          # 8 MB of raw bytes per read: bounded memory
 MAX_CODE = 0x110000
+PARTIAL_PREFIX = ".ids-"
 
 
 def _byte_chunks(source: TextSource) -> Iterator[tuple[Path, bytes, bool]]:
     """(file, raw bytes, is the file's last chunk) for every file of the source."""
     for path in source.files:
+        readable_file(path, "corpus file")
         try:
             with open(path, "rb") as f:
                 head = f.read(3)
@@ -88,13 +96,16 @@ def lookup_table(vocab: Vocabulary) -> np.ndarray:
 
 
 def id_dtype(vocab_size: int) -> np.dtype:
-    return np.dtype(np.uint8 if vocab_size <= 256 else np.uint16)
+    """The narrowest unsigned type that holds ids 0 .. vocab_size - 1 (ids never wrap)."""
+    if vocab_size <= 1 << 8:
+        return np.dtype(np.uint8)
+    return np.dtype(np.uint16 if vocab_size <= 1 << 16 else np.uint32)
 
 
 def _key(identity: str, vocab: Vocabulary | None) -> str:
     h = hashlib.sha256(identity.encode())
     h.update((vocab.to_json() if vocab else "").encode())
-    h.update(b"ids-v1")
+    h.update(b"ids-v2")
     return h.hexdigest()[:24]
 
 
@@ -105,7 +116,8 @@ def encode_source(source: TextSource, vocab: Vocabulary, length: int, out: Path)
     unk = vocab.unk_id if (vocab.unk_id is not None and vocab.unknown == "map") else -1
     dtype = id_dtype(len(vocab))
     buf = np.empty(CHUNK_BYTES + 8, dtype)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".ids-", suffix=".npy")
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=PARTIAL_PREFIX, suffix=".npy")
+    try_lock_fd(fd)                                   # ours until this process ends
     written = 0
     try:
         with os.fdopen(fd, "wb") as f:
@@ -134,6 +146,28 @@ def encode_source(source: TextSource, vocab: Vocabulary, length: int, out: Path)
             os.unlink(tmp)
 
 
+def remove_partial_files(folder: Path, min_age: float = 10.0) -> int:
+    """Delete partial id files whose writer is gone (its lock is free) and that have not
+    been written for `min_age` seconds; returns how many."""
+    removed = 0
+    for p in folder.glob(f"{PARTIAL_PREFIX}*.npy"):
+        try:
+            if time.time() - p.stat().st_mtime < min_age:
+                continue
+            fd = os.open(p, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            if try_lock_fd(fd):
+                p.unlink(missing_ok=True)
+                removed += 1
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return removed
+
+
 def cached_ids(source: TextSource, identity: str,
                vocab: Vocabulary | None = None) -> tuple[np.ndarray, Vocabulary]:
     """(memory-mapped ids, vocabulary) for a text source, encoding it on first use."""
@@ -149,6 +183,7 @@ def cached_ids(source: TextSource, identity: str,
                 return ids, Vocabulary.from_dict(meta["vocab"])
         except (ValueError, KeyError, OSError, json.JSONDecodeError):
             pass                                    # a damaged cache entry: rebuild it
+    remove_partial_files(folder)
     chars, length = scan(source)
     if length < 2:
         raise CharforgeError("the corpus is empty (fewer than 2 characters)")

@@ -189,7 +189,7 @@ def provider(kind: str, name: str) -> str:
 def list_plugins() -> list[PluginInfo]:
     """Installed plugins with their versions and the hooks each implements."""
     pm = plugin_manager()
-    from . import __version__
+    from ._version import __version__
     out = []
     for name, plugin in pm.list_name_plugin():
         if plugin is None:

@@ -95,7 +95,7 @@ class Repl:
             Command("corpus", ":corpus NAME [key=value ...]", "pick the corpus for :train",
                     self.cmd_corpus, corpus_names),
             Command("train", ":train [key=value ...]", "train on the corpus (epochs=1 "
-                    "hidden=256 ...); Ctrl-C stops and keeps the model", self.cmd_train),
+                    "hidden=256 ... out=DIR); Ctrl-C stops and keeps the model", self.cmd_train),
             Command("save", ":save PATH", "save the current model as a checkpoint file",
                     self.cmd_save),
             Command("sampler", ":sampler NAME [key=value ...]", "choose the sampler and its "
@@ -165,6 +165,7 @@ class Repl:
         from .train import Trainer
         from .train_config import TrainConfig
         settings = self._kv(args)
+        out = settings.pop("out", None)
         arch = {"cell", "layers", "hidden", "embedding"}
         base = {"corpus": self.corpus[0], "corpus_options": self.corpus[1], "epochs": 1,
                 "sample_length": 150, "log_every": 5}
@@ -175,7 +176,7 @@ class Repl:
                         embedding=cfg.embedding)
         base.update(settings)
         config = TrainConfig.from_dict(base)
-        out = data_dir() / "runs" / time.strftime("%Y%m%d-%H%M%S")
+        out = Path(str(out)).expanduser() if out else _new_run_folder()
         model = self.model.astype("float32") if continue_current else None
         try:
             trainer = Trainer(config, out, reporter=RichReporter(self.err),
@@ -407,6 +408,16 @@ class Repl:
             readline.write_history_file(path)
         except OSError:
             pass
+
+
+def _new_run_folder() -> Path:
+    """A fresh folder under the data folder's runs/, named by the time."""
+    base = data_dir() / "runs" / time.strftime("%Y%m%d-%H%M%S")
+    out, n = base, 1
+    while out.exists():
+        n += 1
+        out = base.with_name(f"{base.name}-{n}")
+    return out
 
 
 def run_repl(model: str = "shakespeare") -> int:

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import json
 import math
-import signal
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from time import monotonic
 from typing import Any
 
 import numpy as np
@@ -23,10 +22,13 @@ from . import checkpoint as ckpt
 from . import plugins
 from ._kernels import ops
 from .data import CorpusData, default_mode, evaluate, load_corpus, make_batches
+from .divergence import DivergenceWatch
 from .errors import CharforgeError
 from .model import CharModel
 from .optim import clip_global_norm, clip_value, make_optimizer
 from .progress import Reporter
+from .runfolder import CONFIG_FILE, METRICS_FILE, RunFolder, new_run_id, read_metrics, write_metrics
+from .stopsignals import Stopped, StopRequests, signal_name
 from .train_config import TrainConfig
 
 SMOOTH = 0.999                     # the classic from-scratch RNN's smooth loss
@@ -46,12 +48,17 @@ class TrainingCallback:
 
 @dataclass
 class TrainResult:
-    status: str                    # finished | interrupted | diverged | early_stopped | budget
+    status: str          # finished | interrupted | diverged | early_stopped | budget | save_failed
     step: int
     epoch: int
     val_loss: float | None
     best_val: float | None
     out: Path
+    signal: int | None = None      # the stop signal that interrupted the run, if one did
+
+
+class _SaveFailed(Exception):
+    """Writing the run's files failed (a full disk, a removed folder): stop cleanly."""
 
 
 def _step_seed(seed: int, step: int) -> int:
@@ -60,13 +67,21 @@ def _step_seed(seed: int, step: int) -> int:
 
 
 class Trainer:
-    """Train a model on a corpus into a run folder (see TrainConfig for the settings)."""
+    """Train a model on a corpus into a run folder (see TrainConfig for the settings).
+
+    The run folder is this run's alone (see runfolder.py): `run()` holds its lock, refuses a
+    folder that holds another run unless `overwrite=True` moves that run aside, and checks
+    everything it can before the first step."""
 
     def __init__(self, config: TrainConfig, out: str | Path, *, reporter: Reporter | None = None,
                  callbacks: list[TrainingCallback] | None = None, model: CharModel | None = None,
-                 data: CorpusData | None = None) -> None:
+                 data: CorpusData | None = None, overwrite: bool = False) -> None:
         self.config = config.validate()
         self.out = Path(out)
+        self.folder = RunFolder(self.out)
+        self.overwrite = overwrite
+        self.run_id = new_run_id()
+        self._resumed = False
         self.reporter = reporter or Reporter()
         self.callbacks = list(callbacks or []) + list(plugins.registry().items["callbacks"]
                                                       .values())
@@ -90,6 +105,7 @@ class Trainer:
                                             **opts)
         except TypeError as exc:
             raise CharforgeError(f"bad optimizer option for {config.optimizer}: {exc}") from None
+        self._check_settings_against_data()
         self.grads, _ = self.model.zero_grads()
         self.step = 0
         self.epoch = 0
@@ -100,31 +116,68 @@ class Trainer:
         self.best_val: float | None = None
         self.last_val: float | None = None
         self.evals_since_best = 0
+        self.watch = DivergenceWatch(len(self.data.vocab), config.divergence_margin)
+        self.last_good: Path | None = None   # a checkpoint whose weights gave a healthy loss
+        self._pending: Path | None = None    # the newest one, not yet confirmed so
         self._stop = False
+        self._saved_at = monotonic()
+
+    def _check_settings_against_data(self) -> None:
+        """What would otherwise fail only after an epoch's work: the validation split too small
+        to evaluate, a sample prime the vocabulary cannot encode."""
+        c = self.config
+        val = self.splits["val"]
+        if val.size < (1 if val.docs is not None else 2):
+            unit = "documents" if val.docs is not None else "characters"
+            raise CharforgeError(
+                f"the validation split has {val.size} {unit}, too few to evaluate; raise "
+                f"val_fraction (now {c.val_fraction}) or use a larger corpus")
+        unseen = self.model.vocab.unseen(c.sample_prime)
+        if unseen:
+            raise CharforgeError(f"sample_prime has characters the vocabulary lacks: "
+                                 f"{''.join(unseen)!r}; use characters of the corpus")
 
     # ----------------------------------------------------------------- resume
     @classmethod
     def resume(cls, out: str | Path, *, reporter: Reporter | None = None,
                callbacks: list[TrainingCallback] | None = None,
                overrides: dict[str, Any] | None = None) -> Trainer:
-        """Continue the run in `out` from its latest checkpoint (overrides: e.g. epochs)."""
-        c = ckpt.load(out, prefer="latest")
+        """Continue the run in `out` from its latest checkpoint (overrides: e.g. epochs). The
+        folder's lock is taken first: a run still in progress there is refused."""
+        ckpt.resolve(out, prefer="latest")           # a run folder with a checkpoint, or error
+        folder = RunFolder(out)
+        folder.lock()
+        try:
+            t = cls._from_latest(folder, reporter, callbacks, overrides)
+        except BaseException:
+            folder.unlock()
+            raise
+        return t
+
+    @classmethod
+    def _from_latest(cls, folder: RunFolder, reporter, callbacks, overrides) -> Trainer:
+        c = ckpt.load(folder.path, prefer="latest")
         meta = c.meta
         if "train" not in meta:
             raise CharforgeError(f"{c.path} is a model file, not a training checkpoint")
-        config = TrainConfig.from_dict(meta["train"]["config"])
+        train = meta["train"]
+        config = TrainConfig.from_dict(train["config"])
         if overrides:
             config = config.replace(**overrides)
         model = c.model()
-        t = cls(config, out, reporter=reporter, callbacks=callbacks, model=model)
-        t.optimizer.load_state_dict(meta["train"]["optimizer"], c.optimizer)
-        pos = meta["train"]["position"]
+        t = cls(config, folder.path, reporter=reporter, callbacks=callbacks, model=model)
+        t.folder, t._resumed = folder, True
+        t.run_id = train.get("run_id") or folder.run_id() or t.run_id
+        t.optimizer.load_state_dict(train["optimizer"], c.optimizer)
+        pos = train["position"]
         t.step, t.epoch, t.batch_index = pos["step"], pos["epoch"], pos["batch_index"]
         t.smooth_loss = pos["smooth_loss"]
-        t.history = meta["train"]["history"]
-        t.best_val = meta["train"].get("best_val")
-        t.last_val = meta["train"].get("val_loss")
-        t.evals_since_best = meta["train"].get("evals_since_best", 0)
+        t.history = train["history"]
+        t.best_val = train.get("best_val")
+        t.last_val = train.get("val_loss")
+        t.evals_since_best = train.get("evals_since_best", 0)
+        t.watch.load_meta(train.get("divergence"))
+        t.last_good = c.path if c.path.name != f"best{ckpt.SUFFIX}" else None
         if c.state:
             t.state = [tuple(c.state[f"l{k}.{n}"] for n in model.cell.state_names)
                        for k in range(model.config.layers)]
@@ -137,6 +190,10 @@ class Trainer:
             self.reporter.message("not writing a checkpoint: the parameters are not finite "
                                   "(the last good checkpoint stays)")
             return None
+        if path_name is None and not self.watch.healthy():
+            self.reporter.message(f"not writing a checkpoint at step {self.step}: the loss "
+                                  "stands well above its best (the last good checkpoint stays)")
+            return None
         opt_meta, opt_arrays = self.optimizer.state_dict()
         state = {}
         if self.state is not None:
@@ -146,38 +203,78 @@ class Trainer:
         meta = ckpt.model_meta(self.model)
         meta["val_loss"] = self.last_val
         meta["train"] = {
-            "config": self.config.to_dict(), "optimizer": opt_meta,
+            "config": self.config.to_dict(), "optimizer": opt_meta, "run_id": self.run_id,
             "position": {"step": self.step, "epoch": self.epoch,
                          "batch_index": self.batch_index, "smooth_loss": self.smooth_loss},
             "history": self.history, "best_val": self.best_val, "val_loss": self.last_val,
-            "evals_since_best": self.evals_since_best, "batching": self.mode}
+            "evals_since_best": self.evals_since_best, "batching": self.mode,
+            "divergence": self.watch.to_meta()}
         c = ckpt.Checkpoint(meta, dict(self.model.params), opt_arrays, state)
-        name = path_name or f"step-{self.step:09d}{ckpt.SUFFIX}"
-        path = ckpt.save(self.out / name, c)
+        name = path_name or ckpt.step_name(self.step)
+        try:
+            path = ckpt.save(self.out / name, c)
+        except OSError as exc:
+            raise _SaveFailed(self._save_failure(name, exc)) from None
+        self._saved_at = monotonic()
         if path_name is None:
-            for old in sorted(self.out.glob(f"step-*{ckpt.SUFFIX}"))[:-self.config.keep]:
-                old.unlink(missing_ok=True)
+            self._pending = path
+            self.folder.prune(self.config.keep, protect=self.last_good)
         return path
+
+    def _save_failure(self, what: str, exc: OSError) -> str:
+        free = self.folder.free_bytes()
+        room = f" ({free / 1e6:,.1f} MB free)" if free is not None else ""
+        last = self.last_good if self.last_good is not None and self.last_good.exists() \
+            else ckpt.latest_in(self.out)
+        intact = f"the last intact checkpoint is {last}" if last else "no checkpoint was written"
+        return (f"could not write {what} in {self.out}: {exc.strerror or exc}{room}; {intact}. "
+                f"Free some space, then resume: charforge train --resume {self.out}")
 
     def _save_best(self) -> None:
         self._checkpoint(f"best{ckpt.SUFFIX}")
 
-    # ----------------------------------------------------------------- metrics
-    def _metrics_path(self) -> Path:
-        return self.out / "metrics.jsonl"
+    def _checkpoint_bytes(self) -> int:
+        """About what one checkpoint file takes: weights, optimizer state, carried state."""
+        _, opt_arrays = self.optimizer.state_dict()
+        state = self.config.layers * self.config.batch * self.config.hidden * 2 * 8
+        return self.model.flat.nbytes + sum(a.nbytes for a in opt_arrays.values()) + state
 
+    def _check_space(self) -> None:
+        """Before the first step: the folder's disk can take a checkpoint."""
+        need = int(self._checkpoint_bytes() * 1.2) + (1 << 20)
+        free = self.folder.free_bytes()
+        if free is not None and free < need:
+            raise CharforgeError(f"{self.out} has {free / 1e6:,.1f} MB free, less than one "
+                                 f"checkpoint needs ({need / 1e6:,.1f} MB); free some space or "
+                                 "use another folder")
+
+    def _write_config(self) -> None:
+        try:
+            ckpt.atomic_write(self.out / CONFIG_FILE,
+                              json.dumps(self.config.to_dict(), indent=2).encode())
+        except OSError as exc:
+            raise CharforgeError(f"cannot write to the run folder {self.out}: "
+                                 f"{exc.strerror or exc}") from None
+
+    # ----------------------------------------------------------------- metrics
     def _log(self, record: dict[str, Any]) -> None:
-        with open(self._metrics_path(), "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        try:
+            self.folder.append_metrics(record)
+        except OSError as exc:
+            raise _SaveFailed(self._save_failure(METRICS_FILE, exc)) from None
 
     def _trim_metrics(self) -> None:
-        """Drop log lines written after the checkpoint we resume from."""
-        p = self._metrics_path()
-        if not p.exists():
+        """Drop log lines written after the checkpoint we resume from (and any torn line)."""
+        path = self.folder.metrics_path
+        if not path.exists():
             return
-        keep = [ln for ln in p.read_text(encoding="utf-8").splitlines()
-                if ln.strip() and json.loads(ln).get("step", 0) <= self.step]
-        ckpt.atomic_write(p, ("\n".join(keep) + ("\n" if keep else "")).encode())
+        records, dropped = read_metrics(path)
+        keep = [r for r in records if r.get("step", 0) <= self.step]
+        if dropped:
+            self.reporter.message(f"{path}: dropped {dropped} unreadable line(s) (torn by a "
+                                  "crash or a full disk)")
+        if dropped or len(keep) != len(records):
+            write_metrics(path, keep)
 
     def _call(self, method: str, *args) -> None:
         for cb in list(self.callbacks):
@@ -225,28 +322,49 @@ class Trainer:
         self._call("on_sample", text)
         return text
 
-    def _on_sigint(self, signum, frame) -> None:
-        if self._stop:
-            raise KeyboardInterrupt
+    def _on_stop_signal(self, signum: int) -> None:
         self._stop = True
-        self.reporter.message("interrupt: finishing this step and saving a checkpoint "
-                              "(Ctrl-C again to abandon it)")
+        self.reporter.message(f"{signal_name(signum)}: finishing this step and saving a "
+                              "checkpoint (send it again to abandon the save)")
 
     # ----------------------------------------------------------------- the loop
     def run(self, stop_after: int | None = None) -> TrainResult:
         """Train until the epochs or step budget are used up, early stopping triggers, the
-        loss diverges, Ctrl-C, or `stop_after` more steps (for tests and the REPL)."""
+        loss diverges, a stop signal (Ctrl-C, SIGTERM, SIGHUP) arrives, a save fails, or
+        `stop_after` more steps have run (for tests and the REPL)."""
+        self.folder.lock({"run": self.run_id})
+        try:
+            self._check_space()
+            moved = self.folder.claim(self.run_id, overwrite=self.overwrite, adopt=self._resumed)
+            if moved is not None:
+                self.reporter.message(f"moved the earlier run in {self.out} to {moved}")
+            self._write_config()
+            m = self.model.config
+            self.reporter.message(f"training {m.cell} {m.layers}x{m.hidden} "
+                                  f"({self.model.param_count:,} parameters) on {self.config.corpus}"
+                                  f", {self.mode} batching, {len(self.batches)} batches per epoch"
+                                  f" -> {self.out}")
+            with StopRequests(self._on_stop_signal) as stops:
+                status = self._loop(stop_after)
+        except Stopped:
+            last = ckpt.latest_in(self.out)
+            self.reporter.message("stopped without saving" + (
+                f"; the last checkpoint is {last}; resume with: charforge train --resume "
+                f"{self.out}" if last else ""))
+            raise
+        finally:
+            self.folder.unlock()
+        self._call("on_train_end", status)
+        return TrainResult(status, self.step, self.epoch, self.last_val, self.best_val,
+                           self.out, stops.signum if status == "interrupted" else None)
+
+    def _loop(self, stop_after: int | None) -> str:
         c = self.config
-        self.out.mkdir(parents=True, exist_ok=True)
-        ckpt.atomic_write(self.out / "config.json",
-                          json.dumps(c.to_dict(), indent=2).encode())
         per_epoch = len(self.batches)
         total = c.epochs * per_epoch if not c.max_steps else min(c.max_steps,
                                                                  c.epochs * per_epoch)
-        handler_installed = threading.current_thread() is threading.main_thread()
-        old_handler = signal.signal(signal.SIGINT, self._on_sigint) if handler_installed \
-            else None
         self._stop = False
+        self._saved_at = monotonic()
         status, steps_run = "finished", 0
         self.reporter.start(total, self.step)
         self._call("on_train_start")
@@ -265,8 +383,15 @@ class Trainer:
                         dropout_seed=_step_seed(c.seed, self.step), out=self.grads)
                     if not math.isfinite(loss) or not ops.all_finite(self.grads):
                         status = "diverged"
-                        self._diverged(loss)
+                        self._diverged(f"the loss ({loss}) or a gradient is not finite")
                         break
+                    why = self.watch.update(loss)
+                    if why:
+                        status = "diverged"
+                        self._diverged(why)
+                        break
+                    if self._pending is not None and self.watch.healthy():
+                        self.last_good, self._pending = self._pending, None
                     if c.clip_value:
                         clip_value(self.grads, c.clip_value)
                     if c.clip:
@@ -275,7 +400,7 @@ class Trainer:
                     busy += time.perf_counter() - t0
                     if not ops.all_finite(self.model.flat):   # the update itself overflowed
                         status = "diverged"
-                        self._diverged(loss)
+                        self._diverged("the update made the weights non-finite")
                         break
                     self.state = final if self.mode == "streams" else None
                     self.step += 1
@@ -294,7 +419,8 @@ class Trainer:
                             status = "early_stopped"
                     if c.sample_every and self.step % c.sample_every == 0:
                         self.sample()
-                    if c.checkpoint_every and self.step % c.checkpoint_every == 0:
+                    if (c.checkpoint_every and self.step % c.checkpoint_every == 0) or \
+                            self._clock_says_save():
                         self._checkpoint()
                     if status != "finished":
                         break
@@ -317,13 +443,16 @@ class Trainer:
                 self._checkpoint()
             if status in ("interrupted", "budget", "early_stopped"):
                 self._checkpoint()
+        except _SaveFailed as exc:
+            status = "save_failed"
+            self.reporter.message(str(exc))
         finally:
-            if handler_installed:
-                signal.signal(signal.SIGINT, old_handler)
             self.reporter.stop()
-        self._call("on_train_end", status)
-        return TrainResult(status, self.step, self.epoch, self.last_val, self.best_val,
-                           self.out)
+        return status
+
+    def _clock_says_save(self) -> bool:
+        minutes = self.config.checkpoint_minutes
+        return bool(minutes) and monotonic() - self._saved_at >= 60.0 * minutes
 
     def _early_stop(self) -> bool:
         n = self.config.early_stopping
@@ -340,9 +469,14 @@ class Trainer:
         self.reporter.update(m)
         self._call("on_step", m)
 
-    def _diverged(self, loss: float) -> None:
-        last = ckpt.latest_in(self.out)
+    def _diverged(self, why: str) -> None:
+        if self._pending is not None:         # its weights led here: resume must not pick it
+            self._pending.unlink(missing_ok=True)
+            self._pending = None
+        last = self.last_good if self.last_good is not None and self.last_good.exists() \
+            else ckpt.latest_in(self.out)
         where = f"the last good checkpoint is {last}" if last else "no checkpoint was written"
+        lower = f"{self.optimizer.lr / 10:.3g}"
         self.reporter.message(
-            f"training diverged at step {self.step + 1} (loss {loss}, or a non-finite "
-            f"gradient); {where}. Lower --lr or set --clip, then resume or restart.")
+            f"training diverged at step {self.step + 1}: {why}; {where}. Lower --lr or set "
+            f"--clip, then resume: charforge train --resume {self.out} --lr {lower}")

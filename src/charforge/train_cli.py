@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from .errors import CharforgeError
+from .stopsignals import exit_status
 from .train_config import TrainConfig, load_toml
 
 FLAGS = {  # flag -> (type, help)
@@ -30,11 +32,14 @@ FLAGS = {  # flag -> (type, help)
     "eval_every": (int, "evaluate every N steps (0: each epoch)"),
     "early_stopping": (int, "stop after N evaluations without improvement"),
     "checkpoint_every": (int, "checkpoint every N steps (0: each epoch)"),
+    "checkpoint_minutes": (float, "also checkpoint after this many minutes of training (0: off)"),
     "keep": (int, "checkpoints to keep (plus the best)"),
     "sample_every": (int, "print a sample every N steps (0: each epoch)"),
     "sample_prime": (str, "prime for the samples"),
     "sample_length": (int, "characters per sample"),
     "log_every": (int, "log a metrics line every N steps"),
+    "divergence_margin": (float, "stop when the loss stands this many nats over its best "
+                                 "(0: only non-finite losses stop)"),
     "seed": (int, "random seed"),
     "dtype": (str, "float32 or float64"),
     "init": (str, "weight initialisation: keras, or uniform (PyTorch's scheme)"),
@@ -47,6 +52,8 @@ def add_train_parser(sub, func) -> None:
     p.add_argument("--config", help="TOML file with the same keys as these flags")
     p.add_argument("--out", help="run folder (checkpoints, metrics.jsonl)")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR")
+    p.add_argument("--overwrite", action="store_true",
+                   help="if --out holds another run, move that run aside to DIR.replaced-TIME")
     p.add_argument("--path", help="shortcut for --corpus-option path=FILE")
     p.add_argument("--corpus-option", action="append", metavar="KEY=VALUE",
                    help="corpus option (repeatable)")
@@ -100,12 +107,8 @@ def run_train(args) -> int:
         if not args.out:
             raise CharforgeError("give --out DIR for the run folder (or --resume DIR)")
         config = TrainConfig.from_dict(settings)
-        trainer = Trainer(config, args.out, reporter=reporter)
+        trainer = Trainer(config, args.out, reporter=reporter, overwrite=args.overwrite)
         out = args.out
-    reporter.message(f"training {trainer.model.config.cell} {trainer.model.config.layers}x"
-                     f"{trainer.model.config.hidden} ({trainer.model.param_count:,} parameters) "
-                     f"on {trainer.config.corpus}, {trainer.mode} batching, "
-                     f"{len(trainer.batches)} batches per epoch -> {out}")
     result = trainer.run()
     val = f"{result.val_loss:.4f}" if result.val_loss is not None else "n/a"
     best = f"{result.best_val:.4f}" if result.best_val is not None else "n/a"
@@ -113,7 +116,8 @@ def run_train(args) -> int:
           f"best {best}; run folder {out}", file=sys.stderr)
     if result.status == "interrupted":
         print(f"resume with: charforge train --resume {out}", file=sys.stderr)
-        return 130
-    if result.status == "diverged":
-        return 3
-    return 0
+        return exit_status(result.signal or signal.SIGINT)
+    return EXIT_STATUS.get(result.status, 0)
+
+
+EXIT_STATUS = {"diverged": 3, "save_failed": 1}

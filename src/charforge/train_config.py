@@ -9,11 +9,14 @@ from typing import Any
 
 from .errors import CharforgeError
 from .model import INIT_SCHEMES
+from .paths import readable_file
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:                                   # pragma: no cover
     import tomli as tomllib
+
+MAX_SAMPLE_LENGTH = 100_000             # characters per training sample
 
 
 @dataclass
@@ -46,13 +49,15 @@ class TrainConfig:
     eval_every: int = 0                  # steps; 0: only at epoch ends
     eval_batch: int = 32
     early_stopping: int = 0              # evaluations without improvement; 0: off
-    checkpoint_every: int = 0            # steps; 0: only at epoch ends
+    checkpoint_every: int = 0            # steps; 0: only at epoch ends (and on the clock)
+    checkpoint_minutes: float = 5.0      # also checkpoint after this much training time; 0: off
     keep: int = 3
     sample_every: int = 0                # steps; 0: at epoch ends
     sample_prime: str = ""
     sample_length: int = 200
     sample_temperature: float = 0.8
     log_every: int = 10
+    divergence_margin: float = 3.0       # nats over the run's best recent loss; 0: off
     seed: int = 0
 
     def validate(self) -> TrainConfig:
@@ -76,6 +81,15 @@ class TrainConfig:
             raise CharforgeError("val_fraction must be in (0, 1) and leave room for training")
         if self.init not in INIT_SCHEMES:
             raise CharforgeError(f"init must be {' or '.join(INIT_SCHEMES)}, got {self.init!r}")
+        if not 0 <= self.checkpoint_minutes <= 10_000:
+            raise CharforgeError("checkpoint_minutes must be 0 (off) or a number of minutes, "
+                                 f"got {self.checkpoint_minutes!r}")
+        if not self.divergence_margin >= 0:
+            raise CharforgeError("divergence_margin must be 0 (off) or positive, got "
+                                 f"{self.divergence_margin!r}")
+        if self.sample_length > MAX_SAMPLE_LENGTH:
+            raise CharforgeError(f"sample_length must be at most {MAX_SAMPLE_LENGTH:,}, got "
+                                 f"{self.sample_length!r}")
         if self.sample_temperature <= 0:
             raise CharforgeError("sample_temperature must be > 0")
         return self
@@ -101,6 +115,7 @@ class TrainConfig:
 
 def load_toml(path: str | Path) -> dict[str, Any]:
     """Settings from a TOML file (same keys as the command-line flags, '-' or '_')."""
+    path = readable_file(path, "config")
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)

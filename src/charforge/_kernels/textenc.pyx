@@ -89,7 +89,7 @@ def scan(const unsigned char[::1] buf, unsigned char[::1] seen, bint crlf, bint 
 
 def encode(const unsigned char[::1] buf, const int32_t[::1] lut, out, bint crlf, bint final,
            int64_t[::1] state, int32_t unk):
-    """Ids of the characters in buf written to out (uint8 or uint16, long enough). Returns
+    """Ids of the characters in buf written to out (uint8, uint16 or uint32, long enough). Returns
     (bytes consumed, ids written); raises KeyError(code point) for a character the lookup
     lacks when unk < 0, ValueError(offset) on invalid UTF-8."""
     cdef Py_ssize_t i = 0, n = buf.shape[0], w = 0
@@ -99,8 +99,11 @@ def encode(const unsigned char[::1] buf, const int32_t[::1] lut, out, bint crlf,
     cdef int64_t missing = -1
     cdef unsigned char[::1] o8
     cdef unsigned short[::1] o16
-    cdef bint wide = out.dtype.itemsize == 2
-    if wide:
+    cdef uint32_t[::1] o32
+    cdef int width = out.dtype.itemsize
+    if width == 4:
+        o32 = out
+    elif width == 2:
         o16 = out
     else:
         o8 = out
@@ -117,7 +120,9 @@ def encode(const unsigned char[::1] buf, const int32_t[::1] lut, out, bint crlf,
                     missing = cp
                     break
                 v = unk
-            if wide:
+            if width == 4:
+                o32[w] = <uint32_t>v
+            elif width == 2:
                 o16[w] = <unsigned short>v
             else:
                 o8[w] = <unsigned char>v

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import CharforgeError
+from ..paths import readable_file
 from .base import Corpus, CorpusOption, TextSource
 
 
@@ -24,9 +25,9 @@ class TextFile(Corpus):
             if not files:
                 raise CharforgeError(f"folder {p} holds no .txt files")
             return files
-        if not p.is_file():
+        if not p.exists():
             raise CharforgeError(f"{p} does not exist; pass the path of a UTF-8 text file")
-        return (p,)
+        return (readable_file(p, "corpus file"),)
 
     def text_source(self, path=None, **_) -> TextSource:
         return TextSource(self._files(path), crlf=True)

@@ -1,0 +1,41 @@
+"""Checks on files named by users, made before opening them: opening a FIFO blocks until a
+writer appears (forever, and Ctrl-C cannot end it), and a device or socket is never a corpus
+or a checkpoint."""
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from .errors import CharforgeError
+
+
+def readable_file(path: str | Path, what: str) -> Path:
+    """`path` as a Path if it is a regular file this process may read, else a CharforgeError
+    that says why (`what` names the role: 'corpus file', 'checkpoint', ...)."""
+    p = Path(path).expanduser()
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        raise CharforgeError(f"{what} {p} does not exist") from None
+    except PermissionError:
+        raise CharforgeError(f"{what} {p}: permission denied") from None
+    except OSError as exc:
+        raise CharforgeError(f"cannot read {what} {p}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise CharforgeError(f"{what} {p} is a folder, not a file")
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else \
+            "a socket" if stat.S_ISSOCK(st.st_mode) else "a device or special file"
+        raise CharforgeError(f"{what} {p} is {kind}, not a regular file")
+    if not os.access(p, os.R_OK):
+        raise CharforgeError(f"{what} {p}: permission denied")
+    return p
+
+
+def is_regular_file(path: Path) -> bool:
+    """True for a regular file (following links); False for FIFOs, devices, sockets, folders."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
