@@ -1,16 +1,19 @@
-"""Built-in corpora against the real files in ../shared/data, plus synthetic files."""
+"""Built-in corpora: against the full files in CHARFORGE_DATA_DIR (marked `corpora`), and on
+small fixtures and synthetic files."""
 import hashlib
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import AG_NEWS_SAMPLE
 
 from charforge.corpora import download
 from charforge.data import load_corpus
 from charforge.errors import CharforgeError
 
 
+@pytest.mark.corpora
 def test_shakespeare_real_counts():
     data = load_corpus("shakespeare")
     assert data.kind == "text"
@@ -22,6 +25,7 @@ def test_shakespeare_real_counts():
     assert data.vocab.decode(data.ids[-200:]) == text[-200:]
 
 
+@pytest.mark.corpora
 def test_id_cache_is_memory_mapped_and_reused():
     first = load_corpus("shakespeare")
     assert isinstance(first.ids, np.memmap) or isinstance(first.ids.base, np.memmap)
@@ -33,6 +37,7 @@ def test_id_cache_is_memory_mapped_and_reused():
     assert np.array_equal(first.ids[:1000], second.ids[:1000])
 
 
+@pytest.mark.corpora
 def test_ag_news_test_split_titles_end_with_eos():
     data = load_corpus("ag_news", {"split": "test"})
     assert data.kind == "documents" and len(data.docs) == 7_600
@@ -45,6 +50,19 @@ def test_ag_news_test_split_titles_end_with_eos():
     assert first.startswith("Fears for T N pension")         # the first test row's title
 
 
+def test_ag_news_layout_from_a_local_file():
+    data = load_corpus("ag_news", {"path": str(AG_NEWS_SAMPLE)})
+    both = load_corpus("ag_news", {"path": str(AG_NEWS_SAMPLE), "field": "both"})
+    assert data.kind == "documents" and len(data.docs) == 800 == len(both.docs)
+    eos = data.vocab.eos_id
+    d = data.docs.doc(0)
+    assert d[0] == eos and d[-1] == eos and eos not in d[1:-1]
+    assert data.vocab.decode(d) == "Football club agree on new rules after talks"
+    assert "\\" not in both.vocab.decode(both.docs.doc(0))     # backslashes read as spaces
+    assert both.docs.lengths().sum() > 3 * data.docs.lengths().sum()
+
+
+@pytest.mark.corpora
 def test_ag_news_fields():
     both = load_corpus("ag_news", {"split": "test", "field": "both"})
     titles = load_corpus("ag_news", {"split": "test"})
@@ -100,6 +118,7 @@ def test_textfile_errors(tmp_path):
 
 def test_download_without_network_says_where_to_put_the_file(tmp_path, monkeypatch):
     monkeypatch.setenv("CHARFORGE_DATA_DIR", str(tmp_path / "empty"))
+    monkeypatch.delenv("CHARFORGE_OFFLINE")
     # Port 9 on localhost refuses the connection: no traffic leaves the machine.
     with pytest.raises(CharforgeError) as err:
         download.fetch(("thing.txt",), "http://127.0.0.1:9/thing.txt", None)
@@ -115,8 +134,14 @@ def test_checksum_mismatch_is_reported(tmp_path, monkeypatch):
         load_corpus("shakespeare")
 
 
+def test_offline_switch_never_downloads(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHARFORGE_DATA_DIR", str(tmp_path / "empty"))
+    with pytest.raises(CharforgeError, match="CHARFORGE_OFFLINE forbids downloading it"):
+        download.fetch(("thing.txt",), "http://127.0.0.1:9/thing.txt", None)
+
+
 def test_local_file_checksum_helper():
-    p = Path(os.environ["CHARFORGE_DATA_DIR"], "ag_news_test.csv")
+    p = AG_NEWS_SAMPLE
     assert download.sha256_of(p) == hashlib.sha256(p.read_bytes()).hexdigest()
 
 

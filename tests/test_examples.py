@@ -19,17 +19,20 @@ def run(name, *args, tmp_path):
     return r.stdout
 
 
+@pytest.mark.corpora
 def test_three_cells(tmp_path):
     out = run("shakespeare_three_cells.py", tmp_path=tmp_path)
     assert out.count("Total params") == 3
     assert "rnn 1x" in out and "gru 2x" in out and "lstm 2x" in out
 
 
+@pytest.mark.corpora
 def test_gru_tutorial(tmp_path):
     out = run("gru_tutorial.py", tmp_path=tmp_path)
     assert "ROMEO:" in out and "Run time:" in out and "[UNK]" not in out.split("ROMEO:", 1)[1]
 
 
+@pytest.mark.corpora
 def test_numpy_lstm(tmp_path):
     out = run("numpy_lstm_2x512.py", tmp_path=tmp_path)
     assert "one_hot" in out and "temperature 0.5" in out
@@ -50,6 +53,7 @@ def test_harry_potter_with_a_synthetic_book(tmp_path):
     assert "smooth loss" in out and "sharpened alpha=3.0" in out
 
 
+@pytest.mark.corpora
 def test_ag_news_titles(tmp_path):
     out = run("ag_news_titles.py", tmp_path=tmp_path)
     assert "after epoch 1:" in out and "argmax:" in out and "temperature 1.8:" in out

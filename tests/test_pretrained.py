@@ -15,8 +15,9 @@ def test_shipped_model_is_small_and_good_enough():
     assert meta["corpus"]["val_fraction"] == pytest.approx(0.1)
 
 
+@pytest.mark.corpora
 def test_recorded_validation_loss_is_reproduced(capsys):
-    """Re-measure on the last 10% of ../shared/data/tinyshakespeare.txt."""
+    """Re-measure on the last 10% of the full tiny-shakespeare."""
     _, meta = charforge.load_pretrained("shakespeare")
     assert main(["eval", "shakespeare"]) == 0
     out = capsys.readouterr().out

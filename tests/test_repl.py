@@ -4,6 +4,7 @@ import sys
 import time
 
 import pytest
+from conftest import shakespeare_head
 
 pexpect = pytest.importorskip("pexpect") if os.environ.get("CHARFORGE_REQUIRE_PEXPECT") != "1" \
     else __import__("pexpect")
@@ -16,7 +17,8 @@ def repl(tmp_path):
     env = dict(os.environ, HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "data"),
                TERM="dumb", COLUMNS="100", PYTHONIOENCODING="utf-8")
     child = pexpect.spawn(sys.executable, ["-m", "charforge", "repl"], env=env,
-                          encoding="utf-8", timeout=60, dimensions=(40, 100))
+                          encoding="utf-8", timeout=60, dimensions=(40, 100),
+                          codec_errors="replace")   # the tty echoes ^C inside a character
     started = time.perf_counter()
     child.expect(PROMPT)
     child.startup_seconds = time.perf_counter() - started
@@ -100,8 +102,7 @@ def test_startup_is_quick(repl):
 
 
 def test_train_in_the_repl_then_generate_and_save(repl, tmp_path):
-    text = open(os.path.join(os.environ["CHARFORGE_DATA_DIR"], "tinyshakespeare.txt"),
-                encoding="utf-8").read()[:8000]
+    text = shakespeare_head(8000)
     corpus = tmp_path / "small.txt"
     corpus.write_text(text, encoding="utf-8")
     out = send(repl, f":corpus textfile path={corpus}")
@@ -133,8 +134,7 @@ def test_tab_completion_of_commands_and_names(repl):
 
 
 def test_ctrl_c_stops_training_and_keeps_the_model(repl, tmp_path):
-    text = open(os.path.join(os.environ["CHARFORGE_DATA_DIR"], "tinyshakespeare.txt"),
-                encoding="utf-8").read()[:200_000]
+    text = shakespeare_head() * 5
     corpus = tmp_path / "big.txt"
     corpus.write_text(text, encoding="utf-8")
     send(repl, f":corpus textfile path={corpus}")

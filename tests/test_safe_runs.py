@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHAKESPEARE_HEAD
 
 from charforge import checkpoint as ckpt
 from charforge.cli import main
@@ -25,7 +26,7 @@ from charforge.errors import CharforgeError
 from charforge.runfolder import RunFolder, read_metrics
 from charforge.train import Trainer, TrainingCallback
 
-FIXTURE = Path(__file__).parent / "fixtures" / "tinyshakespeare_head.txt"
+FIXTURE = SHAKESPEARE_HEAD
 RUN = ["--corpus", "textfile", "--path", str(FIXTURE), "--cell", "lstm", "--layers", "1",
        "--hidden", "32", "--embedding", "8", "--batch", "8", "--seq", "24", "--lr", "3e-3",
        "--log-every", "1", "--sample-length", "10", "--seed", "3", "--keep", "2"]

@@ -6,6 +6,7 @@ import signal
 
 import numpy as np
 import pytest
+from conftest import AG_NEWS_SAMPLE, shakespeare_head
 
 import charforge
 from charforge import plugins
@@ -19,8 +20,7 @@ from charforge.train_config import TrainConfig
 
 @pytest.fixture
 def corpus_file(tmp_path):
-    text = open(os.path.join(os.environ["CHARFORGE_DATA_DIR"], "tinyshakespeare.txt"),
-                encoding="utf-8").read()[:6000]
+    text = shakespeare_head(6000)
     path = tmp_path / "small.txt"
     path.write_text(text, encoding="utf-8")
     return str(path)
@@ -30,7 +30,8 @@ def config_for(mode, corpus_file, **kw):
     base = dict(cell="lstm", layers=2, hidden=16, embedding=8, dropout=0.3, batch=8, seq=20,
                 epochs=2, lr=3e-3, log_every=3, sample_length=20, seed=7, keep=2)
     if mode == "documents":
-        base.update(corpus="ag_news", corpus_options={"split": "test"}, batching="documents",
+        base.update(corpus="ag_news", corpus_options={"path": str(AG_NEWS_SAMPLE)},
+                    batching="documents",
                     max_steps=24, val_fraction=0.02, epochs=1, seq=64)
     else:
         base.update(corpus="textfile", corpus_options={"path": corpus_file}, batching=mode)

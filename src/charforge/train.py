@@ -119,7 +119,7 @@ class Trainer:
         self.watch = DivergenceWatch(len(self.data.vocab), config.divergence_margin)
         self.last_good: Path | None = None   # a checkpoint whose weights gave a healthy loss
         self._pending: Path | None = None    # the newest one, not yet confirmed so
-        self._stop = False
+        self._stop: int = 0
         self._saved_at = monotonic()
 
     def _check_settings_against_data(self) -> None:
@@ -323,9 +323,8 @@ class Trainer:
         return text
 
     def _on_stop_signal(self, signum: int) -> None:
-        self._stop = True
-        self.reporter.message(f"{signal_name(signum)}: finishing this step and saving a "
-                              "checkpoint (send it again to abandon the save)")
+        """Only a flag: printing from a signal handler could cut the output being written."""
+        self._stop = signum
 
     # ----------------------------------------------------------------- the loop
     def run(self, stop_after: int | None = None) -> TrainResult:
@@ -363,7 +362,7 @@ class Trainer:
         per_epoch = len(self.batches)
         total = c.epochs * per_epoch if not c.max_steps else min(c.max_steps,
                                                                  c.epochs * per_epoch)
-        self._stop = False
+        self._stop: int = 0
         self._saved_at = monotonic()
         status, steps_run = "finished", 0
         self.reporter.start(total, self.step)
@@ -424,6 +423,9 @@ class Trainer:
                         self._checkpoint()
                     if status != "finished":
                         break
+                    if self._stop:
+                        self.reporter.message(f"{signal_name(self._stop)}: saving a checkpoint "
+                                              "(send it again to abandon the save)")
                     if self._stop or (stop_after is not None and steps_run >= stop_after):
                         status = "interrupted"
                         break

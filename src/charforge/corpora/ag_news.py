@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
+from pathlib import Path
 
+from ..paths import is_regular_file, readable_file
 from .base import Corpus, CorpusOption
 from .download import fetch, find_local
 
@@ -23,14 +25,21 @@ class AGNews(Corpus):
     options = (CorpusOption("split", "train", "which file: train (120,000) or test (7,600)",
                             ("train", "test")),
                CorpusOption("field", "title", "what a document is",
-                            ("title", "description", "both")))
+                            ("title", "description", "both")),
+               CorpusOption("path", None, "your own CSV in AG News's layout (class, title, "
+                            "description) instead of the split's file"))
 
-    def status(self, split="train", **_) -> str:
+    def status(self, split="train", path=None, **_) -> str:
+        if path:
+            return "ready" if is_regular_file(Path(path).expanduser()) else "needs a file"
         return "cached" if find_local(FILES[split][0]) else "needs download"
 
-    def documents(self, split="train", field="title") -> Iterator[str]:
-        names, url, sha = FILES[split]
-        path = fetch(names, url, sha)
+    def documents(self, split="train", field="title", path=None) -> Iterator[str]:
+        if path:
+            path = readable_file(path, "AG News file")
+        else:
+            names, url, sha = FILES[split]
+            path = fetch(names, url, sha)
         with open(path, encoding="utf-8", newline="") as f:
             for row in csv.reader(f):
                 if len(row) != 3:
@@ -44,5 +53,8 @@ class AGNews(Corpus):
                 else:
                     yield f"{title}\n{desc}"
 
-    def identity(self, split="train", field="title") -> str:
+    def identity(self, split="train", field="title", path=None) -> str:
+        if path:
+            st = Path(path).expanduser().stat()
+            return f"ag_news:{path}:{st.st_size}:{st.st_mtime_ns}:{field}"
         return f"ag_news:{split}:{field}:{FILES[split][2]}"

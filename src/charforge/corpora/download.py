@@ -1,6 +1,6 @@
 """The one download helper every corpus uses: a local data folder first, then the per-user
-cache, then the network (atomic: temp file + rename, sha256 checked). Tests and CI set
-CHARFORGE_DATA_DIR so nothing ever touches the network."""
+cache, then the network (atomic: temp file + rename, sha256 checked). CHARFORGE_OFFLINE=1
+forbids the network (the tests set it)."""
 from __future__ import annotations
 
 import hashlib
@@ -16,6 +16,7 @@ from ..errors import CharforgeError
 
 DATA_ENV = "CHARFORGE_DATA_DIR"
 CACHE_ENV = "CHARFORGE_CACHE_DIR"
+OFFLINE_ENV = "CHARFORGE_OFFLINE"          # 1: never download, say where to put the file
 
 
 def data_dir() -> Path | None:
@@ -58,6 +59,10 @@ def fetch(names: tuple[str, ...], url: str, sha256: str | None) -> Path:
                                  "delete it so charforge can fetch a fresh copy")
         return found
     target = cache_dir() / names[0]
+    if os.environ.get(OFFLINE_ENV, "") not in ("", "0"):
+        raise CharforgeError(f"{names[0]} is not in {DATA_ENV} or the cache and {OFFLINE_ENV} "
+                             f"forbids downloading it; put the file at {target} or point "
+                             f"{DATA_ENV} at a folder holding it")
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".download-")
     try:
