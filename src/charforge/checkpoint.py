@@ -16,7 +16,8 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save as st_save
 
-from .errors import CharforgeError
+from .checkpoint_schema import check_meta, check_tensors
+from .errors import CharforgeError, CheckpointError
 from .paths import readable_file
 from .vocab import Vocabulary
 
@@ -45,14 +46,17 @@ class Checkpoint:
                               cfg.get("dropout", 0.0), dtype or cfg.get("dtype", "float32"),
                               init=False)
         except (KeyError, TypeError) as exc:
-            raise CharforgeError(f"{self._where()}has an incomplete model config ({exc})") from None
+            raise CheckpointError(f"{self._where()}has an incomplete model config ({exc})") \
+                from None
+        except CharforgeError as exc:
+            raise CheckpointError(f"{self._where()}is not a usable checkpoint: {exc}") from None
         if set(self.params) != set(model.params):
-            raise CharforgeError(f"{self._where()}does not hold the parameters its config "
-                                 "describes; the file is corrupt")
+            raise CheckpointError(f"{self._where()}does not hold the parameters its config "
+                                  "describes; the file is corrupt")
         for name, view in model.params.items():
             if self.params[name].shape != view.shape:
-                raise CharforgeError(f"{self._where()}has {name} of shape "
-                                     f"{self.params[name].shape}, expected {view.shape}")
+                raise CheckpointError(f"{self._where()}has {name} of shape "
+                                      f"{self.params[name].shape}, expected {view.shape}")
             view[...] = self.params[name]
         return model
 
@@ -162,36 +166,66 @@ def latest_in(folder: Path) -> Path | None:
 
 
 def load(path: Path | str, prefer: str = "best") -> Checkpoint:
-    """Read a checkpoint (never executes code). Truncated, corrupt, foreign or newer-format
-    files give a one-line CharforgeError."""
+    """Read a checkpoint (never executes code). Anything wrong with the file (unreadable,
+    truncated, foreign, newer, malformed metadata, tensors that do not match it, non-finite
+    weights) is one CheckpointError; nothing is allocated from the metadata before it is
+    checked."""
     p = readable_file(resolve(path, prefer), "checkpoint")
     try:
-        with safe_open(str(p), framework="numpy") as f:
-            header = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CharforgeError(f"{p} is not a readable checkpoint (truncated or corrupt: "
-                             f"{str(exc).splitlines()[0][:120]})") from None
-    raw = header.get("charforge")
-    if raw is None:
-        raise CharforgeError(f"{p} is a safetensors file but not a charforge checkpoint")
-    try:
-        meta = json.loads(raw)
-    except json.JSONDecodeError:
-        raise CharforgeError(f"{p} has corrupt metadata (not valid JSON)") from None
-    if meta.get("format") != FORMAT:
-        raise CharforgeError(f"{p} is not a charforge checkpoint")
-    version = meta.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise CharforgeError(f"{p} uses checkpoint format {version}, newer than this charforge "
-                             f"reads ({FORMAT_VERSION}); upgrade charforge")
-    parts: dict[str, dict[str, np.ndarray]] = {"param": {}, "optim": {}, "state": {}}
-    for key, value in tensors.items():
-        role, _, name = key.partition("/")
-        if role not in parts:
-            raise CharforgeError(f"{p} holds an unexpected tensor {key!r}")
-        parts[role][name] = value
+        return _read(p)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{p} is not a usable checkpoint: {exc}") from None
+    except PermissionError:
+        raise CheckpointError(f"checkpoint {p}: permission denied") from None
+    except (SafetensorError, OSError, ValueError, TypeError) as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0][:120]
+        raise CheckpointError(f"{p} is not a readable checkpoint (truncated or corrupt: "
+                              f"{first})") from None
+
+
+def _read(p: Path) -> Checkpoint:
+    from .cells import get_cell
+    from .model import param_shapes
+    with safe_open(str(p), framework="numpy") as f:
+        header = f.metadata() or {}
+        declared = {k: (f.get_slice(k).get_dtype(), tuple(f.get_slice(k).get_shape()))
+                    for k in f.keys()}
+        raw = header.get("charforge")
+        if raw is None:
+            raise CheckpointError("it is a safetensors file but not a charforge checkpoint")
+        try:
+            meta = json.loads(raw)
+        except ValueError:
+            raise CheckpointError("its metadata is not valid JSON") from None
+        meta = check_meta(meta, FORMAT, FORMAT_VERSION)
+        m = meta["model"]
+        try:
+            cell = get_cell(m["cell"])
+        except CharforgeError as exc:
+            raise CheckpointError(str(exc)) from None
+        check_tensors(declared, param_shapes(cell, m["vocab_size"], m["layers"], m["hidden"],
+                                             m["embedding"]))
+        parts: dict[str, dict[str, np.ndarray]] = {"param": {}, "optim": {}, "state": {}}
+        for key, (dtype, shape) in declared.items():
+            role, _, name = key.partition("/")
+            if role not in parts:
+                raise CheckpointError(f"it holds an unexpected tensor {key!r}")
+            value = _bf16(p, key, shape) if dtype == "BF16" else f.get_tensor(key)
+            if not np.isfinite(value).all():
+                raise CheckpointError(f"{key} holds NaN or infinite values")
+            parts[role][name] = value
     return Checkpoint(meta, parts["param"], parts["optim"], parts["state"], p)
+
+
+def _bf16(p: Path, key: str, shape: tuple[int, ...]) -> np.ndarray:
+    """A bfloat16 tensor as float32 (numpy has no bfloat16): its bytes located through the
+    file's header (8-byte length, then JSON), each value widened by 16 zero bits."""
+    with open(p, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        start, stop = json.loads(f.read(n))[key]["data_offsets"]
+        f.seek(8 + n + start)
+        raw = np.frombuffer(f.read(stop - start), dtype="<u2")
+    return (raw.astype(np.uint32) << 16).view(np.float32).reshape(shape)
 
 
 def load_model(path: Path | str, dtype: str | None = None):

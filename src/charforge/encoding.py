@@ -173,6 +173,7 @@ def cached_ids(source: TextSource, identity: str,
     """(memory-mapped ids, vocabulary) for a text source, encoding it on first use."""
     folder = cache_dir() / "ids"
     folder.mkdir(parents=True, exist_ok=True)
+    remove_partial_files(folder)
     key = _key(identity, vocab)
     ids_path, meta_path = folder / f"{key}.npy", folder / f"{key}.json"
     if ids_path.exists() and meta_path.exists():
@@ -183,7 +184,6 @@ def cached_ids(source: TextSource, identity: str,
                 return ids, Vocabulary.from_dict(meta["vocab"])
         except (ValueError, KeyError, OSError, json.JSONDecodeError):
             pass                                    # a damaged cache entry: rebuild it
-    remove_partial_files(folder)
     chars, length = scan(source)
     if length < 2:
         raise CharforgeError("the corpus is empty (fewer than 2 characters)")

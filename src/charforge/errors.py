@@ -7,3 +7,7 @@ class CharforgeError(Exception):
 
 class ShapeError(CharforgeError, ValueError):
     """Arrays of the wrong shape, dtype or range were passed to the model."""
+
+
+class CheckpointError(CharforgeError):
+    """A checkpoint file that cannot be used: unreadable, corrupt, foreign or malformed."""

@@ -47,6 +47,23 @@ class _Buffers:
     x0: np.ndarray | None           # (T*B, E or V) layer-0 inputs when not using the table
 
 
+def param_shapes(cell: CellType, vocab_size: int, layers: int, hidden: int,
+                 embedding: int | None) -> dict[str, tuple[int, ...]]:
+    """Every parameter's name and shape, in the flat buffer's order (nothing allocated: the
+    checkpoint loader compares a file's tensors with these first)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    if embedding is not None:
+        shapes["embedding.weight"] = (vocab_size, embedding)
+    in_size = embedding if embedding is not None else vocab_size
+    for layer in range(layers):
+        for name, shape in cell.param_shapes(in_size, hidden).items():
+            shapes[f"rnn.{name}_l{layer}"] = shape
+        in_size = hidden
+    shapes["out.weight"] = (vocab_size, hidden)
+    shapes["out.bias"] = (vocab_size,)
+    return shapes
+
+
 def _check_positive(name: str, value, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
@@ -97,22 +114,9 @@ class CharModel:
     def layer_count(self) -> int:
         return self.config.layers
 
-    def _layer_key(self, name: str, layer: int) -> str:
-        return f"rnn.{name}_l{layer}"
-
     def _param_shapes(self) -> dict[str, tuple[int, ...]]:
         c = self.config
-        shapes: dict[str, tuple[int, ...]] = {}
-        if c.embedding is not None:
-            shapes["embedding.weight"] = (c.vocab_size, c.embedding)
-        in_size = c.embedding if c.embedding is not None else c.vocab_size
-        for layer in range(c.layers):
-            for name, shape in self.cell.param_shapes(in_size, c.hidden).items():
-                shapes[self._layer_key(name, layer)] = shape
-            in_size = c.hidden
-        shapes["out.weight"] = (c.vocab_size, c.hidden)
-        shapes["out.bias"] = (c.vocab_size,)
-        return shapes
+        return param_shapes(self.cell, c.vocab_size, c.layers, c.hidden, c.embedding)
 
     def _views(self, flat: np.ndarray) -> dict[str, np.ndarray]:
         views, offset = {}, 0

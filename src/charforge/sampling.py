@@ -72,10 +72,18 @@ class Sampler:
         return {k: p.check(self.name, k, given.get(k, p.default)) for k, p in self.params.items()}
 
 
-def softmax(z: np.ndarray) -> np.ndarray:
+def softmax(z: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """softmax(z * scale), the maximum subtracted before scaling: at any scale (a temperature
+    of 1e-300, a power of 1e10) the top stays exactly 1 before normalising, so the limit is
+    argmax, never NaN."""
     z = np.asarray(z, dtype=np.float64)
-    e = np.exp(z - np.max(z))
+    e = np.exp((z - np.max(z)) * min(float(scale), 1e300))
     return e / e.sum()
+
+
+def _inverse(temperature: float) -> float:
+    """1 / temperature without overflow (5e-324 is a valid temperature)."""
+    return 1.0 / temperature if temperature > 1e-300 else 1e300
 
 
 def _draw(p: np.ndarray, rng: np.random.Generator) -> int:
@@ -88,24 +96,24 @@ def _argmax(logits, rng):
 
 
 def _temperature(logits, rng, temperature=1.0):
-    return _draw(softmax(logits / temperature), rng)
+    return _draw(softmax(logits, _inverse(temperature)), rng)
 
 
 def _sharpened(logits, rng, alpha=2.0, floor=0.0):
-    p = softmax(logits) ** alpha            # p^alpha, renormalised below
+    p = softmax(logits, alpha)              # p^alpha renormalised: softmax(alpha * logits)
     p[p < floor * p.max()] = 0.0
     return _draw(p / p.sum(), rng)
 
 
 def _top_k(logits, rng, k=10, temperature=1.0):
-    p = softmax(logits / temperature)
+    p = softmax(logits, _inverse(temperature))
     if k < np.count_nonzero(p):
         p[p < np.sort(p)[::-1][k - 1]] = 0.0
     return _draw(p, rng)
 
 
 def _top_p(logits, rng, p=0.9, temperature=1.0):
-    q = softmax(logits / temperature)
+    q = softmax(logits, _inverse(temperature))
     s = np.sort(q)[::-1]
     cut = s[np.searchsorted(np.cumsum(s), p * s.sum())] if p < 1.0 else 0.0
     q[q < cut] = 0.0
@@ -117,7 +125,7 @@ BUILTIN_SAMPLERS = (
     Sampler("argmax", "greedy: always the most likely character", _argmax,
             kernel=lambda: {"greedy": True}),
     Sampler("temperature", "softmax(logits / temperature), then draw", _temperature,
-            {"temperature": TEMP}, kernel=lambda temperature: {"scale": 1.0 / temperature}),
+            {"temperature": TEMP}, kernel=lambda temperature: {"scale": _inverse(temperature)}),
     Sampler("sharpened", "p^alpha renormalised (lifts likely characters), optional floor "
             "dropping characters below floor x the top probability", _sharpened,
             {"alpha": Param(2.0, float, 0.0, None, low_open=True, help="power (> 0)"),
@@ -127,11 +135,11 @@ BUILTIN_SAMPLERS = (
     Sampler("top_k", "draw among the k most likely characters", _top_k,
             {"k": Param(10, int, 1, None, help="how many candidates (>= 1)"),
              "temperature": TEMP},
-            kernel=lambda k, temperature: {"top_k": k, "scale": 1.0 / temperature}),
+            kernel=lambda k, temperature: {"top_k": k, "scale": _inverse(temperature)}),
     Sampler("top_p", "nucleus: the fewest characters holding probability p", _top_p,
             {"p": Param(0.9, float, 0.0, 1.0, low_open=True, help="mass kept, in (0, 1]"),
              "temperature": TEMP},
-            kernel=lambda p, temperature: {"top_p": p, "scale": 1.0 / temperature}),
+            kernel=lambda p, temperature: {"top_p": p, "scale": _inverse(temperature)}),
 )
 
 

@@ -13,18 +13,24 @@ from __future__ import annotations
 import contextlib
 import os
 
+import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from ._kernels import ops
+from .errors import CharforgeError
 
 _threads: int | None = None
 _controllers: list | None = None
 
 
+MAX_THREADS = 256       # beyond this OpenMP's runtime aborts or crashes (40,000 did; 100,000
+                        # segfaulted), and no machine charforge targets has more cores
+
+
 def _default_threads() -> int:
     env = os.environ.get("OMP_NUM_THREADS", "")
     if env.strip().isdigit() and int(env) > 0:
-        return int(env)
+        return min(int(env), MAX_THREADS)
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -47,9 +53,10 @@ def _blas_controllers() -> list:
 def set_num_threads(n: int) -> None:
     """Use n threads in charforge's kernels."""
     global _threads
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= MAX_THREADS:
+        raise CharforgeError(f"the thread count must be a whole number from 1 to "
+                             f"{MAX_THREADS}, got {n!r}")
     n = int(n)
-    if n < 1:
-        raise ValueError("the thread count must be at least 1")
     _threads = n
     ops.set_omp_threads(n)
 

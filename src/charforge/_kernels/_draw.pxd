@@ -46,7 +46,7 @@ cdef inline Py_ssize_t pick(const floating* logits, Py_ssize_t v, const unsigned
         total = 0.0
     if greedy:
         return best
-    mx = <float>logits[best] * <float>scale
+    mx = logits[best]
     # the floor is a fraction of the top probability (whose weight is exactly 1)
     if floating is float:
         kept = cf_sampling_weights_f32(logits, allowed, v, scale, mx, floor_, p, &total)

@@ -1,0 +1,235 @@
+"""Bad input is one clear line: malformed checkpoints (mutations of a real file's header and
+tensors, and arbitrary bytes), extreme sampler settings, thread counts, a closed stdout."""
+import json
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from charforge import checkpoint as ckpt
+from charforge.cli import main
+from charforge.errors import CharforgeError, CheckpointError
+from charforge.model import CharModel
+from charforge.vocab import Vocabulary
+
+
+def _tensor_bytes(arr: np.ndarray) -> tuple[str, bytes]:
+    kinds = {np.dtype("<f4"): "F32", np.dtype("<f2"): "F16", np.dtype("<f8"): "F64",
+             np.dtype("<i4"): "I32", np.dtype("<i8"): "I64", np.dtype("bool"): "BOOL",
+             np.dtype("u1"): "U8"}
+    return kinds[arr.dtype], np.ascontiguousarray(arr).tobytes()
+
+
+def write_safetensors(path, tensors: dict, meta, raw: dict | None = None) -> None:
+    """A safetensors file written by hand, so any header and any dtype can be tried.
+    raw: name -> (dtype tag, shape, bytes) for types numpy lacks (BF16, F8)."""
+    header, blobs, offset = {}, [], 0
+    items = [(k, *_tensor_bytes(v), v.shape) for k, v in tensors.items()]
+    items += [(k, tag, data, shape) for k, (tag, shape, data) in (raw or {}).items()]
+    for name, tag, data, shape in items:
+        header[name] = {"dtype": tag, "shape": list(shape),
+                        "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    if meta is not None:
+        header["__metadata__"] = {"charforge": meta if isinstance(meta, str)
+                                  else json.dumps(meta)}
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    path.write_bytes(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+
+
+FIXTURES_OK = [HealthCheck.function_scoped_fixture]
+
+
+@pytest.fixture(scope="module")
+def real():
+    """(metadata, tensors) of a real checkpoint of a small model."""
+    model = CharModel(Vocabulary("abcdefgh \n"), "gru", 1, 6, 4, seed=1)
+    meta = ckpt.model_meta(model)
+    tensors = {f"param/{k}": np.array(v) for k, v in model.params.items()}
+    return meta, tensors
+
+
+def _set(meta, dotted, value):
+    out = json.loads(json.dumps(meta))
+    *path, last = dotted.split(".")
+    node = out
+    for p in path:
+        node = node[p]
+    if value is KeyError:
+        del node[last]
+    else:
+        node[last] = value
+    return out
+
+
+META_MUTATIONS = [
+    ("the metadata", []), ("the metadata", "text"), ("the metadata", None),
+    ("the metadata", 3), ("vocab", None), ("vocab", "abc"), ("vocab", []),
+    ("model", KeyError), ("model", None), ("model", [1, 2]), ("format", KeyError),
+    ("format", "other"), ("format_version", True), ("format_version", 0),
+    ("format_version", -1), ("format_version", "1"), ("format_version", 1.5),
+    ("format_version", 99), ("model.dropout", "x"), ("model.dropout", 1.0),
+    ("model.dropout", -0.5), ("model.hidden", 40000), ("model.hidden", 0),
+    ("model.hidden", "6"), ("model.hidden", 6.0), ("model.hidden", True),
+    ("model.layers", 1_000_000), ("model.layers", 2), ("model.layers", None),
+    ("model.embedding", 5), ("model.embedding", "none"), ("model.embedding", -4),
+    ("model.cell", "lstm"), ("model.cell", "nope"), ("model.cell", 3),
+    ("model.vocab_size", 11), ("model.vocab_size", 10 ** 9), ("model.dtype", "int8"),
+    ("vocab.tokens", None), ("vocab.tokens", "abc"), ("vocab.tokens", [1, 2, 3]),
+    ("vocab.tokens", ["\ud800"] * 10), ("vocab.tokens", [""] * 10),
+    ("vocab.specials", "x"), ("model.cell", KeyError), ("model.hidden", KeyError),
+    ("train", []), ("train", {"config": {}}),
+    ("train", {"config": {}, "optimizer": {}, "position": {"step": "3"}}),
+    ("train", {"config": {}, "optimizer": {}, "position": {"step": -1, "epoch": 0,
+                                                           "batch_index": 0}}),
+]
+
+
+def _mutated(meta, where, value):
+    if where == "the metadata":
+        return value
+    return _set(meta, where, value)
+
+
+@pytest.mark.parametrize("where,value", META_MUTATIONS)
+def test_malformed_metadata_is_a_checkpoint_error(where, value, real, tmp_path, capsys):
+    meta, tensors = real
+    path = tmp_path / "bad.safetensors"
+    write_safetensors(path, tensors, _mutated(meta, where, value))
+    with pytest.raises(CheckpointError):
+        ckpt.load(path).model()
+    assert main(["generate", str(path), "--length", "5"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and str(path) in err
+
+
+def _vocab_size(meta):
+    return meta["model"]["vocab_size"]
+
+
+TENSOR_MUTATIONS = {
+    "nan weight": lambda t: {**t, "param/out.bias": np.full_like(t["param/out.bias"], np.nan)},
+    "inf weight": lambda t: {**t, "param/out.weight": t["param/out.weight"] * np.inf},
+    "int weights": lambda t: {**t, "param/out.bias": t["param/out.bias"].astype(np.int32)},
+    "bool weights": lambda t: {**t, "param/out.bias": t["param/out.bias"] > 0},
+    "wrong shape": lambda t: {**t, "param/out.bias": np.zeros(3, np.float32)},
+    "missing tensor": lambda t: {k: v for k, v in t.items() if k != "param/out.bias"},
+    "extra tensor": lambda t: {**t, "param/extra": np.zeros(2, np.float32)},
+    "foreign role": lambda t: {**t, "weights/x": np.zeros(2, np.float32)},
+    "nan optimizer state": lambda t: {**t, "optim/m": np.array([np.nan], np.float32)},
+}
+
+
+@pytest.mark.parametrize("name", sorted(TENSOR_MUTATIONS))
+def test_malformed_tensors_are_a_checkpoint_error(name, real, tmp_path, capsys):
+    meta, tensors = real
+    path = tmp_path / "bad.safetensors"
+    write_safetensors(path, TENSOR_MUTATIONS[name](dict(tensors)), meta)
+    with pytest.raises(CheckpointError):
+        ckpt.load(path)
+    assert main(["generate", str(path), "--length", "5"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_f8_tensors_are_refused_and_bf16_converted(real, tmp_path):
+    meta, tensors = real
+    bias = tensors["param/out.bias"]
+    rest = {k: v for k, v in tensors.items() if k != "param/out.bias"}
+    path = tmp_path / "f8.safetensors"
+    write_safetensors(path, rest, meta, {"param/out.bias": ("F8_E4M3", bias.shape,
+                                                            bytes(bias.size))})
+    with pytest.raises(CheckpointError, match="F8_E4M3"):
+        ckpt.load(path)
+    rounded = (bias.astype(np.float32).view(np.uint32) & 0xFFFF0000).view(np.float32)
+    bf16 = (rounded.view(np.uint32) >> 16).astype("<u2").tobytes()
+    path = tmp_path / "bf16.safetensors"
+    write_safetensors(path, rest, meta, {"param/out.bias": ("BF16", bias.shape, bf16)})
+    model = ckpt.load(path).model()
+    assert np.array_equal(model.params["out.bias"], rounded)
+
+
+@pytest.mark.parametrize("data", [b"", b"\x00" * 7, b"\xff" * 64, b"not a checkpoint",
+                                  struct.pack("<Q", 10 ** 15) + b"{}",
+                                  struct.pack("<Q", 2) + b"{}",
+                                  struct.pack("<Q", 8) + b"[1,2,3] "])
+def test_garbage_files_are_a_checkpoint_error(data, tmp_path):
+    path = tmp_path / "x.safetensors"
+    path.write_bytes(data)
+    with pytest.raises(CheckpointError):
+        ckpt.load(path)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=FIXTURES_OK)
+@given(data=st.binary(max_size=300))
+def test_arbitrary_bytes_only_raise_charforge_errors(data, tmp_path):
+    path = tmp_path / "fuzz.safetensors"
+    path.write_bytes(data)
+    with pytest.raises(CharforgeError):
+        ckpt.load(path)
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+                    lambda inner: st.lists(inner, max_size=4)
+                    | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=FIXTURES_OK)
+@given(extra=st.dictionaries(st.sampled_from(["model", "vocab", "format_version", "train",
+                                              "format"]), JSON, max_size=3))
+def test_arbitrary_json_headers_only_raise_checkpoint_errors(extra, real, tmp_path):
+    meta, tensors = real
+    path = tmp_path / "fuzz.safetensors"
+    write_safetensors(path, tensors, {**meta, **extra})
+    try:
+        ckpt.load(path).model()
+    except CheckpointError:
+        pass
+
+
+# --------------------------------------------------------------------- extremes
+@pytest.mark.parametrize("argv", [["--temperature", "1e-10"], ["--temperature", "1e-30"],
+                                  ["--temperature", "5e-324"],
+                                  ["--sampler", "sharpened", "--alpha", "1e10"],
+                                  ["--sampler", "top_k", "--k", "5", "--temperature", "1e-300"]])
+def test_tiny_temperatures_give_argmax(argv, capsys):
+    base = ["generate", "shakespeare", "--prime", "ROMEO:", "--seed", "1", "--length", "120"]
+    assert main([*base, "--sampler", "argmax"]) == 0
+    greedy = capsys.readouterr().out
+    assert main([*base, *argv]) == 0
+    assert capsys.readouterr().out == greedy
+
+
+@pytest.mark.parametrize("sampler,params", [("temperature", {"temperature": 5e-324}),
+                                            ("temperature", {"temperature": 1e-30}),
+                                            ("sharpened", {"alpha": 1e10}),
+                                            ("top_p", {"p": 0.5, "temperature": 1e-200})])
+def test_python_samplers_reach_the_argmax_limit(sampler, params):
+    from charforge.sampling import get_sampler
+    rng = np.random.default_rng(0)
+    logits = np.random.default_rng(1).normal(0, 3, 65)
+    s = get_sampler(sampler)
+    assert all(s.fn(logits, rng, **params) == int(np.argmax(logits)) for _ in range(50))
+
+
+def test_thread_counts_are_bounded(capsys):
+    import charforge
+    assert main(["--threads", "100000", "generate", "--length", "5"]) == 2
+    assert "from 1 to 256" in capsys.readouterr().err
+    for bad in (0, 257, 2.5, True, "2"):
+        with pytest.raises(CharforgeError, match="thread count"):
+            charforge.set_num_threads(bad)
+
+
+def test_a_closed_stdout_ends_generate_quietly():
+    proc = subprocess.Popen([sys.executable, "-m", "charforge", "generate", "--length", "20000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert len(proc.stdout.read(10)) == 10
+    proc.stdout.close()                               # `| head -c 10`
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) in (0, 141) and "Traceback" not in err and "Error" not in err
