@@ -233,3 +233,63 @@ def test_a_closed_stdout_ends_generate_quietly():
     proc.stdout.close()                               # `| head -c 10`
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) in (0, 141) and "Traceback" not in err and "Error" not in err
+
+
+# --------------------------------------------------------------------- settings
+TOML_CASES = [
+    ('hidden = "abc"', "hidden must be a whole number"),
+    ('lr = "fast"', "lr must be a number"),
+    ('dropout = "0.1"', "dropout must be a number"),
+    ("seed = -1", "seed must be 0 or more"),
+    ("seed = 1.5", "seed must be a whole number"),
+    ('corpus_options = "x"', "corpus_options must be a table"),
+    ('max_steps = "3"', "max_steps must be a whole number"),
+    ("epochs = 1.5", "epochs must be a whole number"),
+    ("epochs = true", "epochs must be a whole number"),
+    ("layers = 1979-05-27", "layers must be a whole number"),
+    ("lr = nan", "lr must be a number"),
+    ("lr = inf", "lr must be a number"),
+    ("hidden = 100000000", "hidden must be at most"),
+    ("layers = 1000", "layers must be at most"),
+    ("batch = 0", "batch must be at least 1"),
+    ("sample_length = 1000000000", "sample_length must be at most"),
+    ('cell = 3', "cell must be text"),
+    ('embedding = "wide"', "embedding must be a width or 'none'"),
+    ("optimizer_options = 5", "optimizer_options must be a table"),
+    ("nonsense = 1", "unknown training setting 'nonsense'"),
+    ("hidden = [1, 2]", "hidden must be a whole number"),
+    ("lr = 1e-3\nlr = 2e-3", "not valid TOML"),
+]
+
+
+@pytest.mark.parametrize("text,match", TOML_CASES)
+def test_bad_toml_settings_are_one_line(text, match, tmp_path, capsys):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(text + "\n")
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(cfg), "--corpus", "textfile", "--path",
+                 str(cfg), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and match in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_non_utf8_toml(tmp_path, capsys):
+    cfg = tmp_path / "run.toml"
+    cfg.write_bytes(b'corpus = "\xff\xfe"\n')
+    assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "r")]) == 2
+    assert "not UTF-8" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("line,match", [("hidden=big", "hidden must be a whole number"),
+                                        ("lr=fast", "lr must be a number"),
+                                        ("seed=-1", "seed must be 0 or more")])
+def test_repl_train_settings_are_sentences(line, match, tmp_path):
+    from conftest import SHAKESPEARE_HEAD
+
+    from charforge.repl import Repl
+    repl = Repl("shakespeare")
+    repl.corpus = ("textfile", {"path": str(SHAKESPEARE_HEAD)})
+    with pytest.raises(CharforgeError, match=match):
+        repl.cmd_train([line, f"out={tmp_path / 'r'}"])
+    assert not (tmp_path / "r").exists()

@@ -82,17 +82,20 @@ def _settings(args) -> dict:
             except ValueError:
                 raise CharforgeError(f"--embedding must be a width or 'none', got {e!r}") \
                     from None
-    opts = dict(data.get("corpus_options", {}))
-    opts.update(_key_values(args.corpus_option, "--corpus-option"))
+    extra = _key_values(args.corpus_option, "--corpus-option")
     if args.path:
-        opts["path"] = args.path
-    if opts:
-        data["corpus_options"] = opts
-    optim = dict(data.get("optimizer_options", {}))
-    optim.update(_key_values(args.opt, "--opt"))
-    if optim:
-        data["optimizer_options"] = optim
+        extra["path"] = args.path
+    _merge(data, "corpus_options", extra)
+    _merge(data, "optimizer_options", _key_values(args.opt, "--opt"))
     return data
+
+
+def _merge(data: dict, key: str, extra: dict) -> None:
+    """Flag options over the TOML table of the same name (a TOML value that is not a table
+    is left for the settings check to name)."""
+    table = data.get(key, {})
+    if isinstance(table, dict) and (table or extra):
+        data[key] = {**table, **extra}
 
 
 def run_train(args) -> int:

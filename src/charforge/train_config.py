@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,26 @@ else:                                   # pragma: no cover
     import tomli as tomllib
 
 MAX_SAMPLE_LENGTH = 100_000             # characters per training sample
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return (isinstance(v, (int, float)) and not isinstance(v, bool)) and math.isfinite(v)
+
+
+_TYPES = {   # annotation -> (what the message says, the check)
+    "str": ("text", lambda v: isinstance(v, str)),
+    "int": ("a whole number", _is_int),
+    "float": ("a number", _is_number),
+    "int | None": ("a whole number or none", lambda v: v is None or _is_int(v)),
+    "str | None": ("text or none", lambda v: v is None or isinstance(v, str)),
+    "dict[str, Any]": ("a table of key = value", lambda v: isinstance(v, dict)),
+}
+_UPPER = {"layers": 64, "hidden": 1 << 16, "embedding": 1 << 16, "batch": 1 << 16,
+          "seq": 1_000_000, "eval_batch": 1 << 16, "seed": (1 << 63) - 1}
 
 
 @dataclass
@@ -60,7 +81,23 @@ class TrainConfig:
     divergence_margin: float = 3.0       # nats over the run's best recent loss; 0: off
     seed: int = 0
 
+    def _check_types(self) -> None:
+        """Each setting's type, from its annotation: TOML, the REPL's key=value, a resumed
+        checkpoint's config and the Python API all pass through here."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            want, ok = _TYPES[f.type]
+            if not ok(value):
+                raise CharforgeError(f"{f.name} must be {want}, got {value!r}")
+
     def validate(self) -> TrainConfig:
+        self._check_types()
+        for name, high in _UPPER.items():
+            value = getattr(self, name)
+            if value is not None and value > high:
+                raise CharforgeError(f"{name} must be at most {high:,}, got {value!r}")
+        if self.seed < 0:
+            raise CharforgeError(f"seed must be 0 or more, got {self.seed!r}")
         positive = ("layers", "hidden", "batch", "seq", "epochs", "keep", "log_every",
                     "eval_batch")
         for name in positive:
@@ -123,6 +160,8 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         raise CharforgeError(f"cannot read config {path}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise CharforgeError(f"config {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise CharforgeError(f"config {path} is not UTF-8 text; save it as UTF-8") from None
     data = {k.replace("-", "_"): v for k, v in data.items()}
     if data.get("embedding") in ("none", "onehot", 0):
         data["embedding"] = None
