@@ -293,3 +293,38 @@ def test_repl_train_settings_are_sentences(line, match, tmp_path):
     with pytest.raises(CharforgeError, match=match):
         repl.cmd_train([line, f"out={tmp_path / 'r'}"])
     assert not (tmp_path / "r").exists()
+
+
+def test_a_sampler_returning_a_bool_is_refused():
+    import charforge
+    from charforge import plugins
+    from charforge.hookspecs import hookimpl
+    from charforge.sampling import Sampler
+
+    class BoolPick:
+        @hookimpl
+        def charforge_register_samplers(self, register):
+            register(Sampler("bool_pick", "returns True", lambda logits, rng: True))
+    plugins.register_plugin(BoolPick(), "boolpick")
+    try:
+        model, _ = charforge.load_pretrained("shakespeare")
+        with pytest.raises(CharforgeError, match="returned True, not the index"):
+            charforge.generate(model, "ROMEO:", 5, "bool_pick", seed=1)
+    finally:
+        plugins.unregister_plugin("boolpick")
+
+
+@pytest.mark.parametrize("argv", [
+    ["generate", "--seed", "-1"], ["generate", "--length", "1000000000000"],
+    ["generate", "--length", str(2 ** 63)], ["generate", "--k", str(2 ** 31)],
+    ["generate", "--num", "0"], ["generate", "--length", "ten"],
+    ["gradcheck", "--seq", "1000000000"], ["gradcheck", "--seed", "-3"],
+    ["summary", "--hidden", "1000000000"], ["summary", "--layers", "1000000"],
+    ["--threads", "0", "generate"], ["train", "--hidden", "abc"], ["nosuchcommand"],
+])
+def test_out_of_range_numbers_and_unknown_words_are_one_line(argv, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "error:" in err and "usage:" not in err

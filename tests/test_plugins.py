@@ -213,3 +213,28 @@ def test_corpus_plugin_that_raises_is_one_line_error(capsys):
         assert err.count("\n") == 1 and "flaky-plugin" in err and "server went away" in err
     finally:
         plugins.unregister_plugin("flaky-plugin")
+
+
+def test_a_raising_command_hook_and_a_nameless_sampler_are_skipped(capsys):
+    """One warning line each, naming the plugin; every other command still works."""
+    class Broken:
+        @hookimpl
+        def charforge_register_commands(self, cli):
+            raise RuntimeError("command hook bug")
+
+        @hookimpl
+        def charforge_register_samplers(self, register):
+            register(lambda logits, rng: 0)             # no name
+
+    plugins.register_plugin(Broken(), "broken")
+    try:
+        from charforge.cli import main
+        assert main(["samplers"]) == 0
+        out, err = capsys.readouterr()
+        assert "argmax" in out
+        warnings = [ln for ln in err.splitlines() if "broken" in ln]
+        assert len(warnings) == 2 and all(ln.startswith("charforge: warning:") for ln in warnings)
+        assert any("command hook bug" in ln for ln in warnings)
+        assert any("without a name" in ln for ln in warnings)
+    finally:
+        plugins.unregister_plugin("broken")

@@ -19,6 +19,31 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _bounded(low: int, high: int):
+    """An argparse type: a whole number from low to high."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected a whole number from {low} to {high:,}, "
+                                             f"got {text!r}")
+        return value
+    return parse
+
+
+MAX_SEED = (1 << 63) - 1
+MAX_LENGTH = 100_000_000           # characters per generated text
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse's mistakes as one line (not the usage block), exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _embedding(text: str) -> int | None:
     if text.lower() in ("none", "onehot", "one-hot", "0"):
         return None
@@ -27,8 +52,8 @@ def _embedding(text: str) -> int | None:
 
 def _add_arch(p: argparse.ArgumentParser, hidden: int, layers: int, embedding: str) -> None:
     p.add_argument("--cell", default="lstm", help="rnn, gru or lstm (default lstm)")
-    p.add_argument("--layers", type=_positive_int, default=layers)
-    p.add_argument("--hidden", type=_positive_int, default=hidden)
+    p.add_argument("--layers", type=_bounded(1, 64), default=layers)
+    p.add_argument("--hidden", type=_bounded(1, 1 << 16), default=hidden)
     p.add_argument("--embedding", type=_embedding, default=_embedding(embedding),
                    help="embedding width, or 'none' for one-hot input")
 
@@ -146,7 +171,7 @@ def cmd_repl(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from ._version import __version__
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="charforge",
         description="Character-level RNN/GRU/LSTM language models on the CPU.")
     parser.add_argument("--version", action="version", version=f"charforge {__version__}")
@@ -155,19 +180,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("summary", help="print a model summary (layers, shapes, parameters)")
     _add_arch(p, hidden=256, layers=2, embedding="64")
-    p.add_argument("--vocab", type=_positive_int, default=65, help="vocabulary size")
+    p.add_argument("--vocab", type=_bounded(1, 0x110000), default=65, help="vocabulary size")
     p.add_argument("--dropout", type=float, default=0.0)
     p.set_defaults(func=cmd_summary)
 
     p = sub.add_parser("gradcheck", help="finite-difference gradient check of every parameter")
     _add_arch(p, hidden=5, layers=1, embedding="none")
-    p.add_argument("--seq", type=_positive_int, default=25)
-    p.add_argument("--batch", type=_positive_int, default=2)
-    p.add_argument("--vocab", type=_positive_int, default=10)
+    # every entry costs two passes over the whole sequence: keep the check to minutes
+    p.add_argument("--seq", type=_bounded(1, 1000), default=25)
+    p.add_argument("--batch", type=_bounded(1, 64), default=2)
+    p.add_argument("--vocab", type=_bounded(1, 1000), default=10)
     p.add_argument("--tolerance", type=float, default=1e-6)
     p.add_argument("--max-entries", type=_positive_int, default=None,
                    help="check this many sampled entries per parameter (default: all)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_bounded(0, MAX_SEED), default=0)
     p.set_defaults(func=cmd_gradcheck)
 
     p = sub.add_parser("repl", help="the interactive REPL (starts on the shipped model)")
@@ -179,17 +205,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", nargs="?", default="shakespeare",
                    help="pretrained name, checkpoint file or run folder (default shakespeare)")
     p.add_argument("--prime", action="append", help="text to start from (repeat for several)")
-    p.add_argument("--length", type=int, default=500)
+    p.add_argument("--length", type=_bounded(0, MAX_LENGTH), default=500)
     p.add_argument("--sampler", default="temperature")
     p.add_argument("--temperature", type=float)
-    p.add_argument("--k", type=int, help="top_k: candidates kept")
+    p.add_argument("--k", type=_bounded(1, (1 << 31) - 1), help="top_k: candidates kept")
     p.add_argument("--p", type=float, help="top_p: probability mass kept")
     p.add_argument("--alpha", type=float, help="sharpened: power")
     p.add_argument("--floor", type=float, help="sharpened: floor as a fraction of the top")
     p.add_argument("--param", action="append", metavar="KEY=VALUE",
                    help="any sampler parameter (plugin samplers)")
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--num", type=_positive_int, default=1, help="samples per prime")
+    p.add_argument("--seed", type=_bounded(0, MAX_SEED), default=None)
+    p.add_argument("--num", type=_bounded(1, 10_000), default=1, help="samples per prime")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("eval", help="mean loss of a checkpoint on its validation/test split")
@@ -209,8 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(kind, help=text)
         p.set_defaults(func=cmd_list, kind=kind)
     try:
-        from .plugins import plugin_manager
-        plugin_manager().hook.charforge_register_commands(cli=sub)
+        from .plugins import register_commands
+        register_commands(sub)
     except CharforgeError as exc:
         print(f"charforge: warning: {exc}", file=sys.stderr)
     return parser

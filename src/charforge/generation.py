@@ -305,7 +305,8 @@ def _checked_pick(sampler, z, rng, params, allowed) -> int:
     except Exception as exc:
         raise CharforgeError(f"sampler {sampler.name!r} raised {type(exc).__name__}: "
                              f"{exc}") from None
-    if not isinstance(tok, (int, np.integer)) or not 0 <= int(tok) < len(z) or \
+    if isinstance(tok, (bool, np.bool_)) or not isinstance(tok, (int, np.integer)) or \
+            not 0 <= int(tok) < len(z) or \
             not allowed[int(tok)]:
         raise CharforgeError(f"sampler {sampler.name!r} returned {tok!r}, not the index of an "
                              "allowed character")

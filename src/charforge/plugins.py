@@ -123,8 +123,9 @@ def _collect(pm: pluggy.PluginManager, kind: str, registry: Registry) -> None:
             if kind == "callbacks" and not name:     # callbacks need no name of their own
                 name = f"{provider}:{type(item).__name__}:{i}"
             if not isinstance(name, str) or not name:
-                raise CharforgeError(f"plugin {provider} registered a {NOUNS[kind]} without a "
-                                     "name")
+                _refuse(registry, f"plugin {provider} registered a {NOUNS[kind]} without a "
+                                  "name; it was skipped")
+                continue
             if name in found:
                 other = registry.providers[(kind, name)]
                 raise CharforgeError(f"{NOUNS[kind]} name clash: {name!r} is provided by both "
@@ -133,6 +134,24 @@ def _collect(pm: pluggy.PluginManager, kind: str, registry: Registry) -> None:
             found[name] = item
             registry.providers[(kind, name)] = provider
     registry.items[kind] = found
+
+
+def _refuse(registry: Registry, message: str) -> None:
+    registry.problems.append(message)
+    _warn(message)
+
+
+def register_commands(subparsers: Any) -> None:
+    """Each plugin's charforge_register_commands, one at a time: a plugin that raises is one
+    warning line naming it, and every other command (and --help) still works."""
+    pm = plugin_manager()
+    for impl in pm.hook.charforge_register_commands.get_hookimpls():
+        try:
+            impl.function(cli=subparsers)
+        except Exception as exc:
+            _warn(f"plugin {_provider_name(pm, impl.plugin)} raised in "
+                  f"charforge_register_commands and its commands were skipped: "
+                  f"{type(exc).__name__}: {exc}")
 
 
 def registry() -> Registry:
