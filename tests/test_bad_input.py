@@ -240,7 +240,7 @@ TOML_CASES = [
     ('hidden = "abc"', "hidden must be a whole number"),
     ('lr = "fast"', "lr must be a number"),
     ('dropout = "0.1"', "dropout must be a number"),
-    ("seed = -1", "seed must be 0 or more"),
+    ("seed = -1", "seed must be a whole number from 0 to"),
     ("seed = 1.5", "seed must be a whole number"),
     ('corpus_options = "x"', "corpus_options must be a table"),
     ('max_steps = "3"', "max_steps must be a whole number"),
@@ -249,12 +249,12 @@ TOML_CASES = [
     ("layers = 1979-05-27", "layers must be a whole number"),
     ("lr = nan", "lr must be a number"),
     ("lr = inf", "lr must be a number"),
-    ("hidden = 100000000", "hidden must be at most"),
-    ("layers = 1000", "layers must be at most"),
-    ("batch = 0", "batch must be at least 1"),
-    ("sample_length = 1000000000", "sample_length must be at most"),
+    ("hidden = 100000000", "hidden must be a whole number from 1 to 65,536"),
+    ("layers = 1000", "layers must be a whole number from 1 to 64"),
+    ("batch = 0", "batch must be a whole number from 1 to"),
+    ("sample_length = 1000000000", "sample_length must be a whole number from 0 to 100,000"),
     ('cell = 3', "cell must be text"),
-    ('embedding = "wide"', "embedding must be a width or 'none'"),
+    ('embedding = "wide"', "embedding must be a whole number from 1 to 65,536 or none"),
     ("optimizer_options = 5", "optimizer_options must be a table"),
     ("nonsense = 1", "unknown training setting 'nonsense'"),
     ("hidden = [1, 2]", "hidden must be a whole number"),
@@ -283,7 +283,7 @@ def test_non_utf8_toml(tmp_path, capsys):
 
 @pytest.mark.parametrize("line,match", [("hidden=big", "hidden must be a whole number"),
                                         ("lr=fast", "lr must be a number"),
-                                        ("seed=-1", "seed must be 0 or more")])
+                                        ("seed=-1", "seed must be a whole number from 0 to")])
 def test_repl_train_settings_are_sentences(line, match, tmp_path):
     from conftest import SHAKESPEARE_HEAD
 
@@ -323,8 +323,6 @@ def test_a_sampler_returning_a_bool_is_refused():
     ["--threads", "0", "generate"], ["train", "--hidden", "abc"], ["nosuchcommand"],
 ])
 def test_out_of_range_numbers_and_unknown_words_are_one_line(argv, capsys):
-    with pytest.raises(SystemExit) as stop:
-        main(argv)
-    assert stop.value.code == 2
+    assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "error:" in err and "usage:" not in err

@@ -121,5 +121,5 @@ def test_uniform_init_scheme_follows_pytorch(cell):
 def test_train_config_takes_the_init_scheme():
     from charforge.train_config import TrainConfig
     assert TrainConfig(init="uniform").validate().init == "uniform"
-    with pytest.raises(charforge.CharforgeError, match="init must be keras or uniform"):
+    with pytest.raises(charforge.CharforgeError, match="init must be one of keras, uniform"):
         TrainConfig(init="xavier").validate()

@@ -146,7 +146,7 @@ def test_plugin_callbacks_and_early_stopping(corpus_file, tmp_path):
 def test_bad_settings_are_clear_errors(corpus_file, tmp_path):
     with pytest.raises(CharforgeError, match="unknown training setting 'hiden'"):
         TrainConfig.from_dict({"hiden": 3})
-    with pytest.raises(CharforgeError, match="lr must be positive"):
+    with pytest.raises(CharforgeError, match="lr must be a number above 0"):
         Trainer(config_for("windows", corpus_file, lr=-1), tmp_path)
     with pytest.raises(CharforgeError, match="fewer than one batch"):
         Trainer(config_for("windows", corpus_file, batch=512), tmp_path)

@@ -7,48 +7,26 @@ import sys
 
 from .errors import CharforgeError
 from .stopsignals import exit_status
-from .train_config import TrainConfig, load_toml
+from .train_config import TrainConfig, load_toml, parse_text, specs
 
-FLAGS = {  # flag -> (type, help)
-    "corpus": (str, "corpus name (charforge corpora lists them)"),
-    "cell": (str, "rnn, gru, lstm or a plugin cell"),
-    "layers": (int, "stacked layers"),
-    "hidden": (int, "hidden units per layer"),
-    "embedding": (str, "embedding width, or 'none' for one-hot input"),
-    "dropout": (float, "dropout between layers"),
-    "batch": (int, "sequences per batch"),
-    "seq": (int, "characters per sequence (BPTT length)"),
-    "batching": (str, "windows, streams or documents"),
-    "optimizer": (str, "adam, rmsprop, adagrad or sgd"),
-    "lr": (float, "learning rate"),
-    "clip": (float, "global-norm gradient clip (0: off)"),
-    "clip_value": (float, "per-element gradient clip (0: off)"),
-    "lr_decay": (float, "learning-rate factor per epoch"),
-    "lr_decay_after": (int, "epochs before the decay starts"),
-    "epochs": (int, "epochs to train"),
-    "max_steps": (int, "stop after this many steps (0: no limit)"),
-    "val_fraction": (float, "fraction of the corpus held out for validation"),
-    "test_fraction": (float, "fraction held out for testing"),
-    "eval_every": (int, "evaluate every N steps (0: each epoch)"),
-    "early_stopping": (int, "stop after N evaluations without improvement"),
-    "checkpoint_every": (int, "checkpoint every N steps (0: each epoch)"),
-    "checkpoint_minutes": (float, "also checkpoint after this many minutes of training (0: off)"),
-    "keep": (int, "checkpoints to keep (plus the best)"),
-    "sample_every": (int, "print a sample every N steps (0: each epoch)"),
-    "sample_prime": (str, "prime for the samples"),
-    "sample_length": (int, "characters per sample"),
-    "log_every": (int, "log a metrics line every N steps"),
-    "divergence_margin": (float, "stop when the loss stands this many nats over its best "
-                                 "(0: only non-finite losses stop)"),
-    "seed": (int, "random seed"),
-    "dtype": (str, "float32 or float64"),
-    "init": (str, "weight initialisation: keras, or uniform (PyTorch's scheme)"),
-}
+
+def _flag_type(name: str):
+    def parse(text: str):
+        try:
+            return parse_text(name, text)
+        except CharforgeError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return parse
+
+
+def _default_text(value) -> str:
+    return "none" if value is None else repr(value) if value == "" else str(value)
 
 
 def add_train_parser(sub, func) -> None:
+    """`charforge train`: a flag for every setting of TrainConfig, made from its Spec."""
     p = sub.add_parser("train", help="train a model into a run folder",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       description="Every setting is also a TOML key (--config); flags win.")
     p.add_argument("--config", help="TOML file with the same keys as these flags")
     p.add_argument("--out", help="run folder (checkpoints, metrics.jsonl)")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR")
@@ -59,29 +37,23 @@ def add_train_parser(sub, func) -> None:
                    help="corpus option (repeatable)")
     p.add_argument("--opt", action="append", metavar="KEY=VALUE",
                    help="optimizer option such as rho=0.95 or momentum=0.9")
-    for name, (typ, text) in FLAGS.items():
-        p.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None,
-                       help=text)
+    for name, (spec, default) in specs().items():
+        if not spec.flag:
+            continue
+        metavar = "{" + ",".join(spec.choices) + "}" if spec.choices else \
+            {"str": "TEXT", "int": "N", "float": "X"}[spec.kind]
+        p.add_argument("--" + name.replace("_", "-"), dest=name, type=_flag_type(name),
+                       default=argparse.SUPPRESS, metavar=metavar,
+                       help=f"{spec.help}: {spec.allowed()} (default: {_default_text(default)})")
     p.set_defaults(func=func)
 
 
 def _settings(args) -> dict:
     from .cli import _key_values
     data = load_toml(args.config) if args.config else {}
-    for name in FLAGS:
-        value = getattr(args, name)
-        if value is not None:
-            data[name] = value
-    if "embedding" in data and isinstance(data["embedding"], str):
-        e = data["embedding"].lower()
-        if e in ("none", "onehot", "one-hot", "0"):
-            data["embedding"] = None
-        else:
-            try:
-                data["embedding"] = int(e)
-            except ValueError:
-                raise CharforgeError(f"--embedding must be a width or 'none', got {e!r}") \
-                    from None
+    for name in specs():
+        if hasattr(args, name):
+            data[name] = getattr(args, name)
     extra = _key_values(args.corpus_option, "--corpus-option")
     if args.path:
         extra["path"] = args.path

@@ -1,7 +1,10 @@
-"""The training configuration: one dataclass, readable from TOML, overridable key by key."""
+"""The training configuration: one dataclass whose fields carry their Spec (type, range,
+meaning), readable from TOML, overridable key by key; the `train` flags and their --help are
+made from it."""
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import sys
 from dataclasses import dataclass, field
@@ -10,6 +13,7 @@ from typing import Any
 
 from .errors import CharforgeError
 from .model import INIT_SCHEMES
+from .optim import OPTIMIZERS
 from .paths import readable_file
 
 if sys.version_info >= (3, 11):
@@ -18,117 +22,149 @@ else:                                   # pragma: no cover
     import tomli as tomllib
 
 MAX_SAMPLE_LENGTH = 100_000             # characters per training sample
+ONE_HOT = ("none", "onehot", "one-hot", "0")   # spellings of "no embedding, one-hot input"
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+@dataclass(frozen=True)
+class Spec:
+    """A setting's type and allowed values: the one statement of them that TOML, flags (and
+    their --help), the REPL's key=value, a resumed checkpoint and the Python API all use."""
+    kind: str                         # int | float | str | dict
+    help: str
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    choices: tuple[str, ...] | None = None
+    optional: bool = False            # None allowed
+    flag: bool = True                 # a --flag of its own (dict settings have KEY=VALUE flags)
+
+    def allowed(self) -> str:
+        """'a whole number from 1 to 64', 'a number in (0, 1)', 'one of a, b', ..."""
+        if self.choices:
+            text = "one of " + ", ".join(self.choices)
+        elif self.kind == "str":
+            text = "text"
+        elif self.kind == "dict":
+            text = "a table of key = value"
+        else:
+            text = "a whole number" if self.kind == "int" else "a number"
+            text += describe_range(self.low, self.high, self.low_open, self.high_open)
+        return text + (" or none" if self.optional else "")
+
+    def ok(self, value: Any) -> bool:
+        if value is None:
+            return self.optional
+        if self.kind == "str":
+            return isinstance(value, str) and (not self.choices or value in self.choices)
+        if self.kind == "dict":
+            return isinstance(value, dict)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if self.kind == "int" and not isinstance(value, int):
+            return False
+        if not math.isfinite(value):
+            return False
+        lo, hi = self.low, self.high
+        return not ((lo is not None and (value < lo or (self.low_open and value == lo))) or
+                    (hi is not None and (value > hi or (self.high_open and value == hi))))
 
 
-def _is_number(v: Any) -> bool:
-    return (isinstance(v, (int, float)) and not isinstance(v, bool)) and math.isfinite(v)
+def describe_range(low, high, low_open=False, high_open=False) -> str:
+    """' from 1 to 64', ' in (0, 1)', ', 0 or more', ' above 0' ('' without bounds)."""
+    def num(x):
+        return f"{x:,}" if isinstance(x, int) else f"{x:g}"
+    if low is not None and high is not None:
+        if not low_open and not high_open and isinstance(low, int) and isinstance(high, int):
+            return f" from {num(low)} to {num(high)}"
+        return f" in {'(' if low_open else '['}{num(low)}, {num(high)}{')' if high_open else ']'}"
+    if low is not None:
+        return f" above {num(low)}" if low_open else f", {num(low)} or more"
+    if high is not None:
+        return f" below {num(high)}" if high_open else f", {num(high)} or less"
+    return ""
 
 
-_TYPES = {   # annotation -> (what the message says, the check)
-    "str": ("text", lambda v: isinstance(v, str)),
-    "int": ("a whole number", _is_int),
-    "float": ("a number", _is_number),
-    "int | None": ("a whole number or none", lambda v: v is None or _is_int(v)),
-    "str | None": ("text or none", lambda v: v is None or isinstance(v, str)),
-    "dict[str, Any]": ("a table of key = value", lambda v: isinstance(v, dict)),
-}
-_UPPER = {"layers": 64, "hidden": 1 << 16, "embedding": 1 << 16, "batch": 1 << 16,
-          "seq": 1_000_000, "eval_batch": 1 << 16, "seed": (1 << 63) - 1}
+def setting(default: Any, kind: str, help: str, **spec) -> Any:
+    """A TrainConfig field with its Spec."""
+    s = Spec(kind, help, **spec)
+    if kind == "dict":
+        return field(default_factory=dict, metadata={"spec": s})
+    return field(default=default, metadata={"spec": s})
+
+
+WIDTH = 1 << 16
 
 
 @dataclass
 class TrainConfig:
-    corpus: str = "shakespeare"
-    corpus_options: dict[str, Any] = field(default_factory=dict)
-    cell: str = "lstm"
-    layers: int = 2
-    hidden: int = 256
-    embedding: int | None = 64
-    dropout: float = 0.0
-    dtype: str = "float32"
-    init: str = "keras"                  # keras | uniform (PyTorch's scheme)
-    batch: int = 64
-    seq: int = 100
-    batching: str | None = None          # windows | streams | documents (default by corpus)
-    optimizer: str = "adam"
-    lr: float = 2e-3
-    optimizer_options: dict[str, Any] = field(default_factory=dict)   # rho, momentum, ...
-    clip: float = 5.0                    # global-norm clip (0: off)
-    clip_value: float = 0.0              # per-element clip (0: off)
-    lr_decay: float = 1.0                # exponential, per epoch
-    lr_decay_after: int = 0
-    lr_step_every: int = 0               # step decay: every N epochs multiply by lr_step_gamma
-    lr_step_gamma: float = 0.5
-    epochs: int = 10
-    max_steps: int = 0                   # 0: no step budget
-    val_fraction: float = 0.05
-    test_fraction: float = 0.0
-    eval_every: int = 0                  # steps; 0: only at epoch ends
-    eval_batch: int = 32
-    early_stopping: int = 0              # evaluations without improvement; 0: off
-    checkpoint_every: int = 0            # steps; 0: only at epoch ends (and on the clock)
-    checkpoint_minutes: float = 5.0      # also checkpoint after this much training time; 0: off
-    keep: int = 3
-    sample_every: int = 0                # steps; 0: at epoch ends
-    sample_prime: str = ""
-    sample_length: int = 200
-    sample_temperature: float = 0.8
-    log_every: int = 10
-    divergence_margin: float = 3.0       # nats over the run's best recent loss; 0: off
-    seed: int = 0
-
-    def _check_types(self) -> None:
-        """Each setting's type, from its annotation: TOML, the REPL's key=value, a resumed
-        checkpoint's config and the Python API all pass through here."""
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            want, ok = _TYPES[f.type]
-            if not ok(value):
-                raise CharforgeError(f"{f.name} must be {want}, got {value!r}")
+    corpus: str = setting("shakespeare", "str", "corpus name (charforge corpora lists them)")
+    corpus_options: dict[str, Any] = setting(None, "dict", "the corpus's options", flag=False)
+    cell: str = setting("lstm", "str", "rnn, gru, lstm or a plugin cell")
+    layers: int = setting(2, "int", "stacked layers", low=1, high=64)
+    hidden: int = setting(256, "int", "hidden units per layer", low=1, high=WIDTH)
+    embedding: int | None = setting(64, "int", "embedding width, or none for one-hot input",
+                                    low=1, high=WIDTH, optional=True)
+    dropout: float = setting(0.0, "float", "dropout between layers", low=0.0, high=1.0,
+                             high_open=True)
+    dtype: str = setting("float32", "str", "parameter type", choices=("float32", "float64"))
+    init: str = setting("keras", "str", "weight initialisation (uniform: PyTorch's scheme)",
+                        choices=INIT_SCHEMES)
+    batch: int = setting(64, "int", "sequences per batch", low=1, high=WIDTH)
+    seq: int = setting(100, "int", "characters per sequence (BPTT length)", low=1,
+                       high=1_000_000)
+    batching: str | None = setting(None, "str", "batching (default: documents for document "
+                                   "corpora, else windows)",
+                                   choices=("windows", "streams", "documents"), optional=True)
+    optimizer: str = setting("adam", "str", "optimizer", choices=tuple(OPTIMIZERS))
+    lr: float = setting(2e-3, "float", "learning rate", low=0.0, low_open=True)
+    optimizer_options: dict[str, Any] = setting(None, "dict", "optimizer options such as rho "
+                                                "or momentum", flag=False)
+    clip: float = setting(5.0, "float", "global-norm gradient clip (0: off)", low=0.0)
+    clip_value: float = setting(0.0, "float", "per-element gradient clip (0: off)", low=0.0)
+    lr_decay: float = setting(1.0, "float", "learning-rate factor per epoch", low=0.0,
+                              low_open=True)
+    lr_decay_after: int = setting(0, "int", "epochs before the decay starts", low=0)
+    lr_step_every: int = setting(0, "int", "step decay: every N epochs multiply the learning "
+                                 "rate by lr_step_gamma (0: off)", low=0)
+    lr_step_gamma: float = setting(0.5, "float", "the step decay's factor", low=0.0,
+                                   low_open=True)
+    epochs: int = setting(10, "int", "epochs to train", low=1)
+    max_steps: int = setting(0, "int", "stop after this many steps (0: no limit)", low=0)
+    val_fraction: float = setting(0.05, "float", "fraction of the corpus held out for "
+                                  "validation", low=0.0, high=1.0, low_open=True,
+                                  high_open=True)
+    test_fraction: float = setting(0.0, "float", "fraction held out for testing", low=0.0,
+                                   high=1.0, high_open=True)
+    eval_every: int = setting(0, "int", "evaluate every N steps (0: each epoch)", low=0)
+    eval_batch: int = setting(32, "int", "streams per evaluation batch", low=1, high=WIDTH)
+    early_stopping: int = setting(0, "int", "stop after N evaluations without improvement "
+                                  "(0: off)", low=0)
+    checkpoint_every: int = setting(0, "int", "checkpoint every N steps (0: each epoch)", low=0)
+    checkpoint_minutes: float = setting(5.0, "float", "also checkpoint after this many minutes "
+                                        "of training (0: off)", low=0.0, high=10_000.0)
+    keep: int = setting(3, "int", "step checkpoints to keep (plus the best)", low=1)
+    sample_every: int = setting(0, "int", "print a sample every N steps (0: each epoch)", low=0)
+    sample_prime: str = setting("", "str", "prime for the samples")
+    sample_length: int = setting(200, "int", "characters per sample", low=0,
+                                 high=MAX_SAMPLE_LENGTH)
+    sample_temperature: float = setting(0.8, "float", "temperature of the samples", low=0.0,
+                                        low_open=True)
+    log_every: int = setting(10, "int", "log a metrics line every N steps", low=1)
+    divergence_margin: float = setting(3.0, "float", "stop when the loss stands this many nats "
+                                       "over its best (0: only non-finite losses stop)",
+                                       low=0.0)
+    seed: int = setting(0, "int", "random seed", low=0, high=(1 << 63) - 1)
 
     def validate(self) -> TrainConfig:
-        self._check_types()
-        for name, high in _UPPER.items():
-            value = getattr(self, name)
-            if value is not None and value > high:
-                raise CharforgeError(f"{name} must be at most {high:,}, got {value!r}")
-        if self.seed < 0:
-            raise CharforgeError(f"seed must be 0 or more, got {self.seed!r}")
-        positive = ("layers", "hidden", "batch", "seq", "epochs", "keep", "log_every",
-                    "eval_batch")
-        for name in positive:
-            if int(getattr(self, name)) < 1:
-                raise CharforgeError(f"{name} must be at least 1, got {getattr(self, name)!r}")
-        for name in ("max_steps", "eval_every", "checkpoint_every", "sample_every",
-                     "early_stopping", "sample_length", "lr_step_every", "lr_decay_after"):
-            if int(getattr(self, name)) < 0:
-                raise CharforgeError(f"{name} must be 0 or more, got {getattr(self, name)!r}")
-        if not self.lr > 0:
-            raise CharforgeError(f"lr must be positive, got {self.lr!r}")
-        if not 0 <= self.dropout < 1:
-            raise CharforgeError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        if self.clip < 0 or self.clip_value < 0:
-            raise CharforgeError("clip values must be 0 (off) or positive")
-        if not 0 < self.val_fraction < 1 or not 0 <= self.test_fraction < 1 or \
-                self.val_fraction + self.test_fraction >= 1:
-            raise CharforgeError("val_fraction must be in (0, 1) and leave room for training")
-        if self.init not in INIT_SCHEMES:
-            raise CharforgeError(f"init must be {' or '.join(INIT_SCHEMES)}, got {self.init!r}")
-        if not 0 <= self.checkpoint_minutes <= 10_000:
-            raise CharforgeError("checkpoint_minutes must be 0 (off) or a number of minutes, "
-                                 f"got {self.checkpoint_minutes!r}")
-        if not self.divergence_margin >= 0:
-            raise CharforgeError("divergence_margin must be 0 (off) or positive, got "
-                                 f"{self.divergence_margin!r}")
-        if self.sample_length > MAX_SAMPLE_LENGTH:
-            raise CharforgeError(f"sample_length must be at most {MAX_SAMPLE_LENGTH:,}, got "
-                                 f"{self.sample_length!r}")
-        if self.sample_temperature <= 0:
-            raise CharforgeError("sample_temperature must be > 0")
+        """Every setting against its Spec, then the few rules between settings."""
+        for f in dataclasses.fields(self):
+            spec, value = f.metadata["spec"], getattr(self, f.name)
+            if not spec.ok(value):
+                raise CharforgeError(f"{f.name} must be {spec.allowed()}, got {value!r}")
+        if self.val_fraction + self.test_fraction >= 1:
+            raise CharforgeError(f"val_fraction + test_fraction must leave room for training, "
+                                 f"got {self.val_fraction} + {self.test_fraction}")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -136,18 +172,60 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise CharforgeError(f"unknown training setting {unknown[0]!r}")
-        return cls(**data)
+        """From TOML, key=value pairs or a checkpoint; keys may use '-' for '_'."""
+        return cls(**_known(data))
 
     def replace(self, **changes) -> TrainConfig:
-        names = {f.name for f in dataclasses.fields(self)}
-        for key in changes:
-            if key not in names:
-                raise CharforgeError(f"unknown training setting {key!r}")
-        return dataclasses.replace(self, **changes)
+        return dataclasses.replace(self, **_known(changes))
+
+
+def specs() -> dict[str, tuple[Spec, Any]]:
+    """name -> (Spec, default) of every setting, in declaration order."""
+    out = {}
+    for f in dataclasses.fields(TrainConfig):
+        default = {} if f.default is dataclasses.MISSING else f.default
+        out[f.name] = (f.metadata["spec"], default)
+    return out
+
+
+def _known(data: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise CharforgeError(f"training settings must be a table of key = value, got "
+                             f"{type(data).__name__}")
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    out = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        if name not in names:
+            close = difflib.get_close_matches(name, names, 1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise CharforgeError(f"unknown training setting {key!r}{hint}")
+        out[name] = normalise(name, value)
+    return out
+
+
+def normalise(name: str, value: Any) -> Any:
+    """The one place where spellings are read: 'none' / 'one-hot' for embedding."""
+    if name == "embedding" and isinstance(value, str) and value.strip().lower() in ONE_HOT:
+        return None
+    if name == "embedding" and value == 0 and not isinstance(value, bool):
+        return None
+    return value
+
+
+def parse_text(name: str, text: str) -> Any:
+    """A setting's value from a command-line flag: typed by its Spec, or one line naming
+    the setting, the text and what is allowed."""
+    spec = specs()[name][0]
+    value: Any = normalise(name, text)
+    if value is not None and spec.kind in ("int", "float"):
+        try:
+            value = int(text) if spec.kind == "int" else float(text)
+        except ValueError:
+            value = text
+    if not spec.ok(value):
+        raise CharforgeError(f"{name} must be {spec.allowed()}, got {text!r}")
+    return value
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
@@ -162,7 +240,4 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         raise CharforgeError(f"config {path} is not valid TOML: {exc}") from None
     except UnicodeDecodeError:
         raise CharforgeError(f"config {path} is not UTF-8 text; save it as UTF-8") from None
-    data = {k.replace("-", "_"): v for k, v in data.items()}
-    if data.get("embedding") in ("none", "onehot", 0):
-        data["embedding"] = None
-    return data
+    return _known(data)
