@@ -53,12 +53,12 @@ def test_top_k_top_p_sharpened_distributions():
     m = constant_model(BIAS)
     p = softmax(BIAS)
     order = np.argsort(-p)
-    counts, n = counts_of(m, 100, 1000, "top_k", 2, k=4)
+    counts, n = counts_of(m, 100, 1000, "top_k", 2, k=4, temperature=1.0)
     q = np.zeros_like(p)
     q[order[:4]] = p[order[:4]]
     assert counts[order[4:]].sum() == 0
     assert stats.chisquare(counts[order[:4]], q[order[:4]] / q.sum() * n).pvalue > 1e-4
-    counts, n = counts_of(m, 100, 1000, "top_p", 3, p=0.7)
+    counts, n = counts_of(m, 100, 1000, "top_p", 3, p=0.7, temperature=1.0)
     keep = order[:np.searchsorted(np.cumsum(p[order]), 0.7) + 1]
     assert set(np.flatnonzero(counts)) == set(keep.tolist())
     counts, n = counts_of(m, 100, 1000, "sharpened", 4, alpha=2.5, floor=0.1)
@@ -171,13 +171,13 @@ def softmax_rows(z):
 
 
 @pytest.mark.parametrize("sampler,params,match", [
-    ("temperature", {"temperature": 0}, "temperature must be > 0"),
-    ("temperature", {"temperature": -1}, "temperature must be > 0"),
-    ("top_k", {"k": 0}, "k must be >= 1"),
+    ("temperature", {"temperature": 0}, "temperature must be a number above 0"),
+    ("temperature", {"temperature": -1}, "temperature must be a number above 0"),
+    ("top_k", {"k": 0}, "k must be a whole number from 1 to"),
     ("top_k", {"k": 2.5}, "k must be an integer"),
-    ("top_p", {"p": 0}, "p must be > 0"),
-    ("top_p", {"p": 1.2}, "p must be > 0 and <= 1"),
-    ("sharpened", {"alpha": 0}, "alpha must be > 0"),
+    ("top_p", {"p": 0}, r"p must be a number in \(0, 1\]"),
+    ("top_p", {"p": 1.2}, r"p must be a number in \(0, 1\]"),
+    ("sharpened", {"alpha": 0}, "alpha must be a number above 0"),
     ("temperature", {"heat": 2}, "no parameter 'heat'"),
     ("nucleus", {}, "unknown sampler"),
 ])

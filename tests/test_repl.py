@@ -55,7 +55,7 @@ def test_session(repl):
     assert "next character after 'ROMEO'" in out and "':'" in out and "█" in out
 
     for bad, words in ((":frobnicate", "unknown command :frobnicate"),
-                       (":temp -1", "temperature must be > 0"),
+                       (":temp -1", "temperature must be a number above 0"),
                        (":sampler nucleus", "unknown sampler 'nucleus'"),
                        ("Zoë says", "never saw: 'ë'"),
                        (":length many", "usage: :length N"),

@@ -182,7 +182,8 @@ def test_cli_train_generate_eval_resume(corpus_file, tmp_path, capsys):
     (["train", "--corpus", "textfile", "--out", "x"], "needs a file"),
     (["train", "--corpus", "shakespeare"], "give --out"),
     (["train", "--resume", "/nonexistent/run"], "does not exist"),
-    (["generate", "--prime", "ROMEO:", "--temperature", "0"], "temperature must be > 0"),
+    (["generate", "--prime", "ROMEO:", "--temperature", "0"],
+     "temperature must be a number above 0"),
     (["generate", "--prime", "Zoë", "--length", "3"], "never saw: 'ë'"),
     (["generate", "--sampler", "nope"], "unknown sampler"),
 ])

@@ -107,6 +107,30 @@ def _scalar(text: str):
     return None if low in ("none", "null") else text
 
 
+class _SamplerFlag(argparse.Action):
+    """Collects sampler parameters given as their own flags into args.sampler_flags."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        namespace.sampler_flags = {**namespace.sampler_flags, self.dest: _scalar(values)}
+
+
+def _add_sampler_flags(p: argparse.ArgumentParser) -> None:
+    """A --NAME flag for every parameter of every registered sampler (built-in or plugin),
+    with its help and which samplers take it; the sampler checks the value."""
+    from .plugins import registry
+    taken = {a.dest for a in p._actions}
+    found: dict[str, tuple[object, list[str]]] = {}
+    for sampler in registry().items["samplers"].values():
+        for name, param in sampler.params.items():
+            found.setdefault(name, (param, []))[1].append(sampler.name)
+    for name, (param, users) in found.items():
+        if name in taken or not name.isidentifier():
+            continue                    # still reachable as --param NAME=VALUE
+        p.add_argument("--" + name.replace("_", "-"), dest=name, action=_SamplerFlag,
+                       metavar="X", help=f"{getattr(param, 'help', '')} ({', '.join(users)}; "
+                       f"default {getattr(param, 'default', '?')})")
+
+
 def cmd_plugins(args) -> int:
     from .listing import print_plugins
     print_plugins()
@@ -129,23 +153,22 @@ def cmd_generate(args) -> int:
     from .pretrained import load
     model, _meta = load(args.model)
     params = _key_values(args.param, "--param")
-    for name in ("temperature", "k", "p", "alpha", "floor"):
-        if getattr(args, name) is not None:
-            params[name] = getattr(args, name)
-    if args.sampler == "temperature" and "temperature" not in params:
-        params["temperature"] = 0.8
+    params.update(args.sampler_flags)
     primes = args.prime or [""]
     primes = [p for p in primes for _ in range(args.num)]
     seed = args.seed
     if len(primes) == 1:
-        sys.stdout.write(primes[0])
-        sys.stdout.flush()
+        shown = [False]                 # the prime goes out with the first piece: a mistake
+                                        # found before generating prints nothing else
 
         def stream(_row: int, piece: str) -> None:
+            if not shown[0]:
+                shown[0] = True
+                sys.stdout.write(primes[0])
             sys.stdout.write(piece)
             sys.stdout.flush()
         generate(model, primes[0], args.length, args.sampler, seed, callback=stream, **params)
-        sys.stdout.write("\n")
+        sys.stdout.write(("" if shown[0] else primes[0]) + "\n")
         return 0
     texts = generate(model, primes, args.length, args.sampler, seed, **params)
     for i, (p, t) in enumerate(zip(primes, texts, strict=True)):
@@ -206,16 +229,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pretrained name, checkpoint file or run folder (default shakespeare)")
     p.add_argument("--prime", action="append", help="text to start from (repeat for several)")
     p.add_argument("--length", type=_bounded(0, MAX_LENGTH), default=500)
-    p.add_argument("--sampler", default="temperature")
-    p.add_argument("--temperature", type=float)
-    p.add_argument("--k", type=_bounded(1, (1 << 31) - 1), help="top_k: candidates kept")
-    p.add_argument("--p", type=float, help="top_p: probability mass kept")
-    p.add_argument("--alpha", type=float, help="sharpened: power")
-    p.add_argument("--floor", type=float, help="sharpened: floor as a fraction of the top")
+    p.add_argument("--sampler", default="temperature",
+                   help="sampler name (charforge samplers lists them and their parameters)")
     p.add_argument("--param", action="append", metavar="KEY=VALUE",
-                   help="any sampler parameter (plugin samplers)")
+                   help="any sampler parameter, also one whose name is taken by an option")
+    p.set_defaults(sampler_flags={})
     p.add_argument("--seed", type=_bounded(0, MAX_SEED), default=None)
     p.add_argument("--num", type=_bounded(1, 10_000), default=1, help="samples per prime")
+    _add_sampler_flags(p)
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("eval", help="mean loss of a checkpoint on its validation/test split")
@@ -243,7 +264,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    try:
+        parser = build_parser()             # the plugins register commands and samplers
+    except CharforgeError as exc:
+        print(f"charforge: error: {exc}", file=sys.stderr)
+        return 2
     try:
         args = parser.parse_args(argv)
     except SystemExit as stop:              # --help, --version, or a one-line mistake

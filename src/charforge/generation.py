@@ -125,6 +125,9 @@ def generate(model, prime: str | Sequence[str] = "", length: int = 200,
     params = s.resolve(sampler_params)
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % (2**63))
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or \
+            not 0 <= seed < 2**63:
+        raise CharforgeError(f"seed must be a whole number from 0 to 2**63 - 1, got {seed!r}")
     prime_ids = [encode_prime(vocab, p) for p in primes]
     out = _run(model, vocab, prime_ids, int(length), s, params, int(seed), callback,
                _chunk_size(chunk, callback), return_probs, return_hidden)

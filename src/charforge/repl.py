@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .errors import CharforgeError
+from .sampling import DEFAULT_TEMPERATURE
 
 BANNER = ("charforge REPL - type text and press Enter to continue it. "
           "Commands (:help CMD for details):")
@@ -38,7 +39,7 @@ class Repl:
         self.console = console or Console(highlight=False)
         self.err = Console(stderr=True, highlight=False)
         self.sampler = "temperature"
-        self.sampler_params: dict = {"temperature": 0.8}
+        self.sampler_params: dict = {"temperature": DEFAULT_TEMPERATURE}
         self.length = 300
         self.seed: int | None = None
         self.corpus: tuple[str, dict] = ("shakespeare", {})

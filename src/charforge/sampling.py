@@ -16,6 +16,7 @@ import numpy as np
 
 from .errors import CharforgeError
 from .hookspecs import hookimpl
+from .spec import describe_range
 
 
 @dataclass(frozen=True)
@@ -42,10 +43,9 @@ class Param:
         bad = (self.low is not None and (v < self.low or (self.low_open and v == self.low))) or \
               (self.high is not None and (v > self.high or (self.high_open and v == self.high)))
         if bad:
-            lo = "" if self.low is None else f"{'>' if self.low_open else '>='} {self.low:g}"
-            hi = "" if self.high is None else f"{'<' if self.high_open else '<='} {self.high:g}"
-            raise CharforgeError(f"{sampler}: {name} must be {' and '.join(filter(None, (lo, hi)))}"
-                                 f", got {value!r}")
+            what = ("a whole number" if self.kind is int else "a number") + \
+                describe_range(self.low, self.high, self.low_open, self.high_open)
+            raise CharforgeError(f"{sampler}: {name} must be {what}, got {value!r}")
         return v
 
 
@@ -70,6 +70,9 @@ class Sampler:
             raise CharforgeError(f"sampler {self.name!r} has no parameter {unknown[0]!r} "
                                  f"(its parameters: {known})")
         return {k: p.check(self.name, k, given.get(k, p.default)) for k, p in self.params.items()}
+
+
+DEFAULT_TEMPERATURE = 0.8      # the one default: generation, the REPL and training samples
 
 
 def softmax(z: np.ndarray, scale: float = 1.0) -> np.ndarray:
@@ -120,7 +123,8 @@ def _top_p(logits, rng, p=0.9, temperature=1.0):
     return _draw(q, rng)
 
 
-TEMP = Param(1.0, float, 0.0, None, low_open=True, help="logits are divided by it (> 0)")
+TEMP = Param(DEFAULT_TEMPERATURE, float, 0.0, None, low_open=True,
+             help="logits are divided by it (> 0)")
 BUILTIN_SAMPLERS = (
     Sampler("argmax", "greedy: always the most likely character", _argmax,
             kernel=lambda: {"greedy": True}),
@@ -133,7 +137,7 @@ BUILTIN_SAMPLERS = (
                             help="fraction of the top probability")},
             kernel=lambda alpha, floor: {"scale": alpha, "floor": floor}),
     Sampler("top_k", "draw among the k most likely characters", _top_k,
-            {"k": Param(10, int, 1, None, help="how many candidates (>= 1)"),
+            {"k": Param(10, int, 1, (1 << 31) - 1, help="how many candidates (>= 1)"),
              "temperature": TEMP},
             kernel=lambda k, temperature: {"top_k": k, "scale": _inverse(temperature)}),
     Sampler("top_p", "nucleus: the fewest characters holding probability p", _top_p,

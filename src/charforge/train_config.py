@@ -15,6 +15,7 @@ from .errors import CharforgeError
 from .model import INIT_SCHEMES
 from .optim import OPTIMIZERS
 from .paths import readable_file
+from .spec import describe_range
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -68,21 +69,6 @@ class Spec:
         lo, hi = self.low, self.high
         return not ((lo is not None and (value < lo or (self.low_open and value == lo))) or
                     (hi is not None and (value > hi or (self.high_open and value == hi))))
-
-
-def describe_range(low, high, low_open=False, high_open=False) -> str:
-    """' from 1 to 64', ' in (0, 1)', ', 0 or more', ' above 0' ('' without bounds)."""
-    def num(x):
-        return f"{x:,}" if isinstance(x, int) else f"{x:g}"
-    if low is not None and high is not None:
-        if not low_open and not high_open and isinstance(low, int) and isinstance(high, int):
-            return f" from {num(low)} to {num(high)}"
-        return f" in {'(' if low_open else '['}{num(low)}, {num(high)}{')' if high_open else ']'}"
-    if low is not None:
-        return f" above {num(low)}" if low_open else f", {num(low)} or more"
-    if high is not None:
-        return f" below {num(high)}" if high_open else f", {num(high)} or less"
-    return ""
 
 
 def setting(default: Any, kind: str, help: str, **spec) -> Any:
