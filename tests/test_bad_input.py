@@ -326,3 +326,49 @@ def test_out_of_range_numbers_and_unknown_words_are_one_line(argv, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "error:" in err and "usage:" not in err
+
+
+# --------------------------------------------------------------------- resume
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A real run folder's last checkpoint: (metadata, tensors)."""
+    from conftest import SHAKESPEARE_HEAD
+    from safetensors.numpy import load_file
+
+    from charforge.train import Trainer
+    from charforge.train_config import TrainConfig
+    out = tmp_path_factory.mktemp("trained") / "run"
+    cfg = TrainConfig(corpus="textfile", corpus_options={"path": str(SHAKESPEARE_HEAD)},
+                      cell="lstm", layers=1, hidden=8, embedding=4, batch=4, seq=16,
+                      max_steps=5, batching="streams", log_every=1)
+    Trainer(cfg, out).run()
+    path = ckpt.latest_in(out)
+    return ckpt.load(path).meta, load_file(str(path))
+
+
+RESUME_MUTATIONS = [
+    ("train.position", KeyError), ("train.optimizer", KeyError), ("train.history", KeyError),
+    ("train.position.step", "3"), ("train.position.step", -1),
+    ("train.position.epoch", None), ("train.position.batch_index", 2.5),
+    ("train.position.smooth_loss", "low"), ("train.config.hidden", "abc"),
+    ("train.config.lr", "fast"), ("train.config.epochs", 1.5),
+    ("train.config", "x"), ("train.config.nonsense", 1), ("train.optimizer", []),
+    ("train.optimizer.step", "x"), ("train.optimizer.step", -3),
+    ("train.optimizer.config", KeyError), ("train.optimizer.config.lr", "fast"),
+    ("train.history", {"a": 1}), ("train.history", [1, 2]), ("train", None),
+    ("train.config.batching", "diagonal"), ("train.config.seed", -5),
+]
+
+
+@pytest.mark.parametrize("where,value", RESUME_MUTATIONS)
+def test_resume_from_corrupt_training_metadata_is_one_line(where, value, trained, tmp_path,
+                                                           capsys):
+    meta, tensors = trained
+    folder = tmp_path / "run"
+    folder.mkdir()
+    write_safetensors(folder / ckpt.step_name(5), tensors, _set(meta, where, value))
+    assert main(["train", "--resume", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == \
+        [ckpt.step_name(5)]                         # nothing created

@@ -6,9 +6,10 @@ Ctrl-C must already exit cleanly) does not wait for numpy and the kernels.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
+
+TYPE_CHECKING = False                  # not typing's: it would load at every start
 
 _PUBLIC = {
     "CharforgeError": "errors", "CharModel": "model", "ModelConfig": "model",
@@ -36,7 +37,7 @@ if TYPE_CHECKING:                                        # pragma: no cover
     from .vocab import Vocabulary
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     where = _PUBLIC.get(name)
     if where is None:
         raise AttributeError(f"module 'charforge' has no attribute {name!r}")

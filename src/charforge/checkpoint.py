@@ -124,7 +124,10 @@ def save_model(path: Path | str, model, extra: dict[str, Any] | None = None,
     """A generation-only checkpoint of a model (no optimizer state)."""
     meta = model_meta(model)
     meta.update(extra or {})
-    return save(path, Checkpoint(meta, dict(model.params)), weight_dtype)
+    try:
+        return save(path, Checkpoint(meta, dict(model.params)), weight_dtype)
+    except OSError as exc:
+        raise CharforgeError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def resolve(path: Path | str, prefer: str = "best") -> Path:

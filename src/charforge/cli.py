@@ -19,6 +19,11 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def one_line(exc: BaseException) -> str:
+    """An error's message on one line (a newline in a path must not split it)."""
+    return str(exc).replace("\r", "\\r").replace("\n", "\\n")
+
+
 def _bounded(low: int, high: int):
     """An argparse type: a whole number from low to high."""
     def parse(text: str) -> int:
@@ -180,10 +185,10 @@ def cmd_generate(args) -> int:
 
 def cmd_eval(args) -> int:
     from .evaluation import evaluate_checkpoint
-    loss, n, desc = evaluate_checkpoint(args.model, args.split,
-                                        _key_values(args.corpus_option, "--corpus-option"))
+    loss, n, unit, desc = evaluate_checkpoint(
+        args.model, args.split, _key_values(args.corpus_option, "--corpus-option"))
     print(f"{args.split} loss {loss:.4f} nats/char ({loss / 0.6931471805599453:.4f} bits/char) "
-          f"over {n:,} characters of {desc}")
+          f"over {n:,} {unit} of {desc}")
     return 0
 
 
@@ -282,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
             set_num_threads(args.threads)
         return args.func(args)
     except CharforgeError as exc:
-        print(f"charforge: error: {exc}", file=sys.stderr)
+        print(f"charforge: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         from .stopsignals import exit_status

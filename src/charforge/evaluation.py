@@ -19,7 +19,8 @@ def data_settings(meta: dict) -> dict:
 
 
 def evaluate_checkpoint(path, split: str = "val", options: dict | None = None):
-    """(loss in nats/char, characters or documents evaluated, description)."""
+    """(loss in nats/char, how many characters or documents were evaluated, their unit,
+    description)."""
     model, meta = load(path)
     d = data_settings(meta)
     opts = dict(d.get("options") or {})
@@ -28,7 +29,11 @@ def evaluate_checkpoint(path, split: str = "val", options: dict | None = None):
     val, test = d["val_fraction"], d.get("test_fraction", 0.0)
     parts = data.split((1.0 - val - test, val, test))
     part = parts[split]
-    if part.size < 2:
-        raise CharforgeError(f"the {split} split is empty for this checkpoint's settings")
+    unit = "documents" if part.docs is not None else "characters"
+    if part.size < (1 if part.docs is not None else 2):
+        fraction = {"val": "val_fraction", "test": "test_fraction"}.get(split)
+        how = f" (its {fraction} is {d.get(fraction, 0.0)})" if fraction else ""
+        raise CharforgeError(f"the {split} split of this checkpoint's corpus is empty{how}; "
+                             "train with a larger fraction to evaluate it")
     loss = evaluate(model, part, d.get("batch", 32), max(d.get("seq", 100), 100))
-    return loss, part.size, f"{d['name']} ({split})"
+    return loss, part.size, unit, f"{d['name']} ({split})"

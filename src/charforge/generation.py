@@ -129,11 +129,40 @@ def generate(model, prime: str | Sequence[str] = "", length: int = 200,
             not 0 <= seed < 2**63:
         raise CharforgeError(f"seed must be a whole number from 0 to 2**63 - 1, got {seed!r}")
     prime_ids = [encode_prime(vocab, p) for p in primes]
+    _check_memory(model, len(vocab), prime_ids, int(length), return_probs, return_hidden)
     out = _run(model, vocab, prime_ids, int(length), s, params, int(seed), callback,
                _chunk_size(chunk, callback), return_probs, return_hidden)
     if result:
         return out
     return out.texts[0] if single else out.texts
+
+
+BYTES_PER_STEP = 64        # ids, forced ids, uniforms, the decoded text and the token list
+
+
+def _check_memory(model, vocab_size: int, prime_ids, length: int, probs: bool,
+                  hidden: bool) -> None:
+    """Refuse, before allocating, a result larger than the memory this machine has free."""
+    steps = len(prime_ids) * (max(len(p) for p in prime_ids) + length)
+    per_step = BYTES_PER_STEP + (4 * vocab_size if probs else 0) + \
+        (4 * model.config.layers * model.config.hidden if hidden else 0)
+    need, free = steps * per_step, _available_memory()
+    if free is not None and need > free:
+        raise CharforgeError(f"generating {length:,} characters for {len(prime_ids)} prime(s) "
+                             f"needs about {need / 1e9:,.1f} GB, more than the "
+                             f"{free / 1e9:,.1f} GB free; ask for fewer characters or primes")
+
+
+def _available_memory() -> int | None:
+    """MemAvailable from /proc/meminfo (Linux); None where unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def _run(model, vocab, prime_ids, length, sampler, params, seed, callback, chunk,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from . import plugins
 
@@ -17,7 +18,7 @@ def plugins_table() -> Table:
         t.add_row(info.name, info.version, "built-in" if info.builtin else "installed",
                   ", ".join(h.removeprefix("charforge_") for h in info.hooks))
     for problem in plugins.registry().problems:
-        t.add_row("[red]problem[/red]", "", "", problem)
+        t.add_row(Text("problem", style="red"), "", "", problem)
     return t
 
 
@@ -59,7 +60,7 @@ def _print(table: Table, console: Console | None) -> None:
         return
     print("\t".join(str(c.header) for c in table.columns))
     for row in zip(*(list(c.cells) for c in table.columns), strict=True):
-        print("\t".join(str(cell) for cell in row))
+        print("\t".join(cell.plain if isinstance(cell, Text) else str(cell) for cell in row))
 
 
 def print_plugins(console: Console | None = None) -> None:

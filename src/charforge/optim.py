@@ -52,8 +52,13 @@ class Optimizer:
             if name not in arrays or arrays[name].shape != self.state[name].shape:
                 raise CharforgeError(f"optimizer state '{name}' is missing or has the wrong size")
             self.state[name][...] = arrays[name]
-        self.step_count = int(meta["step"])
-        self.lr = float(meta["config"]["lr"])
+        step, lr = meta["step"], meta["config"]["lr"]
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise CharforgeError(f"optimizer step must be a whole number, 0 or more, got {step!r}")
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
+            raise CharforgeError(f"optimizer lr must be a positive number, got {lr!r}")
+        self.step_count = step
+        self.lr = float(lr)
 
 
 class SGD(Optimizer):

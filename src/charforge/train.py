@@ -23,7 +23,7 @@ from . import plugins
 from ._kernels import ops
 from .data import CorpusData, default_mode, evaluate, load_corpus, make_batches
 from .divergence import DivergenceWatch
-from .errors import CharforgeError
+from .errors import CharforgeError, CheckpointError
 from .model import CharModel
 from .optim import clip_global_norm, clip_value, make_optimizer
 from .progress import Reporter
@@ -157,6 +157,15 @@ class Trainer:
     @classmethod
     def _from_latest(cls, folder: RunFolder, reporter, callbacks, overrides) -> Trainer:
         c = ckpt.load(folder.path, prefer="latest")
+        try:
+            return cls._restore(c, folder, reporter, callbacks, overrides)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            raise CheckpointError(f"{c.path} has a corrupt training state ({type(exc).__name__}"
+                                  f": {exc}); resume from an earlier checkpoint or start "
+                                  "again") from None
+
+    @classmethod
+    def _restore(cls, c, folder: RunFolder, reporter, callbacks, overrides) -> Trainer:
         meta = c.meta
         if "train" not in meta:
             raise CharforgeError(f"{c.path} is a model file, not a training checkpoint")
