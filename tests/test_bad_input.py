@@ -372,3 +372,62 @@ def test_resume_from_corrupt_training_metadata_is_one_line(where, value, trained
     assert err.count("\n") == 1 and "Traceback" not in err
     assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == \
         [ckpt.step_name(5)]                         # nothing created
+
+
+# --------------------------------------------------------------------- the REPL
+REPL_LINES = [
+    ":train hidden=big", ":train lr=fast", ":train seed=-1", ":train epochs=1.5",
+    ":train nonsense=1", ":train hidden", ":save /proc/charforge/nope", ":save",
+    ":load /nonexistent/model", ":load", ":sampler nope", ":sampler top_k k=0",
+    ":sampler top_k k=abc", ":sampler top_p p=2", ":sampler temperature heat=2",
+    ":temp 0", ":temp hot", ":temp", ":length -5", ":length abc", ":length 1000000000",
+    ":seed -1", ":seed x", ":seed", ":corpus nope", ":corpus textfile path=/no/file.txt",
+    ":corpus ag_news split=nope", ":nosuchcommand", ':"unclosed', "Zoë", ":help nope",
+]
+
+
+@pytest.mark.parametrize("line", REPL_LINES)
+def test_repl_mistakes_are_charforge_errors(line, tmp_path, monkeypatch):
+    """What the REPL shows as `error: <sentence>`: a CharforgeError, never another type,
+    nothing written, and the REPL goes on."""
+    from charforge.repl import Repl
+    monkeypatch.chdir(tmp_path)
+    repl = Repl("shakespeare")
+    with pytest.raises(CharforgeError) as err:
+        repl.handle(line)
+    assert "\n" not in str(err.value) and "Error" not in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+    repl.handle(":length 5")                       # still works
+    assert repl.length == 5
+
+
+def _toml_literal():
+    scalars = st.one_of(
+        st.integers(-2 ** 70, 2 ** 70).map(str), st.floats(allow_nan=True).map(
+            lambda f: "nan" if f != f else ("inf" if f == float("inf") else
+                                            "-inf" if f == float("-inf") else repr(f))),
+        st.booleans().map(lambda b: "true" if b else "false"),
+        st.text(max_size=6).map(lambda t: '"' + t.replace("\\", "").replace('"', "")
+                                .replace("\n", "") + '"'),
+        st.just("1979-05-27"), st.just("07:32:00"), st.just("{}"), st.just('{ a = 1 }'))
+    return st.recursive(scalars, lambda inner: st.lists(inner, max_size=3).map(
+        lambda xs: "[" + ", ".join(xs) + "]"), max_leaves=4)
+
+
+SETTING_KEYS = st.sampled_from(sorted(__import__("charforge.train_config", fromlist=["specs"])
+                                      .specs()) + ["nonsense", "max-steps", "EPOCHS"])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=FIXTURES_OK)
+@given(lines=st.lists(st.tuples(SETTING_KEYS, _toml_literal()), max_size=6),
+       noise=st.text(max_size=20))
+def test_arbitrary_toml_documents_only_raise_charforge_errors(lines, noise, tmp_path):
+    from charforge.train_config import TrainConfig, load_toml
+    path = tmp_path / "fuzz.toml"
+    text = "".join(f"{k} = {v}\n" for k, v in lines)
+    for doc in (text, text + noise):
+        path.write_text(doc, encoding="utf-8", errors="surrogatepass")
+        try:
+            TrainConfig.from_dict(load_toml(path)).validate()
+        except CharforgeError:
+            pass

@@ -7,6 +7,7 @@ import sys
 import numpy as np
 
 from .errors import CharforgeError
+from .generation import MAX_LENGTH, MAX_SEED
 
 
 def _positive_int(text: str) -> int:
@@ -38,8 +39,6 @@ def _bounded(low: int, high: int):
     return parse
 
 
-MAX_SEED = (1 << 63) - 1
-MAX_LENGTH = 100_000_000           # characters per generated text
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -137,6 +137,8 @@ def generate(model, prime: str | Sequence[str] = "", length: int = 200,
     return out.texts[0] if single else out.texts
 
 
+MAX_SEED = (1 << 63) - 1
+MAX_LENGTH = 100_000_000       # characters per generated text (the command line's bound)
 BYTES_PER_STEP = 64        # ids, forced ids, uniforms, the decoded text and the token list
 
 

@@ -228,12 +228,13 @@ class Repl:
         self.cmd_settings([])
 
     def cmd_length(self, args):
+        from .generation import MAX_LENGTH
         try:
             n = int(args[0]) if len(args) == 1 else -1
         except ValueError:
             n = -1
-        if n < 1:
-            raise CharforgeError("usage: :length N (a positive integer)")
+        if not 1 <= n <= MAX_LENGTH:
+            raise CharforgeError(f"usage: :length N (a whole number from 1 to {MAX_LENGTH:,})")
         self.length = n
 
     def cmd_seed(self, args):
@@ -242,10 +243,15 @@ class Repl:
         if args[0] == "off":
             self.seed = None
             return
+        from .generation import MAX_SEED
         try:
-            self.seed = int(args[0])
+            seed = int(args[0])
         except ValueError:
-            raise CharforgeError(f"seed must be an integer or 'off', got {args[0]!r}") from None
+            seed = -1
+        if not 0 <= seed <= MAX_SEED:
+            raise CharforgeError(f"seed must be a whole number from 0 to {MAX_SEED:,} or "
+                                 f"'off', got {args[0]!r}")
+        self.seed = seed
 
     def cmd_settings(self, args):
         params = " ".join(f"{k}={v:g}" for k, v in self.sampler_params.items())
