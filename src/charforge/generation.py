@@ -208,8 +208,9 @@ def _run(model, vocab, prime_ids, length, sampler, params, seed, callback, chunk
     if fast_cell:
         with threads.blas_single_threaded():   # ops.linear calls BLAS inside its own threads
             net = _KernelNet(model)
-        split_rows = _split_rows(model, B)
-        nthreads = threads.get_num_threads() if split_rows else _threads_for(model)
+        free = threads.free_threads(threads.get_num_threads())
+        split_rows = free > 1 and _split_rows(model, B)
+        nthreads = free if split_rows else min(free, _threads_for(model))
         state = model.initial_state(B)
         hs = [np.ascontiguousarray(s[0]) for s in state]
         cs = [np.ascontiguousarray(s[1]) for s in state] if c.cell == "lstm" else [None] * L

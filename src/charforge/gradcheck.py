@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import threads
 from .model import CharModel
 
 
@@ -34,7 +35,18 @@ def relative_error(a: np.ndarray, n: np.ndarray) -> np.ndarray:
 def gradcheck(model: CharModel, x, y, mask=None, state=None, step: float = 2e-3,
               max_entries: int | None = None, seed: int = 0) -> list[ParamCheck]:
     """Compare loss_and_grads with centred differences for every parameter array of a float64
-    model (dropout off). max_entries samples that many entries per array (None: all)."""
+    model (dropout off). max_entries samples that many entries per array (None: all).
+
+    Runs on one thread unless a thread count was chosen: its thousands of passes over a tiny
+    model would wait at every barrier for a second thread (six times slower on a busy
+    machine), and the check's verdict does not depend on the thread count."""
+    if threads.count_is_chosen():
+        return _gradcheck(model, x, y, mask, state, step, max_entries, seed)
+    with threads.running(1):
+        return _gradcheck(model, x, y, mask, state, step, max_entries, seed)
+
+
+def _gradcheck(model, x, y, mask, state, step, max_entries, seed) -> list[ParamCheck]:
     if model.dtype != np.float64:
         raise ValueError("gradient checks need a float64 model (model.astype('float64'))")
     if model.config.dropout:

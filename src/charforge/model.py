@@ -47,6 +47,9 @@ class _Buffers:
     x0: np.ndarray | None           # (T*B, E or V) layer-0 inputs when not using the table
 
 
+SMALL_STEP_BYTES = 1 << 20     # recurrent weights per layer below which one thread is used
+
+
 def param_shapes(cell: CellType, vocab_size: int, layers: int, hidden: int,
                  embedding: int | None) -> dict[str, tuple[int, ...]]:
     """Every parameter's name and shape, in the flat buffer's order (nothing allocated: the
@@ -252,6 +255,21 @@ class CharModel:
             self._buffers[key] = buf
         return buf
 
+    def step_threads(self, batch: int):
+        """The thread count for passes over a batch, as a context (threads.running). A layer
+        that splits hidden units (not batch rows) meets its threads at a barrier every time
+        step; when its weights are small (under SMALL_STEP_BYTES) one thread is as fast on an
+        idle machine and far faster on a busy one (a descheduled partner made a batch-1
+        1x64 step 300 times slower). Decided by shape alone, so a resumed run repeats the
+        uninterrupted one bit for bit; a chosen count (set_num_threads) is obeyed."""
+        n = threads.get_num_threads()
+        c = self.config
+        small = self.cell.gates * c.hidden * c.hidden * self.dtype.itemsize < SMALL_STEP_BYTES
+        if n > 1 and small and not threads.count_is_chosen() and \
+                not ops.threads_split_rows(batch, c.hidden, self.cell.gates, n):
+            n = 1
+        return threads.running(n)
+
     # ----------------------------------------------------------------- forward
     def _forward(self, x_tm: np.ndarray, state: State | None, train: bool,
                  dropout_seed: int) -> _Buffers:
@@ -391,7 +409,7 @@ class CharModel:
                 raise ShapeError("out must be a flat buffer like model.flat")
             out[...] = 0.0
             grads = self._views(out)
-        with threads.blas_single_threaded():
+        with threads.blas_single_threaded(), self.step_threads(B):
             buf = self._forward(x_tm, state, train, dropout_seed)
             final = self._final_state(buf)
             total, count = ops.softmax_xent(buf.logits, y_tm, m, True)
@@ -408,7 +426,7 @@ class CharModel:
         m = self._mask(mask, x.shape)
         state = self._state(state, x.shape[0])
         x_tm = np.ascontiguousarray(x.T, dtype=np.int32)
-        with threads.blas_single_threaded():
+        with threads.blas_single_threaded(), self.step_threads(x.shape[0]):
             buf = self._forward(x_tm, state, False, 0)
         total, count = ops.softmax_xent(buf.logits, np.ascontiguousarray(y.T, np.int32).ravel(),
                                         m, False)
@@ -419,7 +437,7 @@ class CharModel:
         x = self._ids("x", x)
         state = self._state(state, x.shape[0])
         B, T = x.shape
-        with threads.blas_single_threaded():
+        with threads.blas_single_threaded(), self.step_threads(B):
             buf = self._forward(np.ascontiguousarray(x.T, dtype=np.int32), state, False, 0)
         out = buf.logits.reshape(T, B, -1).transpose(1, 0, 2).copy()
         return out, self._final_state(buf)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
@@ -62,10 +63,81 @@ def set_num_threads(n: int) -> None:
 
 
 def get_num_threads() -> int:
-    """The thread count in use (set_num_threads, else OMP_NUM_THREADS, else the core count)."""
+    """The thread count in use (set_num_threads, else OMP_NUM_THREADS, else the core count;
+    fewer inside `running`)."""
+    if _running is not None:
+        return _running
     if _threads is None:
         return _default_threads()
     return _threads
+
+
+_running: int | None = None
+
+
+@contextlib.contextmanager
+def running(n: int):
+    """The kernels (and OpenMP's own loops) on n threads for the duration."""
+    global _running
+    before = _running
+    if n == get_num_threads():
+        yield
+        return
+    _running = n
+    ops.set_omp_threads(n)
+    try:
+        yield
+    finally:
+        _running = before
+        ops.set_omp_threads(get_num_threads())
+
+
+def count_is_chosen() -> bool:
+    """True when the user chose the thread count (set_num_threads, --threads, OMP_NUM_THREADS):
+    it is then obeyed as it is, busy machine or not."""
+    return _threads is not None or os.environ.get("OMP_NUM_THREADS", "").strip().isdigit()
+
+
+def other_runnable() -> int | None:
+    """How many threads of other programs are running or waiting for a core right now
+    (Linux: /proc/stat's procs_running less this process's running threads); None where
+    unknown."""
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            running = next(int(ln.split()[1]) for ln in f if ln.startswith("procs_running"))
+        own = 0
+        for task in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{task}/stat", encoding="ascii",
+                          errors="replace") as f:
+                    own += f.read().rpartition(")")[2].split()[0] == "R"
+            except (OSError, IndexError):
+                pass
+    except (OSError, StopIteration, ValueError):
+        return None
+    return max(0, running - max(own, 1))
+
+
+def free_threads(wanted: int) -> int:
+    """The threads worth using now for work whose results do not depend on the thread count
+    (generation): `wanted`, or fewer when other programs keep cores busy. A kernel split over
+    two threads waits at every step for the slower one, and a thread whose core another
+    program holds is descheduled for whole time slices: one thread is then faster. A chosen
+    count (count_is_chosen) is kept."""
+    if wanted <= 1 or count_is_chosen():
+        return wanted
+    global _others
+    now = time.monotonic()
+    if now - _others[0] > LOAD_SAMPLE_SECONDS:      # /proc reads cost ~0.1 ms: not per call
+        _others = (now, other_runnable())
+    others = _others[1]
+    if others is None:
+        return wanted
+    return max(1, min(wanted, _default_threads() - others))
+
+
+LOAD_SAMPLE_SECONDS = 0.2
+_others: tuple[float, int | None] = (-1e9, None)
 
 
 @contextlib.contextmanager

@@ -386,29 +386,11 @@ class Trainer:
                         break
                     state = self.state if (batch.carry and self.mode == "streams") else None
                     t0 = time.perf_counter()
-                    loss, _, final = self.model.loss_and_grads(
-                        batch.x, batch.y, batch.mask, state,
-                        dropout_seed=_step_seed(c.seed, self.step), out=self.grads)
-                    if not math.isfinite(loss) or not ops.all_finite(self.grads):
-                        status = "diverged"
-                        self._diverged(f"the loss ({loss}) or a gradient is not finite")
-                        break
-                    why = self.watch.update(loss)
+                    why, loss, final = self._train_step(batch, state)
+                    busy += time.perf_counter() - t0
                     if why:
                         status = "diverged"
                         self._diverged(why)
-                        break
-                    if self._pending is not None and self.watch.healthy():
-                        self.last_good, self._pending = self._pending, None
-                    if c.clip_value:
-                        clip_value(self.grads, c.clip_value)
-                    if c.clip:
-                        clip_global_norm(self.grads, c.clip)
-                    self.optimizer.step(self.model.flat, self.grads)
-                    busy += time.perf_counter() - t0
-                    if not ops.all_finite(self.model.flat):   # the update itself overflowed
-                        status = "diverged"
-                        self._diverged("the update made the weights non-finite")
                         break
                     self.state = final if self.mode == "streams" else None
                     self.step += 1
@@ -460,6 +442,32 @@ class Trainer:
         finally:
             self.reporter.stop()
         return status
+
+    def _train_step(self, batch, state) -> tuple[str | None, float, Any]:
+        """One step: (why it diverged or None, loss, final state); the update is not applied
+        when the loss already diverged. Its thread count follows the model's shapes
+        (CharModel.step_threads), never the machine's load as generation's does: some of its
+        reductions depend on it, and a resumed run must repeat the uninterrupted one."""
+        c = self.config
+        with self.model.step_threads(batch.x.shape[0]):      # the update's loops too
+            loss, _, final = self.model.loss_and_grads(
+                batch.x, batch.y, batch.mask, state,
+                dropout_seed=_step_seed(c.seed, self.step), out=self.grads)
+            if not math.isfinite(loss) or not ops.all_finite(self.grads):
+                return f"the loss ({loss}) or a gradient is not finite", loss, final
+            why = self.watch.update(loss)
+            if why:
+                return why, loss, final
+            if self._pending is not None and self.watch.healthy():
+                self.last_good, self._pending = self._pending, None
+            if c.clip_value:
+                clip_value(self.grads, c.clip_value)
+            if c.clip:
+                clip_global_norm(self.grads, c.clip)
+            self.optimizer.step(self.model.flat, self.grads)
+            if not ops.all_finite(self.model.flat):     # the update itself overflowed
+                return "the update made the weights non-finite", loss, final
+        return None, loss, final
 
     def _clock_says_save(self) -> bool:
         minutes = self.config.checkpoint_minutes

@@ -1,6 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """Layer-independent kernels: GEMM, embedding gather/scatter, softmax cross-entropy, dropout,
 norms, and the OpenMP thread setting. Shapes are given per function."""
+import numpy as np
 from cython.parallel cimport prange
 from cython cimport floating
 from libc.math cimport log, sqrt, fabs
@@ -326,12 +327,24 @@ def matvec(const float[:, ::1] w, const float[::1] x, float[::1] out, int thread
 
 
 def sum_squares(const floating[::1] x):
-    """sum(x**2) accumulated in double (for the global gradient norm)."""
-    cdef Py_ssize_t i, n = x.shape[0]
-    cdef double s = 0.0
+    """sum(x**2) accumulated in double (for the global gradient norm), the same to the bit on
+    any number of threads: fixed blocks of 4096 summed in order, then the blocks in order (so
+    the training step may change its thread count with the machine's load)."""
+    cdef Py_ssize_t i, b, lo, hi, n = x.shape[0]
+    cdef Py_ssize_t nb = (n + 4095) // 4096
+    cdef double acc, s = 0.0
+    partial = np.zeros(max(nb, 1), dtype=np.float64)
+    cdef double[::1] p = partial
     with nogil:
-        for i in prange(n, schedule='static'):
-            s += <double>x[i] * x[i]
+        for b in prange(nb, schedule='static'):
+            lo = b * 4096
+            hi = lo + 4096 if lo + 4096 < n else n
+            acc = 0.0
+            for i in range(lo, hi):
+                acc = acc + <double>x[i] * x[i]
+            p[b] = acc
+        for b in range(nb):
+            s = s + p[b]
     return s
 
 
