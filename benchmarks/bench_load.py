@@ -51,9 +51,10 @@ def worker(kind: str, threads: int | None) -> float:
         grads, _ = model.zero_grads()
         model.loss_and_grads(x[:, :-1], x[:, 1:], out=grads, dropout_seed=0)
         t0 = time.perf_counter()
-        for s in range(steps):
-            model.loss_and_grads(x[:, :-1], x[:, 1:], out=grads, dropout_seed=s)
-            opt.step(model.flat, grads)
+        for s in range(steps):                  # as the Trainer runs a step
+            with model.step_threads(B):
+                model.loss_and_grads(x[:, :-1], x[:, 1:], out=grads, dropout_seed=s)
+                opt.step(model.flat, grads)
         return time.perf_counter() - t0
     from charforge.gradcheck import gradcheck
     model = charforge.CharModel(10, "lstm", 1, 5, None, dtype="float64", seed=0)
@@ -75,6 +76,7 @@ def measure(kind: str, threads: int | None) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--only", help="run only the workloads whose name contains this")
     p.add_argument("--worker")
     p.add_argument("--threads", type=int)
     a = p.parse_args()
@@ -88,6 +90,8 @@ def main() -> None:
         try:
             time.sleep(0.5)
             for name, kind in WORKLOADS.items():
+                if a.only and a.only not in name:
+                    continue
                 default, one = [], []
                 for _ in range(a.repeats):              # alternate, so drift hits both
                     default.append(measure(kind, None))
