@@ -48,11 +48,14 @@ def rng():
 
 @pytest.fixture(autouse=True)
 def _restore_threads():
-    """Tests that change the thread count put it back."""
-    import charforge
-    before = charforge.get_num_threads()
+    """Tests that change the thread count put it back (a default count stays the default)."""
+    from charforge import threads
+    before = threads._threads
     yield
-    charforge.set_num_threads(before)
+    if before is None:
+        threads.use_default_threads()
+    else:
+        threads.set_num_threads(before)
 
 
 @pytest.fixture(autouse=True)

@@ -88,3 +88,25 @@ def test_small_unit_split_layers_train_on_one_thread_by_default(load, monkeypatc
     monkeypatch.setattr(threads, "_threads", cores)   # chosen: obeyed
     with small.step_threads(1):
         assert threads.get_num_threads() == cores
+
+
+def test_info_names_threads_kernels_and_folders(capsys):
+    from charforge.cli import main
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    for label in ("threads", "OpenMP", "instruction set", "packed GEMM", "BLAS", "cache",
+                  "data folder"):
+        assert any(line.startswith(label) for line in out.splitlines()), label
+
+
+def test_repl_threads_command():
+    from charforge.errors import CharforgeError
+    from charforge.repl import Repl
+    repl = Repl("shakespeare")
+    repl.handle(":threads 1")
+    assert threads.get_num_threads() == 1 and threads.count_is_chosen()
+    repl.handle(":threads auto")
+    assert not threads.count_is_chosen() or "OMP_NUM_THREADS" in __import__("os").environ
+    for bad in (":threads 0", ":threads many", ":threads 1 2"):
+        with pytest.raises(CharforgeError, match="usage: :threads"):
+            repl.handle(bad)

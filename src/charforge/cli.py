@@ -135,6 +135,12 @@ def _add_sampler_flags(p: argparse.ArgumentParser) -> None:
                        f"default {getattr(param, 'default', '?')})")
 
 
+def cmd_info(args) -> int:
+    from .doctor import print_info
+    print_info()
+    return 0
+
+
 def cmd_plugins(args) -> int:
     from .listing import print_plugins
     print_plugins()
@@ -251,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .train_cli import add_train_parser
     add_train_parser(sub, cmd_train)
+
+    p = sub.add_parser("info", help="threads, kernels, BLAS and folders of this installation")
+    p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("plugins", help="installed plugins, versions and hooks")
     p.set_defaults(func=cmd_plugins)

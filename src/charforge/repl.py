@@ -103,6 +103,8 @@ class Repl:
                     "parameters", self.cmd_sampler, sampler_names),
             Command("temp", ":temp X", "temperature (> 0)", self.cmd_temp),
             Command("length", ":length N", "characters to generate", self.cmd_length),
+            Command("threads", ":threads [N|auto]", "kernel threads (auto: the usable cores, "
+                    "fewer when the machine is busy)", self.cmd_threads),
             Command("seed", ":seed N|off", "fix the random seed (off: fresh every time)",
                     self.cmd_seed),
             Command("probs", ":probs [TEXT]", "bar chart of the next-character distribution "
@@ -236,6 +238,24 @@ class Repl:
         if not 1 <= n <= MAX_LENGTH:
             raise CharforgeError(f"usage: :length N (a whole number from 1 to {MAX_LENGTH:,})")
         self.length = n
+
+    def cmd_threads(self, args):
+        from . import threads
+        if len(args) > 1:
+            raise CharforgeError("usage: :threads [N|auto]")
+        if args and args[0] == "auto":
+            threads.use_default_threads()
+        elif args:
+            try:
+                n = int(args[0])
+            except ValueError:
+                n = 0
+            if not 1 <= n <= threads.MAX_THREADS:
+                raise CharforgeError(f"usage: :threads N (1 to {threads.MAX_THREADS}) or "
+                                     f":threads auto, got {args[0]!r}")
+            threads.set_num_threads(n)
+        how = "chosen" if threads.count_is_chosen() else "auto"
+        self.info(f"threads: {threads.get_num_threads()} ({how})")
 
     def cmd_seed(self, args):
         if len(args) != 1:

@@ -62,6 +62,13 @@ def set_num_threads(n: int) -> None:
     ops.set_omp_threads(n)
 
 
+def use_default_threads() -> None:
+    """Back to the default: the usable cores, giving way on a busy machine."""
+    global _threads
+    _threads = None
+    ops.set_omp_threads(get_num_threads())
+
+
 def get_num_threads() -> int:
     """The thread count in use (set_num_threads, else OMP_NUM_THREADS, else the core count;
     fewer inside `running`)."""
