@@ -383,6 +383,7 @@ REPL_LINES = [
     ":temp 0", ":temp hot", ":temp", ":length -5", ":length abc", ":length 1000000000",
     ":seed -1", ":seed x", ":seed", ":corpus nope", ":corpus textfile path=/no/file.txt",
     ":corpus ag_news split=nope", ":nosuchcommand", ':"unclosed', "Zoë", ":help nope",
+    ":save .", ":load nope",
 ]
 
 

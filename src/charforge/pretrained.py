@@ -23,4 +23,10 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
 def load(name_or_path: str | Path = "shakespeare", dtype: str | None = None):
     """(model, metadata) of a pretrained model or a checkpoint."""
     from .checkpoint import load_model
-    return load_model(resolve_model_path(name_or_path), dtype)
+    from .errors import CharforgeError
+    path = resolve_model_path(name_or_path)
+    if not path.exists():
+        names = ", ".join(available()) or "none"
+        raise CharforgeError(f"{name_or_path} does not exist and is not a pretrained model "
+                             f"({names}); give a checkpoint file or a run folder")
+    return load_model(path, dtype)

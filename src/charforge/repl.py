@@ -202,6 +202,9 @@ class Repl:
         if len(args) != 1:
             raise CharforgeError("usage: :save PATH")
         path = Path(args[0]).expanduser()
+        if path.is_dir():
+            raise CharforgeError(f"{path} is a folder; give a file name, e.g. "
+                                 f":save {path / 'model.safetensors'}")
         if path.suffix != ".safetensors":
             path = path.with_suffix(".safetensors")
         extra = {k: self.meta[k] for k in ("val_loss", "corpus") if k in self.meta}
