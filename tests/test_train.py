@@ -193,3 +193,13 @@ def test_cli_user_mistakes_are_one_line_exit_2(argv, match, capsys, tmp_path, mo
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("charforge: error:")
     assert match.split("'")[0] in err or match in err
+
+
+def test_python_api_shows_progress_on_a_terminal_only(corpus_file, tmp_path, monkeypatch):
+    from charforge.progress import Reporter, RichReporter
+    cfg = config_for("windows", corpus_file)
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True)
+    assert isinstance(Trainer(cfg, tmp_path / "a").reporter, RichReporter)
+    assert type(Trainer(cfg, tmp_path / "b", progress=False).reporter) is Reporter
+    monkeypatch.setattr("sys.stderr.isatty", lambda: False)
+    assert type(Trainer(cfg, tmp_path / "c").reporter) is Reporter

@@ -79,4 +79,10 @@ class RichReporter(Reporter):
 
 
 def default_reporter() -> Reporter:
+    """The command line's: a bar on a terminal, plain log lines in a pipe or a file."""
     return RichReporter() if sys.stderr.isatty() else PlainReporter()
+
+
+def terminal_reporter() -> Reporter:
+    """The Python API's default: a bar on a terminal, silence elsewhere."""
+    return RichReporter() if sys.stderr.isatty() else Reporter()

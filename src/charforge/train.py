@@ -26,7 +26,7 @@ from .divergence import DivergenceWatch
 from .errors import CharforgeError, CheckpointError
 from .model import CharModel
 from .optim import clip_global_norm, clip_value, make_optimizer
-from .progress import Reporter
+from .progress import Reporter, terminal_reporter
 from .runfolder import CONFIG_FILE, METRICS_FILE, RunFolder, new_run_id, read_metrics, write_metrics
 from .stopsignals import Stopped, StopRequests, signal_name
 from .train_config import TrainConfig
@@ -71,18 +71,20 @@ class Trainer:
 
     The run folder is this run's alone (see runfolder.py): `run()` holds its lock, refuses a
     folder that holds another run unless `overwrite=True` moves that run aside, and checks
-    everything it can before the first step."""
+    everything it can before the first step. Without a reporter it shows a progress bar when
+    stderr is a terminal (progress=False: silent) and is silent otherwise."""
 
     def __init__(self, config: TrainConfig, out: str | Path, *, reporter: Reporter | None = None,
                  callbacks: list[TrainingCallback] | None = None, model: CharModel | None = None,
-                 data: CorpusData | None = None, overwrite: bool = False) -> None:
+                 data: CorpusData | None = None, overwrite: bool = False,
+                 progress: bool = True) -> None:
         self.config = config.validate()
         self.out = Path(out)
         self.folder = RunFolder(self.out)
         self.overwrite = overwrite
         self.run_id = new_run_id()
         self._resumed = False
-        self.reporter = reporter or Reporter()
+        self.reporter = reporter or (terminal_reporter() if progress else Reporter())
         self.callbacks = list(callbacks or []) + list(plugins.registry().items["callbacks"]
                                                       .values())
         self.data = data or load_corpus(config.corpus, config.corpus_options,
