@@ -139,7 +139,36 @@ def generate(model, prime: str | Sequence[str] = "", length: int = 200,
 
 MAX_SEED = (1 << 63) - 1
 MAX_LENGTH = 100_000_000       # characters per generated text (the command line's bound)
-BYTES_PER_STEP = 64        # ids, forced ids, uniforms, the decoded text and the token list
+class _UniformStream:
+    """Each row's uniform draws for the kernel, made a chunk at a time (memory O(rows x chunk),
+    not O(rows x length)): a chunk of n steps draws at most n per row, and a row's unused
+    draws carry over, so each row consumes its own seed's stream exactly as one long draw of
+    it would (numpy's Generator.random yields the same numbers in pieces as at once)."""
+
+    def __init__(self, rngs: list[np.random.Generator]) -> None:
+        self.rngs = rngs
+        self.left = [np.zeros(0) for _ in rngs]
+        self.tails: list[np.ndarray] = []
+        self.current = np.zeros((len(rngs), 0))
+
+    def window(self, n: int) -> np.ndarray:
+        """(rows, n): each row's next n draws (the kernel indexes them from 0)."""
+        rows, self.tails = [], []
+        for left, rng in zip(self.left, self.rngs, strict=True):
+            if len(left) < n:
+                left = np.concatenate((left, rng.random(n - len(left))))
+            rows.append(left[:n])
+            self.tails.append(left[n:])
+        self.current = np.ascontiguousarray(np.stack(rows))
+        return self.current
+
+    def consumed(self, used: np.ndarray) -> None:
+        """After a chunk: row b used the first used[b] draws of its window."""
+        self.left = [np.concatenate((self.current[b, int(used[b]):], self.tails[b]))
+                     for b in range(len(self.rngs))]
+
+
+BYTES_PER_STEP = 56        # ids, forced ids, uniforms, the decoded text and the token list
 
 
 def _check_memory(model, vocab_size: int, prime_ids, length: int, probs: bool,
@@ -217,8 +246,7 @@ def _run(model, vocab, prime_ids, length, sampler, params, seed, callback, chunk
         gx = np.zeros((B, model.cell.gates * H), dt)
         gh = np.zeros_like(gx)
         logits = np.zeros((B, V), dt)
-        uniforms = np.stack([r.random(max(length, 1)) for r in rngs]) if settings else \
-            np.zeros((B, 1))
+        stream = _UniformStream(rngs) if settings else None
         packed = _packed_weights(net, B, dt, 1 if split_rows else nthreads)
     else:
         state = None
@@ -230,6 +258,8 @@ def _run(model, vocab, prime_ids, length, sampler, params, seed, callback, chunk
                 out = np.full((B, n), -1, np.int32)
                 pr = np.zeros((B, n, V), np.float32) if want_probs else None
                 hd = np.zeros((B, n, L, H), np.float32) if want_hidden else None
+                uniforms = stream.window(n)
+                used[:] = 0
                 ran = _gen.run(net.code, net.w_ih, net.w_hh, net.b_in, net.b_rec, net.table,
                                net.w_out, net.b_out, hs, cs, cur,
                                np.ascontiguousarray(forced[:, t:t + n]), uniforms, used,
@@ -237,6 +267,7 @@ def _run(model, vocab, prime_ids, length, sampler, params, seed, callback, chunk
                                settings["scale"], settings["floor"], settings["top_k"],
                                settings["top_p"], settings["greedy"], False, gx, gh, logits,
                                pr, hd, nthreads, *packed, split_rows)
+                stream.consumed(used)
                 tokens[:, t:t + ran] = out[:, :ran]
                 if want_probs:
                     probs[:, t:t + ran] = pr[:, :ran]
@@ -249,9 +280,9 @@ def _run(model, vocab, prime_ids, length, sampler, params, seed, callback, chunk
             if fast_cell:
                 _gen.run(net.code, net.w_ih, net.w_hh, net.b_in, net.b_rec, net.table,
                          net.w_out, net.b_out, hs, cs, cur,
-                         np.ascontiguousarray(forced[:, t:t + 1]), uniforms, used, remaining,
-                         done, np.full((B, 1), -1, np.int32), allowed, eos, 1.0, 0.0, 0, 1.0,
-                         False, True, gx, gh, logits, None, None, nthreads, *packed,
+                         np.ascontiguousarray(forced[:, t:t + 1]), np.zeros((B, 1)), used,
+                         remaining, done, np.full((B, 1), -1, np.int32), allowed, eos, 1.0,
+                         0.0, 0, 1.0, False, True, gx, gh, logits, None, None, nthreads, *packed,
                          split_rows)
                 row_logits = np.asarray(logits, np.float64)
                 if want_hidden:
