@@ -12,14 +12,16 @@ from ._version import __version__
 TYPE_CHECKING = False                  # not typing's: it would load at every start
 
 _PUBLIC = {
-    "CharforgeError": "errors", "CharModel": "model", "ModelConfig": "model",
+    "CharforgeError": "errors", "CheckpointError": "errors", "CharModel": "model",
+    "ModelConfig": "model",
     "Vocabulary": "vocab", "set_num_threads": "threads", "get_num_threads": "threads",
     "generate": "generation", "load_model": "checkpoint", "save_model": "checkpoint",
     "load_pretrained": ("pretrained", "load"), "load_corpus": "data", "evaluate": "data",
     "Trainer": "train", "TrainingCallback": "train", "TrainConfig": "train_config",
 }
 
-__all__ = ["CharModel", "ModelConfig", "Vocabulary", "CharforgeError", "set_num_threads",
+__all__ = ["CharModel", "ModelConfig", "Vocabulary", "CharforgeError", "CheckpointError",
+           "set_num_threads",
            "get_num_threads", "generate", "load_model", "save_model", "load_pretrained",
            "load_corpus", "evaluate", "Trainer", "TrainConfig", "TrainingCallback",
            "__version__"]
@@ -27,7 +29,7 @@ __all__ = ["CharModel", "ModelConfig", "Vocabulary", "CharforgeError", "set_num_
 if TYPE_CHECKING:                                        # pragma: no cover
     from .checkpoint import load_model, save_model
     from .data import evaluate, load_corpus
-    from .errors import CharforgeError
+    from .errors import CharforgeError, CheckpointError
     from .generation import generate
     from .model import CharModel, ModelConfig
     from .pretrained import load as load_pretrained
