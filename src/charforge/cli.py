@@ -8,16 +8,7 @@ import numpy as np
 
 from .errors import CharforgeError
 from .generation import MAX_LENGTH, MAX_SEED
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+from .threads import MAX_THREADS
 
 
 def one_line(exc: BaseException) -> str:
@@ -39,8 +30,6 @@ def _bounded(low: int, high: int):
     return parse
 
 
-
-
 class OneLineParser(argparse.ArgumentParser):
     """argparse's mistakes as one line (not the usage block), exit status 2."""
 
@@ -49,9 +38,8 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def _embedding(text: str) -> int | None:
-    if text.lower() in ("none", "onehot", "one-hot", "0"):
-        return None
-    return _positive_int(text)
+    from .train_config import ONE_HOT
+    return None if text.strip().lower() in ONE_HOT else _bounded(1, 1 << 16)(text)
 
 
 def _add_arch(p: argparse.ArgumentParser, hidden: int, layers: int, embedding: str) -> None:
@@ -208,7 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="charforge",
         description="Character-level RNN/GRU/LSTM language models on the CPU.")
     parser.add_argument("--version", action="version", version=f"charforge {__version__}")
-    parser.add_argument("--threads", type=_positive_int, help="kernel threads (default: cores)")
+    parser.add_argument("--threads", type=_bounded(1, MAX_THREADS),
+                        help="kernel threads (default: the usable cores, fewer when busy)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("summary", help="print a model summary (layers, shapes, parameters)")
@@ -224,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=_bounded(1, 64), default=2)
     p.add_argument("--vocab", type=_bounded(1, 1000), default=10)
     p.add_argument("--tolerance", type=float, default=1e-6)
-    p.add_argument("--max-entries", type=_positive_int, default=None,
+    p.add_argument("--max-entries", type=_bounded(1, 1 << 40), default=None,
                    help="check this many sampled entries per parameter (default: all)")
     p.add_argument("--seed", type=_bounded(0, MAX_SEED), default=0)
     p.set_defaults(func=cmd_gradcheck)
