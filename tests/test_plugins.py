@@ -215,7 +215,7 @@ def test_corpus_plugin_that_raises_is_one_line_error(capsys):
         plugins.unregister_plugin("flaky-plugin")
 
 
-def test_a_raising_command_hook_and_a_nameless_sampler_are_skipped(capsys):
+def test_a_raising_command_hook_and_malformed_samplers_are_skipped(capsys):
     """One warning line each, naming the plugin; every other command still works."""
     class Broken:
         @hookimpl
@@ -224,7 +224,9 @@ def test_a_raising_command_hook_and_a_nameless_sampler_are_skipped(capsys):
 
         @hookimpl
         def charforge_register_samplers(self, register):
-            register(lambda logits, rng: 0)             # no name
+            from charforge.sampling import Sampler
+            register(Sampler("", "no name", lambda logits, rng: 0))
+            register(lambda logits, rng: 0)             # not a Sampler
 
     plugins.register_plugin(Broken(), "broken")
     try:
@@ -233,8 +235,9 @@ def test_a_raising_command_hook_and_a_nameless_sampler_are_skipped(capsys):
         out, err = capsys.readouterr()
         assert "argmax" in out
         warnings = [ln for ln in err.splitlines() if "broken" in ln]
-        assert len(warnings) == 2 and all(ln.startswith("charforge: warning:") for ln in warnings)
+        assert len(warnings) == 3 and all(ln.startswith("charforge: warning:") for ln in warnings)
         assert any("command hook bug" in ln for ln in warnings)
         assert any("without a name" in ln for ln in warnings)
+        assert any("not a Sampler" in ln for ln in warnings)
     finally:
         plugins.unregister_plugin("broken")

@@ -104,8 +104,24 @@ def _provider_name(pm: pluggy.PluginManager, plugin: object) -> str:
     return f"{name} (package {dist.metadata['name']})" if dist is not None else name
 
 
+def _expected_type(kind: str) -> type | None:
+    """What a registration of `kind` must be (callbacks are duck-typed: every method is
+    optional)."""
+    if kind == "samplers":
+        from .sampling import Sampler
+        return Sampler
+    if kind == "cells":
+        from .cells import CellType
+        return CellType
+    if kind == "corpora":
+        from .corpora.base import Corpus
+        return Corpus
+    return None
+
+
 def _collect(pm: pluggy.PluginManager, kind: str, registry: Registry) -> None:
     hook = getattr(pm.hook, KINDS[kind])
+    expected = _expected_type(kind)
     found: dict[str, Any] = {}
     for impl in hook.get_hookimpls():
         provider = _provider_name(pm, impl.plugin)
@@ -119,6 +135,11 @@ def _collect(pm: pluggy.PluginManager, kind: str, registry: Registry) -> None:
             _warn(msg)
             continue
         for i, item in enumerate(batch):
+            if expected is not None and not isinstance(item, expected):
+                _refuse(registry, f"plugin {provider} registered {type(item).__name__!s} "
+                                  f"{item!r:.60} as a {NOUNS[kind]}, not a {expected.__name__}; "
+                                  "it was skipped")
+                continue
             name = getattr(item, "name", None)
             if kind == "callbacks" and not name:     # callbacks need no name of their own
                 name = f"{provider}:{type(item).__name__}:{i}"
