@@ -191,8 +191,8 @@ def _read(p: Path) -> Checkpoint:
     from .model import param_shapes
     with safe_open(str(p), framework="numpy") as f:
         header = f.metadata() or {}
-        declared = {k: (f.get_slice(k).get_dtype(), tuple(f.get_slice(k).get_shape()))
-                    for k in f.keys()}
+        slices = {k: f.get_slice(k) for k in f.keys()}
+        declared = {k: (s.get_dtype(), tuple(s.get_shape())) for k, s in slices.items()}
         raw = header.get("charforge")
         if raw is None:
             raise CheckpointError("it is a safetensors file but not a charforge checkpoint")

@@ -5,8 +5,8 @@ to a memory-mapped `.npy` (uint8, uint16 or uint32: the narrowest that holds eve
 cache folder, keyed by the corpus identity and vocabulary. Training then maps the file: a
 corpus far larger than memory trains in bounded memory, and a second run skips the encoding.
 
-An encoding in progress holds a lock on its partial file; the next encoding removes partial
-files whose writer has died (killed mid-encode), and only those.
+An encoding in progress holds a lock on its partial file; every later look-up of the cache
+removes partial files whose writer has died (killed mid-encode), and only those.
 """
 from __future__ import annotations
 
