@@ -442,3 +442,20 @@ def test_metrics_reader_tolerates_garbage(tmp_path):
     records, dropped = read_metrics(p)
     assert [r["step"] for r in records] == [1, 2] and dropped == 4
     assert json.loads(json.dumps(records))
+
+
+def test_a_stop_swallowed_inside_a_callback_is_sent_again(monkeypatch):
+    """Python swallows an exception raised in a weakref or import-lock callback ("Exception
+    ignored ... Traceback"): the stop must not be lost with it."""
+    from types import SimpleNamespace
+
+    from charforge import stopsignals
+    sent = []
+    monkeypatch.setattr(stopsignals.signal, "raise_signal", sent.append)
+    stopsignals._redeliver(SimpleNamespace(exc_value=stopsignals.Stopped(signal.SIGTERM)))
+    assert sent == [signal.SIGTERM]
+    printed = []
+    monkeypatch.setattr(sys, "__unraisablehook__", printed.append)
+    other = SimpleNamespace(exc_value=ValueError("x"))
+    stopsignals._redeliver(other)
+    assert printed == [other] and sent == [signal.SIGTERM]

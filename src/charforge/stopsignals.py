@@ -9,6 +9,7 @@ training the first one only asks the loop to save and stop; a second one abandon
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Callable
 
@@ -37,10 +38,26 @@ def _raise_stopped(signum, frame) -> None:
     raise Stopped(signum)
 
 
+MAX_REDELIVERIES = 100
+
+
+def _redeliver(info, _count=[0]) -> None:  # noqa: B006 (a counter kept across calls)
+    """sys.unraisablehook: a Stopped raised while Python ran a callback it cannot propagate
+    from (a weakref or import-lock callback, a __del__) is swallowed by the interpreter, which
+    prints "Exception ignored ... Traceback" and goes on, losing the stop. Send the signal
+    again instead: it is raised at the next ordinary point."""
+    if isinstance(info.exc_value, Stopped) and _count[0] < MAX_REDELIVERIES:
+        _count[0] += 1
+        signal.raise_signal(info.exc_value.signum)
+        return
+    sys.__unraisablehook__(info)
+
+
 def install_default_handlers() -> None:
     """Make every stop signal raise Stopped (called once by the command's entry point)."""
     if threading.current_thread() is not threading.main_thread():
         return
+    sys.unraisablehook = _redeliver
     for s in _wanted():
         signal.signal(s, _raise_stopped)
 
