@@ -451,8 +451,9 @@ def test_a_stop_swallowed_inside_a_callback_is_sent_again(monkeypatch):
 
     from charforge import stopsignals
     sent = []
-    monkeypatch.setattr(stopsignals.signal, "raise_signal", sent.append)
+    monkeypatch.setattr(stopsignals, "_send_later", sent.append)
     stopsignals._redeliver(SimpleNamespace(exc_value=stopsignals.Stopped(signal.SIGTERM)))
+    time.sleep(0.05)
     assert sent == [signal.SIGTERM]
     printed = []
     monkeypatch.setattr(sys, "__unraisablehook__", printed.append)

@@ -8,9 +8,11 @@ training the first one only asks the loop to save and stop; a second one abandon
 """
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP",
@@ -45,12 +47,18 @@ def _redeliver(info, _count=[0]) -> None:  # noqa: B006 (a counter kept across c
     """sys.unraisablehook: a Stopped raised while Python ran a callback it cannot propagate
     from (a weakref or import-lock callback, a __del__) is swallowed by the interpreter, which
     prints "Exception ignored ... Traceback" and goes on, losing the stop. Send the signal
-    again instead: it is raised at the next ordinary point."""
+    again, from another thread a moment later: sent from here, its handler would run inside
+    this hook, and be swallowed again."""
     if isinstance(info.exc_value, Stopped) and _count[0] < MAX_REDELIVERIES:
         _count[0] += 1
-        signal.raise_signal(info.exc_value.signum)
+        threading.Thread(target=_send_later, args=(info.exc_value.signum,), daemon=True).start()
         return
     sys.__unraisablehook__(info)
+
+
+def _send_later(signum: int) -> None:
+    time.sleep(0.002)
+    os.kill(os.getpid(), signum)
 
 
 def install_default_handlers() -> None:
