@@ -127,7 +127,7 @@ def test_split_fractions_are_contiguous():
 
 def test_split_too_small_for_a_batch_is_a_clear_error():
     small = text_data(300)
-    with pytest.raises(CharforgeError, match="fewer than one batch.*lower --batch or --seq"):
+    with pytest.raises(CharforgeError, match="fewer than one batch.*lower batch=N or seq=N"):
         WindowBatches(small, batch=64, seq=100, split_name="train")
     with pytest.raises(CharforgeError, match="fewer than one batch"):
         StreamBatches(small, batch=8, seq=100)

@@ -109,7 +109,8 @@ def test_train_in_the_repl_then_generate_and_save(repl, tmp_path):
     assert "corpus: textfile" in out
     repl.timeout = 300
     out = send(repl, ":train cell=gru layers=1 hidden=16 embedding=8 batch=8 seq=20 epochs=1")
-    assert "training finished" in out and "val loss" in out
+    said = " ".join(out.split())
+    assert "training finished at step" in said and "validation loss" in said
     out = send(repl, ":info")
     assert "gru_0 (GRU)" in out
     out = send(repl, "First")
@@ -143,9 +144,164 @@ def test_ctrl_c_stops_training_and_keeps_the_model(repl, tmp_path):
     time.sleep(3)
     repl.sendintr()
     repl.expect(PROMPT)
-    out = repl.before
-    assert "training interrupted" in out and "the model stays loaded" in out
+    said = " ".join(repl.before.split())
+    assert "training stopped at step" in said and "the model stays loaded" in said
+    run = said.split(":resume ", 1)[1].split()[0]
+    assert "--" not in said                    # REPL advice, not command-line flags
+    step = int(said.split("stopped at step ", 1)[1].split(",")[0])
+    repl.sendline(f":resume {run} max_steps={step + 5}")
+    repl.expect(PROMPT)
+    said = " ".join(repl.before.split())
+    assert f"reached its step budget (max_steps) at step {step + 5}" in said, said
     out = send(repl, ":info")
     assert "rnn_0 (SimpleRNN)" in out or "rnn_0" in out
     out = send(repl, "First")
     assert len(out.split("First", 1)[1].strip()) > 10
+
+
+# ---------------------------------------------------------------- the REPL as a workspace
+def _api_text(prime, length, seed, **params):
+    from charforge import generate
+    from charforge.pretrained import load
+    model, _ = load("shakespeare")
+    return generate(model, prime, length, "temperature", seed, **params)
+
+
+def _log_entries(tmp_path):
+    from charforge.jsonl import read_jsonl
+    logs = list(tmp_path.rglob("generations.jsonl"))
+    assert len(logs) == 1
+    return read_jsonl(logs[0])[0]
+
+
+def test_continuation_is_on_the_prime_line_and_equals_the_api(repl, tmp_path):
+    send(repl, ":seed 11")
+    out = send(repl, ":length 80")
+    assert "length 80" in out and "seed 11" in out              # settings confirmed
+    out = send(repl, "ROMEO:")
+    expected = _api_text("ROMEO:", 80, 11, temperature=0.8)
+    shown = out.replace("\r\n", "\n").split("\n", 1)[1]         # after the echoed line
+    assert shown.startswith("ROMEO:" + expected.split("\n", 1)[0])
+    assert ("ROMEO:" + expected) in shown
+
+    out = send(repl, "")                                        # Enter alone: more
+    more = _api_text("ROMEO:" + expected, 80, 11, temperature=0.8)
+    assert more.split("\n", 1)[0] in out.replace("\r\n", "\n")
+    entries = _log_entries(tmp_path)
+    assert [e["seed"] for e in entries] == [11, 11]
+    assert entries[1]["continued"] and entries[1]["prime"] == "ROMEO:" + expected
+    assert entries[1]["output"] == more
+
+    out = send(repl, ":more")
+    assert len(_log_entries(tmp_path)) == 3
+
+
+def test_multi_line_primes_and_escapes(repl, tmp_path):
+    send(repl, ":seed 5")
+    send(repl, ":length 40")
+    repl.sendline('"""')
+    repl.expect("… ")
+    repl.sendline("ROMEO:")
+    repl.expect("… ")
+    repl.sendline('What light?"""')
+    repl.expect(PROMPT)
+    out = send(repl, "KING:\\nWho")
+    entries = _log_entries(tmp_path)
+    assert entries[0]["prime"] == "ROMEO:\nWhat light?"
+    assert entries[0]["output"] == _api_text("ROMEO:\nWhat light?", 40, 5, temperature=0.8)
+    assert entries[1]["prime"] == "KING:\nWho"
+    assert "KING:\r\nWho" in out
+
+
+def test_several_samples_and_temperatures_side_by_side(repl, tmp_path):
+    send(repl, ":seed 2")
+    send(repl, ":length 30")
+    out = send(repl, ":num 3")
+    assert "3 samples per prime" in out
+    out = send(repl, "ROMEO:")
+    assert "[1]" in out and "[2]" in out and "[3]" in out
+    send(repl, ":num 1")
+    out = send(repl, ":temp 0.2,1.5")
+    assert "temperature 0.2,1.5" in out
+    out = send(repl, "KING:")
+    assert "temperature 0.2" in out and "temperature 1.5" in out
+    entries = _log_entries(tmp_path)
+    assert [e["row"] for e in entries[:3]] == [0, 1, 2]
+    assert [e["params"]["temperature"] for e in entries[3:]] == [0.2, 1.5]
+    assert entries[3]["output"] == _api_text("KING:", 30, 2, temperature=0.2)
+    out = send(repl, ":sampler sharpened")
+    assert "sharpened" in out
+    out = send(repl, ":temp 0.5")                  # never a silent switch of sampler
+    assert "error: the sharpened sampler has no temperature" in out
+    assert "sharpened" in send(repl, ":settings")
+
+
+def test_pick_mode_write_and_log(repl, tmp_path):
+    out = send(repl, ":probs ROMEO")
+    assert "temperature 0.8" in out and "':'" in out
+    repl.sendline(":pick 3 ROMEO")
+    repl.expect("pick » ")
+    assert "1 ':'" in repl.before                     # the top candidate, with its share
+    repl.sendline("1")
+    repl.expect("pick » ")
+    repl.sendline("Hi")                              # own text goes in as typed
+    repl.expect("pick » ")
+    repl.sendline(":undo")
+    repl.expect("pick » ")
+    repl.sendline(":done")
+    repl.expect(PROMPT)
+    assert "ROMEO:H" in repl.before
+    target = tmp_path / "kept.txt"
+    out = send(repl, f":write {target}")
+    assert target.read_text(encoding="utf-8") == "ROMEO:H\n"
+    out = send(repl, f":write {target}")
+    assert "exists" in out and target.read_text(encoding="utf-8") == "ROMEO:H\n"
+    send(repl, f":write {target} append")
+    assert target.read_text(encoding="utf-8") == "ROMEO:H\nROMEO:H\n"
+    out = send(repl, ":log 5")
+    assert "pick top=3" in " ".join(out.split())
+    entry = _log_entries(tmp_path)[-1]
+    assert entry["prime"] == "ROMEO" and entry["output"] == ":H"
+
+    import subprocess
+    env = dict(os.environ, HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "data"))
+    shown = subprocess.run([sys.executable, "-m", "charforge", "log", "-n", "1"], env=env,
+                           capture_output=True, text=True, check=True).stdout
+    assert "pick top=3" in shown and "ROMEO:H" in shown
+
+
+def test_help_lists_every_command_with_its_syntax(repl):
+    out = " ".join(send(repl, ":help").split())
+    for usage in (":corpus NAME [key=value ...]", ":train [key=value ...]",
+                  ":sampler NAME [key=value ...]", ":pick [N] [TEXT]", ":write FILE [append]",
+                  ":log [N] [TEXT]", ":more [N]", ":num N", ":resume RUN [key=value ...]",
+                  ":threads [N|auto]"):
+        assert usage in out, usage
+    out = send(repl, ":threads 1")
+    assert "threads: 1 (chosen)" in out
+    out = send(repl, ":threads auto")
+    assert "(auto)" in out
+
+
+def test_keys_typed_during_a_generation_are_not_echoed_into_it(repl):
+    send(repl, ":length 5000000")
+    repl.sendline("ROMEO:")
+    time.sleep(1.0)
+    repl.send("zqzq")
+    with pytest.raises(pexpect.TIMEOUT):      # read the stream for a while: no echo in it
+        repl.expect("zqzq", timeout=1.5, searchwindowsize=4096)
+    repl.sendintr()
+    repl.expect(PROMPT)
+    assert "generation stopped" in repl.before
+
+
+def test_path_completion(repl, tmp_path):
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "tiny-one.safetensors").write_bytes(b"")
+    repl.send(f":load {tmp_path}/mod\t")
+    repl.expect("models/")
+    repl.send("ti\t")
+    repl.expect("tiny-one.safetensors")
+    repl.sendcontrol("u")
+    repl.sendline("")
+    repl.expect(PROMPT)

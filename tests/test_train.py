@@ -97,7 +97,7 @@ def test_divergence_stops_with_last_good_checkpoint(corpus_file, tmp_path):
     t = Trainer(cfg, tmp_path / "run", reporter=Rep(), callbacks=[BlowUp()])
     result = t.run()
     assert result.status == "diverged" and result.step == 5
-    assert any("diverged" in m and "Lower --lr" in m for m in messages)
+    assert any("diverged" in m and "Lower the learning rate" in m for m in messages)
     good = load(tmp_path / "run", prefer="latest")
     assert np.all(np.isfinite(np.concatenate([v.ravel() for v in good.params.values()])))
 

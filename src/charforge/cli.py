@@ -2,32 +2,21 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from pathlib import Path
 
 import numpy as np
 
 from .errors import CharforgeError
 from .generation import MAX_LENGTH, MAX_SEED
+from .parsing import bounded, embedding, key_values, number_list, scalar
 from .threads import MAX_THREADS
 
 
 def one_line(exc: BaseException) -> str:
     """An error's message on one line (a newline in a path must not split it)."""
     return str(exc).replace("\r", "\\r").replace("\n", "\\n")
-
-
-def _bounded(low: int, high: int):
-    """An argparse type: a whole number from low to high."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"expected a whole number from {low} to {high:,}, "
-                                             f"got {text!r}")
-        return value
-    return parse
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -37,16 +26,11 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _embedding(text: str) -> int | None:
-    from .train_config import ONE_HOT
-    return None if text.strip().lower() in ONE_HOT else _bounded(1, 1 << 16)(text)
-
-
-def _add_arch(p: argparse.ArgumentParser, hidden: int, layers: int, embedding: str) -> None:
+def _add_arch(p: argparse.ArgumentParser, hidden: int, layers: int, width: str) -> None:
     p.add_argument("--cell", default="lstm", help="rnn, gru or lstm (default lstm)")
-    p.add_argument("--layers", type=_bounded(1, 64), default=layers)
-    p.add_argument("--hidden", type=_bounded(1, 1 << 16), default=hidden)
-    p.add_argument("--embedding", type=_embedding, default=_embedding(embedding),
+    p.add_argument("--layers", type=bounded(1, 64), default=layers)
+    p.add_argument("--hidden", type=bounded(1, 1 << 16), default=hidden)
+    p.add_argument("--embedding", type=embedding, default=embedding(width),
                    help="embedding width, or 'none' for one-hot input")
 
 
@@ -76,34 +60,11 @@ def cmd_gradcheck(args) -> int:
     return 0 if all(r.max_rel_error <= args.tolerance for r in report) else 1
 
 
-def _key_values(items: list[str] | None, what: str) -> dict:
-    """key=value pairs (numbers parsed as numbers) from repeated options."""
-    out: dict = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise CharforgeError(f"{what} must look like key=value, got {item!r}")
-        out[key.strip().replace("-", "_")] = _scalar(value.strip())
-    return out
-
-
-def _scalar(text: str):
-    for conv in (int, float):
-        try:
-            return conv(text)
-        except ValueError:
-            pass
-    low = text.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    return None if low in ("none", "null") else text
-
-
 class _SamplerFlag(argparse.Action):
     """Collects sampler parameters given as their own flags into args.sampler_flags."""
 
     def __call__(self, parser, namespace, values, option_string=None):
-        namespace.sampler_flags = {**namespace.sampler_flags, self.dest: _scalar(values)}
+        namespace.sampler_flags = {**namespace.sampler_flags, self.dest: scalar(values)}
 
 
 def _add_sampler_flags(p: argparse.ArgumentParser) -> None:
@@ -119,8 +80,9 @@ def _add_sampler_flags(p: argparse.ArgumentParser) -> None:
         if name in taken or not name.isidentifier():
             continue                    # still reachable as --param NAME=VALUE
         p.add_argument("--" + name.replace("_", "-"), dest=name, action=_SamplerFlag,
-                       metavar="X", help=f"{getattr(param, 'help', '')} ({', '.join(users)}; "
-                       f"default {getattr(param, 'default', '?')})")
+                       metavar="X[,Y...]", help=f"{getattr(param, 'help', '')} "
+                       f"({', '.join(users)}; default {getattr(param, 'default', '?')}; "
+                       "several values: one text each)")
 
 
 def cmd_info(args) -> int:
@@ -147,41 +109,119 @@ def cmd_train(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    from .generation import generate
+    from .generation import encode_prime
     from .pretrained import load
+    from .sampling import get_sampler
     model, _meta = load(args.model)
-    params = _key_values(args.param, "--param")
+    params = key_values(args.param, "--param")
     params.update(args.sampler_flags)
+    swept = [k for k, v in params.items() if isinstance(v, str) and "," in v]
+    if len(swept) > 1:
+        raise CharforgeError(f"give several values for one parameter at a time, not "
+                             f"{' and '.join(swept)}")
+    name = swept[0] if swept else None          # --temperature 0.5,0.8,1.0: a text for each
+    values = number_list(params[name], f"--{name}") if name else [None]
     primes = args.prime or [""]
+    for prime in primes:
+        encode_prime(model.vocab, prime)                 # a mistake before any output
+    sampler = get_sampler(args.sampler)
+    settings = [dict(params, **({name: v} if name else {})) for v in values]
+    for one in settings:
+        sampler.resolve(one)
     primes = [p for p in primes for _ in range(args.num)]
-    seed = args.seed
+    with _text_sink(args.out, args.append) as out:
+        for v, one in zip(values, settings, strict=True):
+            if name and len(values) > 1:
+                out.write(f"=== {name} {v:g} ===\n")
+            _generate_into(out, model, primes, args, one)
+    return 0
+
+
+def _generate_into(out, model, primes: list[str], args, params: dict) -> None:
+    """One prime streams as it is made; several are generated as a batch, then written."""
+    from .generation import generate
     if len(primes) == 1:
-        shown = [False]                 # the prime goes out with the first piece: a mistake
-                                        # found before generating prints nothing else
+        out.write(primes[0])
 
         def stream(_row: int, piece: str) -> None:
-            if not shown[0]:
-                shown[0] = True
-                sys.stdout.write(primes[0])
-            sys.stdout.write(piece)
-            sys.stdout.flush()
-        generate(model, primes[0], args.length, args.sampler, seed, callback=stream, **params)
-        sys.stdout.write(("" if shown[0] else primes[0]) + "\n")
-        return 0
-    texts = generate(model, primes, args.length, args.sampler, seed, **params)
+            out.write(piece)
+            out.flush()
+        generate(model, primes[0], args.length, args.sampler, args.seed, callback=stream,
+                 **params)
+        out.write("\n")
+        return
+    texts = generate(model, primes, args.length, args.sampler, args.seed, **params)
     for i, (p, t) in enumerate(zip(primes, texts, strict=True)):
         if i:
-            print("\n" + "-" * 40)
-        print(p + t)
-    return 0
+            out.write("\n" + "-" * 40 + "\n")
+        out.write(p + t + "\n")
+
+
+@contextlib.contextmanager
+def _text_sink(path: str | None, append: bool):
+    """stdout, or --out FILE: a new file (an existing one is refused, never overwritten) or,
+    with --append, the end of one. Text goes in as it is made, so a stopped run keeps it."""
+    if path is None:
+        if append:
+            raise CharforgeError("--append needs --out FILE")
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    from .paths import readable_file
+    target = Path(path).expanduser()
+    if target.is_dir():
+        raise CharforgeError(f"--out {target} is a folder; give a file name")
+    if append and target.exists():
+        readable_file(target, "--out file")           # not a FIFO or a device
+    try:
+        f = open(target, "a" if append else "x", encoding="utf-8")
+    except FileExistsError:
+        raise CharforgeError(f"--out {target} exists; choose another name, or add --append "
+                             "to add to its end") from None
+    except OSError as exc:
+        raise CharforgeError(f"cannot write {target}: {exc.strerror or exc}") from None
+    written = f.tell()
+    with f:
+        yield f
+        written = f.tell() - written
+    print(f"charforge: wrote {written:,} bytes to {target}", file=sys.stderr)
 
 
 def cmd_eval(args) -> int:
     from .evaluation import evaluate_checkpoint
     loss, n, unit, desc = evaluate_checkpoint(
-        args.model, args.split, _key_values(args.corpus_option, "--corpus-option"))
+        args.model, args.split, key_values(args.corpus_option, "--corpus-option"))
     print(f"{args.split} loss {loss:.4f} nats/char ({loss / 0.6931471805599453:.4f} bits/char) "
           f"over {n:,} {unit} of {desc}")
+    return 0
+
+
+def cmd_log(args) -> int:
+    import json
+
+    from . import genlog
+    entries = genlog.recent(0, args.search)
+    shown = entries[-args.n:]
+    if args.json:
+        for e in shown:
+            print(json.dumps(e, ensure_ascii=False))
+        return 0
+    if not shown:
+        which = f" containing {args.search!r}" if args.search else ""
+        print(f"charforge: no generations logged{which} in {genlog.log_path()}",
+              file=sys.stderr)
+        return 0
+    first = len(entries) - len(shown) + 1
+    if sys.stdout.isatty():
+        from rich.console import Console
+
+        from .repl_views import log_table
+        Console().print(log_table(shown, first))
+        return 0
+    for n, e in enumerate(shown, first):
+        print(f"#{n} {e.get('time', '')} {genlog.settings_text(e)}")
+        print(str(e.get("prime", "")) + e["output"])
+        print()
     return 0
 
 
@@ -196,26 +236,26 @@ def build_parser() -> argparse.ArgumentParser:
         prog="charforge",
         description="Character-level RNN/GRU/LSTM language models on the CPU.")
     parser.add_argument("--version", action="version", version=f"charforge {__version__}")
-    parser.add_argument("--threads", type=_bounded(1, MAX_THREADS),
+    parser.add_argument("--threads", type=bounded(1, MAX_THREADS),
                         help="kernel threads (default: the usable cores, fewer when busy)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("summary", help="print a model summary (layers, shapes, parameters)")
-    _add_arch(p, hidden=256, layers=2, embedding="64")
-    p.add_argument("--vocab", type=_bounded(1, 0x110000), default=65, help="vocabulary size")
+    _add_arch(p, hidden=256, layers=2, width="64")
+    p.add_argument("--vocab", type=bounded(1, 0x110000), default=65, help="vocabulary size")
     p.add_argument("--dropout", type=float, default=0.0)
     p.set_defaults(func=cmd_summary)
 
     p = sub.add_parser("gradcheck", help="finite-difference gradient check of every parameter")
-    _add_arch(p, hidden=5, layers=1, embedding="none")
+    _add_arch(p, hidden=5, layers=1, width="none")
     # every entry costs two passes over the whole sequence: keep the check to minutes
-    p.add_argument("--seq", type=_bounded(1, 1000), default=25)
-    p.add_argument("--batch", type=_bounded(1, 64), default=2)
-    p.add_argument("--vocab", type=_bounded(1, 1000), default=10)
+    p.add_argument("--seq", type=bounded(1, 1000), default=25)
+    p.add_argument("--batch", type=bounded(1, 64), default=2)
+    p.add_argument("--vocab", type=bounded(1, 1000), default=10)
     p.add_argument("--tolerance", type=float, default=1e-6)
-    p.add_argument("--max-entries", type=_bounded(1, 1 << 40), default=None,
+    p.add_argument("--max-entries", type=bounded(1, 1 << 40), default=None,
                    help="check this many sampled entries per parameter (default: all)")
-    p.add_argument("--seed", type=_bounded(0, MAX_SEED), default=0)
+    p.add_argument("--seed", type=bounded(0, MAX_SEED), default=0)
     p.set_defaults(func=cmd_gradcheck)
 
     p = sub.add_parser("repl", help="the interactive REPL (starts on the shipped model)")
@@ -227,16 +267,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", nargs="?", default="shakespeare",
                    help="pretrained name, checkpoint file or run folder (default shakespeare)")
     p.add_argument("--prime", action="append", help="text to start from (repeat for several)")
-    p.add_argument("--length", type=_bounded(0, MAX_LENGTH), default=500)
+    p.add_argument("--length", type=bounded(0, MAX_LENGTH), default=500)
     p.add_argument("--sampler", default="temperature",
                    help="sampler name (charforge samplers lists them and their parameters)")
     p.add_argument("--param", action="append", metavar="KEY=VALUE",
                    help="any sampler parameter, also one whose name is taken by an option")
     p.set_defaults(sampler_flags={})
-    p.add_argument("--seed", type=_bounded(0, MAX_SEED), default=None)
-    p.add_argument("--num", type=_bounded(1, 10_000), default=1, help="samples per prime")
+    p.add_argument("--seed", type=bounded(0, MAX_SEED), default=None)
+    p.add_argument("--num", type=bounded(1, 10_000), default=1, help="samples per prime")
+    p.add_argument("--out", metavar="FILE", help="write the text to a new FILE, not stdout")
+    p.add_argument("--append", action="store_true", help="with --out: add to the end of FILE")
     _add_sampler_flags(p)
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("log", help="the REPL's generation log: prime, settings, seed, text")
+    p.add_argument("-n", type=bounded(1, 1 << 30), default=10, help="how many (default 10)")
+    p.add_argument("--search", metavar="TEXT", help="only generations containing TEXT")
+    p.add_argument("--json", action="store_true", help="the raw JSON lines")
+    p.set_defaults(func=cmd_log)
 
     p = sub.add_parser("eval", help="mean loss of a checkpoint on its validation/test split")
     p.add_argument("model", help="checkpoint file, run folder or pretrained name")
@@ -278,11 +326,13 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from .hints import speaking_as
     try:
         if args.threads:
             from .threads import set_num_threads
             set_num_threads(args.threads)
-        return args.func(args)
+        with speaking_as("cli"):
+            return args.func(args)
     except CharforgeError as exc:
         print(f"charforge: error: {one_line(exc)}", file=sys.stderr)
         return 2

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import plugins
+from . import hints, plugins
 from .encoding import cached_ids
 from .errors import CharforgeError
 from .vocab import Vocabulary
@@ -154,8 +154,8 @@ class Batches:
     def _too_small(self, have: int, need: int, unit: str) -> CharforgeError:
         return CharforgeError(
             f"the {self.split_name} split has {have} {unit}, fewer than one batch needs "
-            f"({need}); lower --batch or --seq, or give the {self.split_name} split a larger "
-            "fraction")
+            f"({need}); lower {hints.setting('batch', 'N')} or {hints.setting('seq', 'N')}, "
+            f"or give the {self.split_name} split a larger fraction")
 
 
 class WindowBatches(Batches):

@@ -39,3 +39,9 @@ def is_regular_file(path: Path) -> bool:
         return stat.S_ISREG(os.stat(path).st_mode)
     except OSError:
         return False
+
+
+def user_data_folder() -> Path:
+    """Where the REPL keeps its history, generation log and runs (platformdirs' data folder)."""
+    import platformdirs
+    return Path(platformdirs.user_data_dir("charforge"))

@@ -16,6 +16,7 @@ class Reporter:
     def update(self, m: dict[str, Any]) -> None: ...
     def message(self, text: str) -> None: ...
     def sample(self, text: str) -> None: ...
+    def done(self, step: int, finished: bool) -> None: ...
     def stop(self) -> None: ...
 
 
@@ -57,7 +58,8 @@ class RichReporter(Reporter):
 
     def start(self, total, done):
         self.progress.start()
-        self.task = self.progress.add_task("train", total=total, completed=done, info="")
+        self.task = self.progress.add_task("train", total=max(total, done), completed=done,
+                                           info="")
 
     def update(self, m):
         info = f"ep {m['epoch']} loss {m['loss']:.3f} smooth {m['smooth_loss']:.3f}"
@@ -73,6 +75,12 @@ class RichReporter(Reporter):
         self.progress.console.rule("sample", style="dim")
         self.progress.console.print(text, markup=False, highlight=False)
         self.progress.console.rule(style="dim")
+
+    def done(self, step, finished):
+        """The bar shows the last step, not the last logged one; a finished run fills it."""
+        if self.task is not None:
+            total = step if finished else self.progress.tasks[0].total
+            self.progress.update(self.task, completed=step, total=total)
 
     def stop(self):
         self.progress.stop()

@@ -2,116 +2,170 @@
 
 Starts on the shipped Shakespeare model, offline. Every user mistake is one line and the loop
 goes on; Ctrl-C stops a generation (or a training run, keeping the model) and returns to the
-prompt; Ctrl-D or :quit leaves.
+prompt; Ctrl-D or :quit leaves. Every generation goes to the generation log.
 """
 from __future__ import annotations
 
+import secrets
 import shlex
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import platformdirs
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from . import genlog, hints
 from .errors import CharforgeError
-from .sampling import DEFAULT_TEMPERATURE
+from .parsing import key_values, number_list
+from .paths import user_data_folder
+from .repl_input import (
+    can_redraw,
+    path_options,
+    quiet_keyboard,
+    read_entry,
+    screen_rows,
+    terminal_columns,
+    unescape,
+)
+from .sampling import describe
 
-BANNER = ("charforge REPL - type text and press Enter to continue it. "
-          "Commands (:help CMD for details):")
+BANNER = ("charforge REPL - type text and press Enter to continue it (Enter alone: more; "
+          '""" for several lines; \\n for a newline). Commands (:help CMD for details):')
+CONTEXT_CHARS = 10_000          # how much of the text so far a continuation re-reads
+PICK_TOP = 5
 
 
 class Command:
     def __init__(self, name: str, usage: str, help: str, fn: Callable[[list[str]], None],
-                 complete: Callable[[], list[str]] | None = None) -> None:
-        self.name, self.usage, self.help, self.fn, self.complete = name, usage, help, fn, complete
+                 complete: Callable[[str], list[str]] | None = None, raw: bool = False) -> None:
+        """`raw`: the command gets the rest of the line as one argument (text, not words)."""
+        self.name, self.usage, self.help, self.fn = name, usage, help, fn
+        self.complete, self.raw = complete, raw
 
 
 def data_dir() -> Path:
-    return Path(platformdirs.user_data_dir("charforge"))
+    return user_data_folder()
+
+
+@dataclass
+class Output:
+    """The last generation: its texts (prime included) and how they were made."""
+    texts: list[str]
+    labels: list[str] = field(default_factory=list)
 
 
 class Repl:
     def __init__(self, model_name: str = "shakespeare", console: Console | None = None) -> None:
+        from .sampling import get_sampler
         self.console = console or Console(highlight=False)
         self.err = Console(stderr=True, highlight=False)
-        self.sampler = "temperature"
-        self.sampler_params: dict = {"temperature": DEFAULT_TEMPERATURE}
+        default = get_sampler("temperature")
+        self.sampler = default.name
+        self.sampler_params: dict = default.resolve({})
+        self.temperatures: list[float] | None = None    # several at once, side by side
         self.length = 300
+        self.num = 1
         self.seed: int | None = None
         self.corpus: tuple[str, dict] = ("shakespeare", {})
         self.model = None
         self.meta: dict = {}
         self.model_name = ""
+        self.last: Output | None = None
+        self.after_stream = False        # the cursor sits just below streamed text
         self.commands = {c.name: c for c in self._commands()}
         self._load(model_name)
 
     # ----------------------------------------------------------------- helpers
     def error(self, text: str) -> None:
-        self.err.print(f"error: {text}", style="red", markup=False)
+        self.err.print(f"error: {text}", style="red", markup=False, soft_wrap=True)
 
     def info(self, text: str) -> None:
-        self.console.print(text, style="dim", markup=False)
+        self.console.print(text, style="dim", markup=False, soft_wrap=True)
 
     def _load(self, name: str) -> None:
         from .pretrained import load
         self.model, self.meta = load(name)
         self.model_name = name
-        self.info(f"model: {name} ({self.model.config.cell} {self.model.config.layers}x"
-                  f"{self.model.config.hidden}, vocabulary {len(self.model.vocab)}"
-                  + (f", val loss {self.meta['val_loss']:.3f}" if self.meta.get("val_loss")
-                     else "") + ")")
+        c = self.model.config
+        val = self.meta.get("val_loss")
+        self.info(f"model: {name} ({c.cell} {c.layers}x{c.hidden}, vocabulary "
+                  f"{len(self.model.vocab)}" + (f", val loss {val:.3f}" if val else "") + ")")
 
     @staticmethod
     def _kv(args: list[str]) -> dict:
-        from .cli import _key_values
-        return _key_values(args, "settings")
+        return key_values(args, "settings")
 
-    @staticmethod
-    def _number(text: str):
-        from .cli import _scalar
-        return _scalar(text)
+    def _sampler_text(self) -> str:
+        params = dict(self.sampler_params)
+        if self.temperatures:
+            params["temperature"] = ",".join(f"{t:g}" for t in self.temperatures)
+        return describe(self.sampler, params)
+
+    def prompt(self) -> str:
+        """The status line: model and sampler in use (and samples per prime)."""
+        name = Path(self.model_name).name if "/" in self.model_name else self.model_name
+        many = f" ×{self.num}" if self.num > 1 else ""
+        return f"{name} · {self._sampler_text()}{many} » "
+
+    def _paths(self, text: str) -> list[str]:
+        return path_options(text)
 
     # ----------------------------------------------------------------- commands
     def _commands(self) -> list[Command]:
         from . import plugins
         from .pretrained import available
 
-        def corpus_names():
-            return plugins.names("corpora")
+        def names(kind):
+            return lambda text: [n for n in plugins.names(kind) if n.startswith(text)]
 
-        def sampler_names():
-            return plugins.names("samplers")
+        def models(text):
+            return [n for n in available() if n.startswith(text)] + self._paths(text)
 
         return [
             Command("help", ":help [CMD]", "list the commands, or explain one", self.cmd_help,
-                    lambda: list(self.commands)),
+                    lambda text: [n for n in self.commands if n.startswith(text)]),
             Command("load", ":load PATH|NAME", "load a checkpoint, run folder or pretrained "
-                    "model", self.cmd_load, lambda: list(available())),
+                    "model", self.cmd_load, models),
             Command("models", ":models", "list pretrained models and recent runs",
                     self.cmd_models),
             Command("corpus", ":corpus NAME [key=value ...]", "pick the corpus for :train",
-                    self.cmd_corpus, corpus_names),
+                    self.cmd_corpus, names("corpora")),
             Command("train", ":train [key=value ...]", "train on the corpus (epochs=1 "
-                    "hidden=256 ... out=DIR); Ctrl-C stops and keeps the model", self.cmd_train),
+                    "hidden=256 ... out=DIR overwrite=true); Ctrl-C stops and keeps the model",
+                    self.cmd_train),
+            Command("resume", ":resume RUN [key=value ...]", "continue the training run in "
+                    "the folder RUN (e.g. epochs=5)", self.cmd_resume, self._paths),
             Command("save", ":save PATH", "save the current model as a checkpoint file",
-                    self.cmd_save),
+                    self.cmd_save, self._paths),
             Command("sampler", ":sampler NAME [key=value ...]", "choose the sampler and its "
-                    "parameters", self.cmd_sampler, sampler_names),
-            Command("temp", ":temp X", "temperature (> 0)", self.cmd_temp),
+                    "parameters", self.cmd_sampler, names("samplers")),
+            Command("temp", ":temp X[,Y,...]", "the sampler's temperature (> 0); several: one "
+                    "sample per temperature, side by side", self.cmd_temp),
             Command("length", ":length N", "characters to generate", self.cmd_length),
+            Command("num", ":num N", "samples per prime", self.cmd_num),
+            Command("more", ":more [N]", "continue the last text (sample N) where it stopped; "
+                    "Enter on an empty line does the same", self.cmd_more),
+            Command("pick", ":pick [N] [TEXT]", "choose each next character yourself from the "
+                    "N most likely (after TEXT, or the last text)", self.cmd_pick, raw=True),
             Command("threads", ":threads [N|auto]", "kernel threads (auto: the usable cores, "
                     "fewer when the machine is busy)", self.cmd_threads),
-            Command("seed", ":seed N|off", "fix the random seed (off: fresh every time)",
-                    self.cmd_seed),
+            Command("seed", ":seed N|off", "fix the random seed (off: a fresh one each time, "
+                    "recorded in the log)", self.cmd_seed),
             Command("probs", ":probs [TEXT]", "bar chart of the next-character distribution "
-                    "after TEXT", self.cmd_probs),
+                    "after TEXT (or the last text), as the sampler draws it", self.cmd_probs,
+                    raw=True),
+            Command("write", ":write FILE [append]", "save the last text(s) to a new file, or "
+                    "add them to the end of FILE", self.cmd_write, self._paths),
+            Command("log", ":log [N] [TEXT]", "the last N generations (containing TEXT), with "
+                    "the settings and seed that made them", self.cmd_log),
             Command("info", ":info", "the model: summary, vocabulary, validation loss",
                     self.cmd_info),
-            Command("settings", ":settings", "current sampler, length and seed",
+            Command("settings", ":settings", "current sampler, length, samples and seed",
                     self.cmd_settings),
             Command("plugins", ":plugins", "installed plugins and what they register",
                     self.cmd_plugins),
@@ -129,7 +183,7 @@ class Repl:
             return
         t = Table(show_header=False, box=None, pad_edge=False)
         for c in self.commands.values():
-            t.add_row(c.usage, c.help)
+            t.add_row(Text(c.usage, style="bold"), Text(c.help))
         self.console.print(t)
 
     def cmd_load(self, args):
@@ -148,7 +202,7 @@ class Repl:
         if runs.is_dir():
             for d in sorted(runs.iterdir(), reverse=True)[:10]:
                 if any(d.glob("*.safetensors")):
-                    t.add_row(str(d), "run")
+                    t.add_row(Text(str(d)), "run")
         self.console.print(t)
 
     def cmd_corpus(self, args):
@@ -169,6 +223,9 @@ class Repl:
         from .train_config import TrainConfig
         settings = self._kv(args)
         out = settings.pop("out", None)
+        overwrite = settings.pop("overwrite", False)
+        if not isinstance(overwrite, bool):
+            raise CharforgeError(f"overwrite must be true or false, got {overwrite!r}")
         arch = {"cell", "layers", "hidden", "embedding"}
         base = {"corpus": self.corpus[0], "corpus_options": self.corpus[1], "epochs": 1,
                 "sample_length": 150, "log_every": 5}
@@ -182,23 +239,46 @@ class Repl:
         out = Path(str(out)).expanduser() if out else _new_run_folder()
         model = self.model.astype("float32") if continue_current else None
         try:
-            trainer = Trainer(config, out, reporter=RichReporter(self.err),
-                              model=model)
+            trainer = Trainer(config, out, reporter=RichReporter(self.err), model=model,
+                              overwrite=overwrite)
         except CharforgeError as exc:
             if continue_current and "vocabulary" in str(exc):
                 raise CharforgeError("the corpus's characters differ from this model's; give "
                                      "an architecture (e.g. :train hidden=128) to start a "
                                      "new model") from None
             raise
+        self._run_training(trainer, out)
+
+    def cmd_resume(self, args):
+        from .progress import RichReporter
+        from .train import Trainer
+        if not args:
+            raise CharforgeError("usage: :resume RUN [key=value ...] (RUN: a run folder; "
+                                 ":models lists recent ones)")
+        out = Path(args[0]).expanduser()
+        trainer = Trainer.resume(out, reporter=RichReporter(self.err),
+                                 overrides=self._kv(args[1:]))
+        self._run_training(trainer, out)
+
+    def _run_training(self, trainer, out: Path) -> None:
         result = trainer.run()
+        c = trainer.config
         self.model, self.model_name = trainer.model, str(out)
-        self.meta = {"val_loss": result.val_loss}
-        self.info(f"training {result.status} at step {result.step}; val loss "
-                  f"{result.val_loss if result.val_loss is None else round(result.val_loss, 4)}"
-                  f"; run folder {out} (the model stays loaded)")
+        self.meta = {"val_loss": result.val_loss,
+                     "corpus": {"name": c.corpus, "options": c.corpus_options,
+                                "val_fraction": c.val_fraction,
+                                "test_fraction": c.test_fraction, "seq": c.seq,
+                                "batch": c.eval_batch}}
+        self.info(f"{_status_sentence(result.status, result.step)}; "
+                  + (f"validation loss {result.val_loss:.4f}" if result.val_loss is not None
+                     else "no validation loss yet")
+                  + f". Run folder {out}; the model stays loaded"
+                  + (f" (:resume {out} continues it)" if result.status == "interrupted"
+                     else ""))
 
     def cmd_save(self, args):
         from .checkpoint import save_model
+        from .evaluation import data_settings
         if len(args) != 1:
             raise CharforgeError("usage: :save PATH")
         path = Path(args[0]).expanduser()
@@ -207,7 +287,11 @@ class Repl:
                                  f":save {path / 'model.safetensors'}")
         if path.suffix != ".safetensors":
             path = path.with_suffix(".safetensors")
-        extra = {k: self.meta[k] for k in ("val_loss", "corpus") if k in self.meta}
+        extra = {"val_loss": self.meta["val_loss"]} if self.meta.get("val_loss") else {}
+        try:
+            extra["corpus"] = data_settings(self.meta)  # so `charforge eval` works on it
+        except CharforgeError:
+            pass
         save_model(path, self.model, extra)
         self.info(f"saved {path}")
 
@@ -218,18 +302,28 @@ class Repl:
         s = get_sampler(args[0])
         params = s.resolve(self._kv(args[1:]))
         self.sampler, self.sampler_params = s.name, params
+        if self.temperatures and "temperature" not in s.params:
+            self.temperatures = None
         self.cmd_settings([])
 
     def cmd_temp(self, args):
         from .sampling import get_sampler
         if len(args) != 1:
-            raise CharforgeError("usage: :temp X (a number > 0)")
+            raise CharforgeError("usage: :temp X (a number > 0), or :temp X,Y,... for several "
+                                 "side by side")
         s = get_sampler(self.sampler)
         if "temperature" not in s.params:
-            s = get_sampler("temperature")
-            self.sampler, self.sampler_params = "temperature", {}
-        params = dict(self.sampler_params, temperature=self._number(args[0]))
-        self.sampler_params = s.resolve(params)
+            known = ", ".join(s.params) or "none"
+            raise CharforgeError(f"the {s.name} sampler has no temperature (its parameters: "
+                                 f"{known}); change those with :sampler {s.name} key=value, or "
+                                 f"switch with :sampler temperature")
+        values = number_list(args[0], "the temperature")
+        checked = [s.resolve(dict(self.sampler_params, temperature=v))["temperature"]
+                   for v in values]
+        if len(checked) > 8:
+            raise CharforgeError("at most 8 temperatures side by side")
+        self.sampler_params["temperature"] = checked[0]
+        self.temperatures = checked if len(checked) > 1 else None
         self.cmd_settings([])
 
     def cmd_length(self, args):
@@ -241,6 +335,17 @@ class Repl:
         if not 1 <= n <= MAX_LENGTH:
             raise CharforgeError(f"usage: :length N (a whole number from 1 to {MAX_LENGTH:,})")
         self.length = n
+        self.cmd_settings([])
+
+    def cmd_num(self, args):
+        try:
+            n = int(args[0]) if len(args) == 1 else 0
+        except ValueError:
+            n = 0
+        if not 1 <= n <= 64:
+            raise CharforgeError("usage: :num N (samples per prime, 1 to 64)")
+        self.num = n
+        self.cmd_settings([])
 
     def cmd_threads(self, args):
         from . import threads
@@ -261,44 +366,88 @@ class Repl:
         self.info(f"threads: {threads.get_num_threads()} ({how})")
 
     def cmd_seed(self, args):
+        from .generation import MAX_SEED
         if len(args) != 1:
             raise CharforgeError("usage: :seed N|off")
         if args[0] == "off":
             self.seed = None
-            return
-        from .generation import MAX_SEED
-        try:
-            seed = int(args[0])
-        except ValueError:
-            seed = -1
-        if not 0 <= seed <= MAX_SEED:
-            raise CharforgeError(f"seed must be a whole number from 0 to {MAX_SEED:,} or "
-                                 f"'off', got {args[0]!r}")
-        self.seed = seed
+        else:
+            try:
+                seed = int(args[0])
+            except ValueError:
+                seed = -1
+            if not 0 <= seed <= MAX_SEED:
+                raise CharforgeError(f"seed must be a whole number from 0 to {MAX_SEED:,} or "
+                                     f"'off', got {args[0]!r}")
+            self.seed = seed
+        self.cmd_settings([])
 
     def cmd_settings(self, args):
-        params = " ".join(f"{k}={v:g}" for k, v in self.sampler_params.items())
-        self.info(f"sampler {self.sampler} {params}; length {self.length}; seed "
-                  f"{'random' if self.seed is None else self.seed}")
+        seed = "fresh each time" if self.seed is None else self.seed
+        many = f"; {self.num} samples per prime" if self.num > 1 else ""
+        self.info(f"sampler {self._sampler_text()}; length {self.length}{many}; seed {seed}")
 
-    def cmd_probs(self, args, top: int = 12):
+    def _distribution(self, text: str):
+        """(tokens, probabilities as the sampler draws them, how they were made)."""
+        import numpy as np
+
         from .generation import allowed_mask, encode_prime
-        text = " ".join(args)
+        from .sampling import distribution, get_sampler, softmax
         vocab = self.model.vocab
-        ids = encode_prime(vocab, text)
+        ids = encode_prime(vocab, text[-CONTEXT_CHARS:])
         logits, _ = self.model.logits(ids[None, :])
         z = np.where(allowed_mask(vocab) > 0, logits[0, -1].astype(np.float64), -np.inf)
-        p = np.exp(z - z.max())
-        p /= p.sum()
-        order = np.argsort(-p)[:top]
-        t = Table(title=f"next character after {text!r}" if text else "next character")
-        t.add_column("char")
-        t.add_column("p", justify="right")
-        t.add_column("")
-        for i in order:
-            tok = vocab.tokens[i]
-            t.add_row(repr(tok), f"{p[i]:.3f}", "█" * max(1, int(round(p[i] * 40))))
-        self.console.print(t)
+        p = distribution(get_sampler(self.sampler), self.sampler_params, z)
+        if p is None:
+            return vocab.tokens, softmax(z), "the model's own (a plugin sampler)"
+        return vocab.tokens, p, self._sampler_text()
+
+    def cmd_probs(self, args, top: int = 12):
+        from .repl_views import distribution_table
+        text = unescape(args[0]) if args and args[0] else self._last_text()
+        tokens, p, how = self._distribution(text)
+        where = f"after {text[-30:]!r}" if text else "at the start"
+        self.console.print(distribution_table(f"next character {where} ({how})", tokens, p,
+                                              top))
+
+    def _last_text(self, index: int = 0) -> str:
+        return self.last.texts[index] if self.last else ""
+
+    def cmd_write(self, args):
+        if not self.last:
+            raise CharforgeError("nothing to write yet: generate some text first")
+        if len(args) not in (1, 2) or (len(args) == 2 and args[1] != "append"):
+            raise CharforgeError("usage: :write FILE [append]")
+        path = Path(args[0]).expanduser()
+        text = "\n\n".join(self.last.texts) + "\n"
+        mode = "a" if len(args) == 2 else "x"
+        if path.is_dir():
+            raise CharforgeError(f"{path} is a folder; give a file name")
+        try:
+            with open(path, mode, encoding="utf-8") as f:
+                f.write(text)
+        except FileExistsError:
+            raise CharforgeError(f"{path} exists; give a new name, or :write {args[0]} append "
+                                 "to add to its end") from None
+        except OSError as exc:
+            raise CharforgeError(f"cannot write {path}: {exc.strerror or exc}") from None
+        self.info(f"{'added' if mode == 'a' else 'wrote'} {len(text):,} characters to {path}")
+
+    def cmd_log(self, args):
+        from .repl_views import log_table
+        n, search = 10, None
+        if args and args[0].isdigit():
+            n, args = max(1, int(args[0])), args[1:]
+        if args:
+            search = " ".join(args)
+        entries = genlog.recent(0, search)
+        shown = entries[-n:]
+        if not shown:
+            self.info("no generations logged yet" if not search else
+                      f"no logged generation contains {search!r}")
+            return
+        self.console.print(log_table(shown, len(entries) - len(shown) + 1))
+        self.info(f"log file: {genlog.log_path()}")
 
     def cmd_info(self, args):
         self.console.print(self.model.summary().to_rich())
@@ -328,39 +477,198 @@ class Repl:
     def cmd_quit(self, args):
         raise EOFError
 
-    # ----------------------------------------------------------------- the loop
-    def generate(self, prime: str) -> None:
+    # ----------------------------------------------------------------- generating
+    def _seed(self) -> int:
+        """The user's seed, or a fresh one that the log records (so any text can be made
+        again)."""
+        return self.seed if self.seed is not None else secrets.randbits(63)
+
+    def _log(self, prime: str, output: str, sampler: str, params: dict, seed: int | None,
+             **more) -> None:
+        genlog.record({"model": self.model_name, "prime": prime, "sampler": sampler,
+                       "params": params, "seed": seed, "length": len(output), **more,
+                       "output": output})
+
+    def _stream(self, context: str, seed: int) -> tuple[str, bool]:
+        """Stream a continuation of `context`; (the new text, whether it ran to the end)."""
         from .generation import generate
-        out = sys.stdout            # the prime is on screen already (the user typed it)
+        pieces: list[str] = []
 
         def stream(_row: int, piece: str) -> None:
-            out.write(piece)
-            out.flush()
+            pieces.append(piece)
+            sys.stdout.write(piece)
+            sys.stdout.flush()
         try:
-            generate(self.model, prime, self.length, self.sampler, self.seed, callback=stream,
-                     chunk=4, **self.sampler_params)
+            with quiet_keyboard():
+                generate(self.model, context, self.length, self.sampler, seed, callback=stream,
+                         chunk=4, **self.sampler_params)
         except KeyboardInterrupt:
-            out.write("\n")
+            sys.stdout.write("\n")
             self.info("[generation stopped]")
-            return
-        out.write("\n")
-        out.flush()
+            return "".join(pieces), False
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+        return "".join(pieces), True
 
-    def handle(self, line: str) -> None:
-        """One input line: a command or a prime. Raises EOFError to quit."""
-        if line.startswith(":"):
+    def generate(self, prime: str, typed_rows: int = 1) -> None:
+        """Continue `prime`: streamed on the same line as the prime, or several samples."""
+        from .generation import encode_prime
+        encode_prime(self.model.vocab, prime)      # a mistake is one line, before any text
+        seed = self._seed()
+        if self.num > 1 or self.temperatures:
+            return self._generate_many(prime, seed)
+        self._show_start(prime, typed_rows)
+        text, complete = self._stream(prime, seed)
+        self.last = Output([prime + text])
+        self._log(prime, text, self.sampler, self.sampler_params, seed,
+                  **({} if complete else {"stopped": True}))
+        self.after_stream = complete
+
+    def _show_start(self, prime: str, typed_rows: int) -> None:
+        """The prime again where the continuation starts, so words are not split across
+        lines: over the typed line on a terminal that can redraw, on its own line else."""
+        if can_redraw():
+            sys.stdout.write(f"\x1b[{typed_rows}F\x1b[J\x1b[2m{self.prompt()}\x1b[0m")
+        sys.stdout.write(prime)
+        sys.stdout.flush()
+
+    def _generate_many(self, prime: str, seed: int) -> None:
+        from .generation import generate
+        from .repl_views import numbered, side_by_side
+        temps = self.temperatures or [None]
+        columns = []
+        try:
+            with quiet_keyboard(), self.console.status("generating…"):
+                for t in temps:
+                    params = dict(self.sampler_params, **({"temperature": t} if t else {}))
+                    texts = generate(self.model, [prime] * self.num, self.length,
+                                     self.sampler, seed, **params)
+                    columns.append([prime + x for x in texts])
+                    for row, x in enumerate(texts):
+                        self._log(prime, x, self.sampler, params, seed, rows=self.num, row=row)
+        except KeyboardInterrupt:
+            self.info("[generation stopped]")
+            if not columns:
+                return
+        if self.temperatures:
+            heads = [f"temperature {t:g}" for t in self.temperatures[:len(columns)]]
+            self.console.print(side_by_side(heads, columns))
+        else:
+            for part in numbered(columns[0]):
+                self.console.print(part)
+        self.last = Output([x for col in columns for x in col])
+        self.after_stream = False
+
+    def cmd_more(self, args, typed_rows: int = 1):
+        if not self.last:
+            raise CharforgeError("nothing to continue yet: type a prime first")
+        n = len(self.last.texts)
+        try:
+            k = int(args[0]) if args else 1
+        except ValueError:
+            k = 0
+        if not 1 <= k <= n or len(args) > 1:
+            raise CharforgeError(f"usage: :more [N] (N: which sample, 1 to {n})")
+        full = self.last.texts[k - 1]
+        context = full[-CONTEXT_CHARS:]
+        tail = full.rsplit("\n", 1)[-1]
+        columns = terminal_columns()
+        if self.after_stream and can_redraw() and tail and \
+                screen_rows(tail + "x", columns) == screen_rows(tail, columns):
+            # back to the end of the streamed text, as if it had never stopped
+            col = cell_len(tail) % columns
+            sys.stdout.write(f"\x1b[{typed_rows + 1}F\x1b[{col + 1}G\x1b[J")
+        else:
+            sys.stdout.write(tail[-columns // 2:])
+        sys.stdout.flush()
+        seed = self._seed()
+        text, complete = self._stream(context, seed)
+        self.last.texts[k - 1] = full + text
+        if n > 1:
+            self.last.texts = [self.last.texts[k - 1]]
+        self._log(context, text, self.sampler, self.sampler_params, seed, continued=True,
+                  **({} if complete else {"stopped": True}))
+        self.after_stream = complete
+
+    def cmd_pick(self, args):
+        """textgenrnn's interactive mode: the user picks every next character."""
+        from .generation import encode_prime
+        from .repl_views import candidates_line
+        rest = args[0] if args else ""
+        top = PICK_TOP
+        first, _, after = rest.partition(" ")
+        if first.isdigit():
+            top, rest = int(first), after
+            if not 1 <= top <= 9:
+                raise CharforgeError("usage: :pick [N] [TEXT] (N: 1 to 9 candidates)")
+        text = unescape(rest) if rest else self._last_text()
+        encode_prime(self.model.vocab, text)            # unseen characters: one line, now
+        self.info(f"pick mode: 1-{top} picks, Enter the first, any other text is added as "
+                  "typed; :undo, :done (or Ctrl-D) to finish")
+        start = len(text)
+        while True:
+            tokens, p, _how = self._distribution(text)
+            ids = [int(i) for i in p.argsort()[::-1][:top] if p[i] > 0]
+            self.console.print(Text(text.rsplit("\n", 1)[-1][-60:] or "(a new line)", style="dim"))
+            self.console.print(candidates_line(tokens, p, ids))
             try:
-                parts = shlex.split(line[1:])
+                choice = input("pick » ")
+            except (EOFError, KeyboardInterrupt):
+                self.console.print()
+                break
+            if choice == ":done":
+                break
+            if choice == ":undo":
+                text = text[:max(start, len(text) - 1)] if len(text) > start else text
+                continue
+            if choice == "":
+                choice = "1"
+            if choice.isdigit() and 1 <= int(choice) <= len(ids):
+                tok = tokens[ids[int(choice) - 1]]
+                if tok == "<eos>":
+                    self.info("<eos>: the document ends here")
+                    break
+                text += tok
+                continue
+            try:
+                encode_prime(self.model.vocab, unescape(choice))
+            except CharforgeError as exc:
+                self.error(str(exc))
+                continue
+            text += unescape(choice)
+        self.console.print(Text(text))
+        self.last = Output([text])
+        self.after_stream = False
+        self._log(text[:start], text[start:], "pick", {"top": top}, None)
+
+    # ----------------------------------------------------------------- the loop
+    def handle(self, line: str, block: bool = False, typed_rows: int = 1) -> None:
+        """One input: a command or a prime (a multi-line block is always a prime). Raises
+        EOFError to quit."""
+        if block or not line.startswith(":"):
+            if not line:
+                if self.last is None:
+                    return
+                return self.cmd_more([], typed_rows)
+            self.after_stream = False
+            return self.generate(line if block else unescape(line), typed_rows)
+        name, _, rest = line[1:].partition(" ")
+        if not name:
+            return self.cmd_help([])
+        if name not in self.commands:
+            raise CharforgeError(f"unknown command :{name}; :help lists the commands")
+        command = self.commands[name]
+        if command.raw:
+            args = [rest]
+        else:
+            try:
+                args = shlex.split(rest)
             except ValueError as exc:
                 raise CharforgeError(f"cannot parse the command: {exc}") from None
-            if not parts:
-                return self.cmd_help([])
-            name, args = parts[0], parts[1:]
-            if name not in self.commands:
-                raise CharforgeError(f"unknown command :{name}; :help lists the commands")
-            self.commands[name].fn(args)
-        elif line.strip() or line:
-            self.generate(line)
+        if name == "more":
+            return self.cmd_more(args, typed_rows)
+        self.after_stream = False
+        command.fn(args)
 
     def banner(self) -> None:
         self.console.print(BANNER, style="bold", markup=False)
@@ -371,47 +679,52 @@ class Repl:
         import readline
         buf = readline.get_line_buffer()
         options: list[str] = []
-        if buf.startswith(":"):
-            words = buf[1:].split(" ")
-            if len(words) <= 1:
+        try:
+            if buf.startswith(":") and " " not in buf:
                 options = [":" + n for n in self.commands if (":" + n).startswith(text)]
-            else:
-                c = self.commands.get(words[0])
-                if c and c.complete:
-                    try:
-                        options = [n for n in c.complete() if n.startswith(text)]
-                    except Exception:
-                        options = []
+            elif buf.startswith(":"):
+                c = self.commands.get(buf[1:].split(" ", 1)[0])
+                if text.startswith("path="):
+                    options = ["path=" + p for p in path_options(text[5:])]
+                elif c and c.complete:
+                    options = c.complete(text)
+        except Exception:           # completion must never break the line editor
+            options = []
         return options[state] if state < len(options) else None
 
     def loop(self) -> int:
         history = self._setup_readline()
         self.banner()
         try:
-            while True:
-                try:
-                    line = input("» ")
-                except KeyboardInterrupt:
-                    self.console.print()
-                    continue
-                except EOFError:
-                    self.console.print()
-                    break
-                try:
-                    self.handle(line)
-                except EOFError:
-                    break
-                except CharforgeError as exc:
-                    self.error(str(exc))
-                except KeyboardInterrupt:
-                    self.console.print()
-                    self.info("[interrupted]")
-                except Exception as exc:    # the REPL never dies on bad input
-                    self.error(f"{type(exc).__name__}: {exc}")
+            with hints.speaking_as("repl"):
+                self._read_eval_print()
         finally:
             if history is not None:
                 self._save_history(history)
         return 0
+
+    def _read_eval_print(self) -> None:
+        while True:
+            try:
+                entry = read_entry(self.prompt())
+            except KeyboardInterrupt:
+                self.console.print()
+                continue
+            except EOFError:
+                self.console.print()
+                break
+            try:
+                self.handle(entry.text, entry.block, entry.rows)
+            except EOFError:
+                break
+            except CharforgeError as exc:
+                self.error(str(exc).replace("\n", "\\n"))
+            except KeyboardInterrupt:
+                self.console.print()
+                self.info("[interrupted]")
+            except Exception as exc:    # the REPL never dies on bad input
+                self.error(f"unexpected problem ({type(exc).__name__}): {exc}; the session "
+                           "goes on")
 
     def _setup_readline(self) -> Path | None:
         try:
@@ -438,6 +751,22 @@ class Repl:
             readline.write_history_file(path)
         except OSError:
             pass
+
+
+STATUS_SENTENCES = {
+    "finished": "training finished at step {step}",
+    "budget": "training reached its step budget (max_steps) at step {step}",
+    "interrupted": "training stopped at step {step}, a checkpoint saved",
+    "early_stopped": "training stopped early at step {step}: the validation loss stopped "
+                     "improving",
+    "diverged": "training diverged at step {step}",
+    "save_failed": "training stopped at step {step}: a checkpoint could not be written",
+}
+
+
+def _status_sentence(status: str, step: int) -> str:
+    return STATUS_SENTENCES.get(status, "training ended ({status}) at step {step}").format(
+        status=status, step=step)
 
 
 def _new_run_folder() -> Path:

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from . import checkpoint as ckpt
+from . import hints
 from .errors import CharforgeError
+from .jsonl import read_jsonl
 from .locks import FileLock, describe_holder
 
 RUN_FILE = "run.json"
@@ -116,8 +118,9 @@ class RunFolder:
             if not overwrite:
                 raise CharforgeError(
                     f"{self.path} already holds a run ({self.describe()}); continue it with "
-                    f"--resume {self.path}, train into another folder, or add --overwrite to "
-                    f"move it aside to {self.path.resolve().name}.replaced-<date>-<time>")
+                    f"{hints.resume(self.path)}, train into another folder, or add "
+                    f"{hints.switch('overwrite')} to move it aside to "
+                    f"{self.path.resolve().name}.replaced-<date>-<time>")
             moved = self.move_aside()
         elif foreign:
             for p in self.run_files():             # a run that never wrote a checkpoint
@@ -189,26 +192,10 @@ class RunFolder:
 
 def read_metrics(path: str | Path) -> tuple[list[dict[str, Any]], int]:
     """(records, lines dropped) of a metrics.jsonl: a line torn by a crash or a full disk, or
-    any line that is not a JSON object, is dropped and counted, never fatal."""
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        return [], 0
-    except OSError as exc:
-        raise CharforgeError(f"cannot read {path}: {exc.strerror or exc}") from None
-    records, dropped = [], 0
-    for line in raw.decode("utf-8", "replace").splitlines():
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            rec = None
-        if isinstance(rec, dict) and isinstance(rec.get("step", 0), int):
-            records.append(rec)
-        else:
-            dropped += 1
-    return records, dropped
+    any line that is not a JSON object with an integer step, is dropped and counted."""
+    records, dropped = read_jsonl(path)
+    kept = [r for r in records if isinstance(r.get("step", 0), int)]
+    return kept, dropped + len(records) - len(kept)
 
 
 def write_metrics(path: str | Path, records: list[dict[str, Any]]) -> None:

@@ -174,5 +174,38 @@ def kernel_settings(sampler: Sampler, params: dict[str, Any]) -> dict | None:
     return settings
 
 
+def describe(sampler: str, params: dict[str, Any]) -> str:
+    """'temperature 0.8', 'top_k k=3 temperature=0.9': a sampler and its settings, as the REPL's
+    prompt and the generation log show them."""
+    def text(v):
+        return f"{v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
+    if list(params) == [sampler]:
+        return f"{sampler} {text(params[sampler])}"
+    return " ".join([sampler, *(f"{k}={text(v)}" for k, v in params.items())])
+
+
+def distribution(sampler: Sampler, params: dict[str, Any], logits: np.ndarray) -> np.ndarray | None:
+    """The probabilities a built-in sampler draws the next character from, after its
+    temperature, power, floor and cut-offs (what `:probs` and the pick mode show). None for a
+    plugin sampler: its rule is a function, not a stated distribution."""
+    k = kernel_settings(sampler, params)
+    if k is None:
+        return None
+    z = np.asarray(logits, dtype=np.float64)
+    if k["greedy"]:
+        p = np.zeros_like(z)
+        p[int(np.argmax(z))] = 1.0
+        return p
+    p = softmax(z, k["scale"])
+    if k["floor"]:
+        p[p < k["floor"] * p.max()] = 0.0
+    if k["top_k"] and k["top_k"] < np.count_nonzero(p):
+        p[p < np.sort(p)[::-1][k["top_k"] - 1]] = 0.0
+    if k["top_p"] < 1.0:
+        s = np.sort(p)[::-1]
+        p[p < s[np.searchsorted(np.cumsum(s), k["top_p"] * s.sum())]] = 0.0
+    return p / p.sum()
+
+
 __all__ = ["Param", "Sampler", "BUILTIN_SAMPLERS", "get_sampler", "sampler_names", "softmax",
-           "kernel_settings"]
+           "kernel_settings", "distribution", "describe"]

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import checkpoint as ckpt
-from . import plugins
+from . import hints, plugins
 from ._kernels import ops
 from .data import CorpusData, default_mode, evaluate, load_corpus, make_batches
 from .divergence import DivergenceWatch
@@ -32,6 +32,16 @@ from .stopsignals import Stopped, StopRequests, signal_name
 from .train_config import TrainConfig
 
 SMOOTH = 0.999                     # the classic from-scratch RNN's smooth loss
+
+
+def smoothed(previous: float | None, loss: float, step: int) -> float:
+    """The 0.999 moving average, its decay capped at (1 + step) / (10 + step) early on (as
+    TensorFlow's ExponentialMovingAverage does with num_updates): it starts at the first loss
+    and follows the fast early fall instead of trailing it by a thousand steps."""
+    if previous is None:
+        return loss
+    decay = min(SMOOTH, (1 + step) / (10 + step))
+    return decay * previous + (1 - decay) * loss
 
 
 class TrainingCallback:
@@ -239,7 +249,7 @@ class Trainer:
             else ckpt.latest_in(self.out)
         intact = f"the last intact checkpoint is {last}" if last else "no checkpoint was written"
         return (f"could not write {what} in {self.out}: {exc.strerror or exc}{room}; {intact}. "
-                f"Free some space, then resume: charforge train --resume {self.out}")
+                f"Free some space, then resume: {hints.resume(self.out)}")
 
     def _save_best(self) -> None:
         self._checkpoint(f"best{ckpt.SUFFIX}")
@@ -359,8 +369,8 @@ class Trainer:
         except Stopped:
             last = ckpt.latest_in(self.out)
             self.reporter.message("stopped without saving" + (
-                f"; the last checkpoint is {last}; resume with: charforge train --resume "
-                f"{self.out}" if last else ""))
+                f"; the last checkpoint is {last}; resume with: {hints.resume(self.out)}"
+                if last else ""))
             raise
         finally:
             self.folder.unlock()
@@ -398,8 +408,7 @@ class Trainer:
                     self.step += 1
                     self.batch_index = batch.index + 1
                     steps_run += 1
-                    self.smooth_loss = loss if self.smooth_loss is None else \
-                        SMOOTH * self.smooth_loss + (1 - SMOOTH) * loss
+                    self.smooth_loss = smoothed(self.smooth_loss, loss, self.step)
                     chars_since += int(batch.mask.sum()) if batch.mask is not None else \
                         batch.x.size
                     if self.step % c.log_every == 0:
@@ -428,7 +437,7 @@ class Trainer:
                 self.epoch += 1
                 self.batch_index = 0
                 self.state = None
-                if not c.eval_every:
+                if not c.eval_every or self.step % c.eval_every:
                     self.validate()
                     if self._early_stop():
                         status = "early_stopped"
@@ -442,6 +451,9 @@ class Trainer:
             status = "save_failed"
             self.reporter.message(str(exc))
         finally:
+            done = getattr(self.reporter, "done", None)     # a reporter written before done()
+            if done is not None:
+                done(self.step, status == "finished")
             self.reporter.stop()
         return status
 
@@ -499,5 +511,6 @@ class Trainer:
         where = f"the last good checkpoint is {last}" if last else "no checkpoint was written"
         lower = f"{self.optimizer.lr / 10:.3g}"
         self.reporter.message(
-            f"training diverged at step {self.step + 1}: {why}; {where}. Lower --lr or set "
-            f"--clip, then resume: charforge train --resume {self.out} --lr {lower}")
+            f"training diverged at step {self.step + 1}: {why}; {where}. Lower the learning "
+            f"rate or set a gradient clip, then resume: "
+            f"{hints.resume(self.out, hints.setting('lr', lower))}")

@@ -44,21 +44,23 @@ def add_train_parser(sub, func) -> None:
             {"str": "TEXT", "int": "N", "float": "X"}[spec.kind]
         p.add_argument("--" + name.replace("_", "-"), dest=name, type=_flag_type(name),
                        default=argparse.SUPPRESS, metavar=metavar,
-                       help=f"{spec.help}: {spec.allowed()} (default: {_default_text(default)})")
+                       help=f"{spec.help}: {spec.allowed()}" + (
+                           "" if "(default:" in spec.help else
+                           f" (default: {_default_text(default)})"))
     p.set_defaults(func=func)
 
 
 def _settings(args) -> dict:
-    from .cli import _key_values
+    from .parsing import key_values
     data = load_toml(args.config) if args.config else {}
     for name in specs():
         if hasattr(args, name):
             data[name] = getattr(args, name)
-    extra = _key_values(args.corpus_option, "--corpus-option")
+    extra = key_values(args.corpus_option, "--corpus-option")
     if args.path:
         extra["path"] = args.path
     _merge(data, "corpus_options", extra)
-    _merge(data, "optimizer_options", _key_values(args.opt, "--opt"))
+    _merge(data, "optimizer_options", key_values(args.opt, "--opt"))
     return data
 
 

@@ -122,7 +122,8 @@ class TrainConfig:
                                   high_open=True)
     test_fraction: float = setting(0.0, "float", "fraction held out for testing", low=0.0,
                                    high=1.0, high_open=True)
-    eval_every: int = setting(0, "int", "evaluate every N steps (0: each epoch)", low=0)
+    eval_every: int = setting(500, "int", "evaluate every N steps, and at each epoch's end "
+                              "(0: only at epoch ends)", low=0)
     eval_batch: int = setting(32, "int", "streams per evaluation batch", low=1, high=WIDTH)
     early_stopping: int = setting(0, "int", "stop after N evaluations without improvement "
                                   "(0: off)", low=0)

@@ -29,10 +29,16 @@ class AGNews(Corpus):
                CorpusOption("path", None, "your own CSV in AG News's layout (class, title, "
                             "description) instead of the split's file"))
 
-    def status(self, split="train", path=None, **_) -> str:
+    def status(self, split=None, path=None, **_) -> str:
+        """With no split named, each split's state (the data folder may hold only one)."""
         if path:
             return "ready" if is_regular_file(Path(path).expanduser()) else "needs a file"
-        return "cached" if find_local(FILES[split][0]) else "needs download"
+        if split is not None:
+            return "cached" if find_local(FILES[split][0]) else "needs download"
+        states = {s: self.status(split=s) for s in FILES}
+        if len(set(states.values())) == 1:
+            return next(iter(states.values()))
+        return ", ".join(f"{s} {state}" for s, state in states.items())
 
     def documents(self, split="train", field="title", path=None) -> Iterator[str]:
         if path:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import hints
 from ..errors import CharforgeError
 from ..paths import readable_file
 from .base import Corpus, CorpusOption, TextSource
@@ -18,7 +19,9 @@ class TextFile(Corpus):
 
     def _files(self, path) -> tuple[Path, ...]:
         if not path:
-            raise CharforgeError("textfile needs a file: pass path=FILE (or --path FILE)")
+            raise CharforgeError("textfile needs a file: pass "
+                                 + ("--path FILE" if hints.front_end() == "cli" else
+                                    "path=FILE"))
         p = Path(path).expanduser()
         if p.is_dir():
             files = tuple(sorted(p.rglob("*.txt")))
