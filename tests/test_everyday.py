@@ -193,3 +193,15 @@ def test_ag_news_status_tells_each_split(tmp_path, monkeypatch):
     corpus = AGNews()
     assert corpus.status(split="test") == "cached"
     assert corpus.status() == "train needs download, test cached"
+
+
+def test_streaming_without_keeping_the_text(shipped):
+    pieces = []
+    out = generate(shipped, ["ROMEO:", "KING:"], 300, seed=4, keep_text=False,
+                   callback=lambda row, piece: pieces.append((row, piece)))
+    assert out == ["", ""]
+    kept = generate(shipped, ["ROMEO:", "KING:"], 300, seed=4)
+    for row in (0, 1):
+        assert "".join(p for r, p in pieces if r == row) == kept[row]
+    with pytest.raises(CharforgeError, match="needs a callback"):
+        generate(shipped, "A", 5, keep_text=False)

@@ -147,7 +147,7 @@ def _generate_into(out, model, primes: list[str], args, params: dict) -> None:
             out.write(piece)
             out.flush()
         generate(model, primes[0], args.length, args.sampler, args.seed, callback=stream,
-                 **params)
+                 keep_text=False, **params)
         out.write("\n")
         return
     texts = generate(model, primes, args.length, args.sampler, args.seed, **params)

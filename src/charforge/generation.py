@@ -107,12 +107,14 @@ def generate(model, prime: str | Sequence[str] = "", length: int = 200,
              sampler="temperature", seed: int | None = None, *,
              callback: Callable[[int, str], None] | None = None, chunk: int = 32,
              return_probs: bool = False, return_hidden: bool = False, result: bool = False,
-             **sampler_params):
+             keep_text: bool = True, **sampler_params):
     """Generate `length` characters after `prime` (a list of primes: one sample each).
 
     Returns the text (a list of texts for a list of primes), or a GenerationResult when
-    result=True. callback(index, piece) receives text as it is generated. Samplers take their
-    parameters as keywords (temperature=0.8, k=5, ...).
+    result=True. callback(index, piece) receives text as it is generated; with
+    keep_text=False the text goes only there (memory stays O(chunk) at any length, and the
+    texts returned are empty). Samplers take their parameters as keywords (temperature=0.8,
+    k=5, ...).
     """
     single = isinstance(prime, str)
     primes = [prime] if single else list(prime)
@@ -129,9 +131,12 @@ def generate(model, prime: str | Sequence[str] = "", length: int = 200,
             not 0 <= seed < 2**63:
         raise CharforgeError(f"seed must be a whole number from 0 to 2**63 - 1, got {seed!r}")
     prime_ids = [encode_prime(vocab, p) for p in primes]
-    _check_memory(model, len(vocab), prime_ids, int(length), return_probs, return_hidden)
+    if not keep_text and callback is None:
+        raise CharforgeError("keep_text=False needs a callback: the text would go nowhere")
+    _check_memory(model, len(vocab), prime_ids, int(length), return_probs, return_hidden,
+                  keep_text)
     out = _run(model, vocab, prime_ids, int(length), s, params, int(seed), callback,
-               _chunk_size(chunk, callback), return_probs, return_hidden)
+               _chunk_size(chunk, callback), return_probs, return_hidden, keep_text)
     if result:
         return out
     return out.texts[0] if single else out.texts
@@ -168,14 +173,14 @@ class _UniformStream:
                      for b in range(len(self.rngs))]
 
 
-BYTES_PER_STEP = 56        # ids, forced ids, uniforms, the decoded text and the token list
+BYTES_PER_STEP = 48        # the kept ids, the decoded text and the token list, per character
 
 
 def _check_memory(model, vocab_size: int, prime_ids, length: int, probs: bool,
-                  hidden: bool) -> None:
+                  hidden: bool, keep_text: bool = True) -> None:
     """Refuse, before allocating, a result larger than the memory this machine has free."""
     steps = len(prime_ids) * (max(len(p) for p in prime_ids) + length)
-    per_step = BYTES_PER_STEP + (4 * vocab_size if probs else 0) + \
+    per_step = (BYTES_PER_STEP if keep_text else 0) + (4 * vocab_size if probs else 0) + \
         (4 * model.config.layers * model.config.hidden if hidden else 0)
     need, free = steps * per_step, _available_memory()
     if free is not None and need > free:
@@ -197,7 +202,7 @@ def _available_memory() -> int | None:
 
 
 def _run(model, vocab, prime_ids, length, sampler, params, seed, callback, chunk,
-         want_probs, want_hidden) -> GenerationResult:
+         want_probs, want_hidden, collect=True) -> GenerationResult:
     B, V, c = len(prime_ids), len(vocab), model.config
     H, L = c.hidden, c.layers
     dt = model.dtype
@@ -209,23 +214,34 @@ def _run(model, vocab, prime_ids, length, sampler, params, seed, callback, chunk
     allowed = allowed_mask(vocab)
     eos = -1 if vocab.eos_id is None else int(vocab.eos_id)
     cur = np.asarray([p[0] for p in prime_ids], np.int32)
-    forced = np.full((B, max(total, 1)), -1, np.int32)
+    prime_steps = int(starts.max())
+    forced = np.full((B, max(prime_steps, 1)), -1, np.int32)      # the primes' own characters
     for b, p in enumerate(prime_ids):
         forced[b, :len(p) - 1] = p[1:]
+
+    def forced_at(t: int, n: int) -> np.ndarray:
+        """Steps t..t+n-1: the prime's next character, or -1 (sample) past the prime."""
+        window = np.full((B, n), -1, np.int32)
+        if t < prime_steps:
+            k = min(n, prime_steps - t)
+            window[:, :k] = forced[:, t:t + k]
+        return window
     used = np.zeros(B, np.int64)
     remaining = np.full(B, length, np.int64)
     done = (remaining <= 0).astype(np.uint8)
-    tokens = np.full((B, max(total, 1)), -1, np.int32)
     probs = np.zeros((B, total, V), np.float32) if want_probs else None
     hidden = np.zeros((B, total, L, H), np.float32) if want_hidden else None
     pieces: list[list[np.ndarray]] = [[] for _ in range(B)]
 
-    def emit(t0: int, t1: int) -> None:
+    def emit(chunk_tokens: np.ndarray, t0: int) -> None:
+        """Tokens chosen at steps t0.. (the primes' own characters skipped): kept when
+        collecting, passed on to the callback as text."""
         for b in range(B):
-            new = tokens[b, max(t0, starts[b]):t1]
+            new = chunk_tokens[b, max(0, starts[b] - t0):]
             new = new[new >= 0]
             if new.size:
-                pieces[b].append(new)
+                if collect:
+                    pieces[b].append(new)
                 if callback is not None:
                     piece = vocab.decode(new)
                     if piece:
@@ -262,25 +278,25 @@ def _run(model, vocab, prime_ids, length, sampler, params, seed, callback, chunk
                 used[:] = 0
                 ran = _gen.run(net.code, net.w_ih, net.w_hh, net.b_in, net.b_rec, net.table,
                                net.w_out, net.b_out, hs, cs, cur,
-                               np.ascontiguousarray(forced[:, t:t + n]), uniforms, used,
+                               forced_at(t, n), uniforms, used,
                                remaining, done, out, allowed, eos,
                                settings["scale"], settings["floor"], settings["top_k"],
                                settings["top_p"], settings["greedy"], False, gx, gh, logits,
                                pr, hd, nthreads, *packed, split_rows)
                 stream.consumed(used)
-                tokens[:, t:t + ran] = out[:, :ran]
                 if want_probs:
                     probs[:, t:t + ran] = pr[:, :ran]
                 if want_hidden:
                     hidden[:, t:t + ran] = hd[:, :ran]
-                emit(t, t + ran)
+                emit(out[:, :ran], t)
                 t += max(ran, 1)
                 continue
             # Per-step path: a plugin sampler and/or a plugin cell.
+            forced_now = forced_at(t, 1)
+            step_tokens = np.full((B, 1), -1, np.int32)
             if fast_cell:
                 _gen.run(net.code, net.w_ih, net.w_hh, net.b_in, net.b_rec, net.table,
-                         net.w_out, net.b_out, hs, cs, cur,
-                         np.ascontiguousarray(forced[:, t:t + 1]), np.zeros((B, 1)), used,
+                         net.w_out, net.b_out, hs, cs, cur, forced_now, np.zeros((B, 1)), used,
                          remaining, done, np.full((B, 1), -1, np.int32), allowed, eos, 1.0,
                          0.0, 0, 1.0, False, True, gx, gh, logits, None, None, nthreads, *packed,
                          split_rows)
@@ -296,21 +312,20 @@ def _run(model, vocab, prime_ids, length, sampler, params, seed, callback, chunk
                         hidden[:, t, layer] = state[layer][0]
             for b in range(B):
                 if done[b]:
-                    tokens[b, t] = -1
                     continue
                 z = np.where(allowed > 0, row_logits[b], -np.inf)
                 if want_probs:
                     probs[b, t] = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
-                if forced[b, t] >= 0:
-                    tok = int(forced[b, t])
+                if forced_now[b, 0] >= 0:
+                    tok = int(forced_now[b, 0])
                 else:
                     tok = _checked_pick(sampler, z, rngs[b], params, allowed)
                     remaining[b] -= 1
                     if remaining[b] <= 0 or tok == eos:
                         done[b] = 1
-                tokens[b, t] = tok
+                step_tokens[b, 0] = tok
                 cur[b] = tok
-            emit(t, t + 1)
+            emit(step_tokens, t)
             t += 1
     generated = [np.concatenate(p) if p else np.zeros(0, np.int32) for p in pieces]
     texts = [vocab.decode(g) for g in generated]
