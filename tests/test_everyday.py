@@ -205,3 +205,17 @@ def test_streaming_without_keeping_the_text(shipped):
         assert "".join(p for r, p in pieces if r == row) == kept[row]
     with pytest.raises(CharforgeError, match="needs a callback"):
         generate(shipped, "A", 5, keep_text=False)
+
+
+def test_empty_test_split_names_the_flag(tmp_path, capsys):
+    from conftest import shakespeare_head
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(shakespeare_head(6000), encoding="utf-8")
+    run = tmp_path / "run"
+    assert main(["train", "--corpus", "textfile", "--path", str(corpus), "--cell", "rnn",
+                 "--layers", "1", "--hidden", "8", "--embedding", "4", "--batch", "4",
+                 "--seq", "16", "--max-steps", "3", "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(run), "--split", "test"]) == 2
+    err = capsys.readouterr().err
+    assert "test_fraction is 0.0" in err and "--test-fraction 0.1" in err

@@ -1,6 +1,7 @@
 """`charforge eval`: a checkpoint's mean loss on a split of the corpus it was trained on."""
 from __future__ import annotations
 
+from . import hints
 from .data import evaluate, load_corpus
 from .errors import CharforgeError
 from .pretrained import load
@@ -33,7 +34,8 @@ def evaluate_checkpoint(path, split: str = "val", options: dict | None = None):
     if part.size < (1 if part.docs is not None else 2):
         fraction = {"val": "val_fraction", "test": "test_fraction"}.get(split)
         how = f" (its {fraction} is {d.get(fraction, 0.0)})" if fraction else ""
+        advice = f"train with {hints.setting(fraction, 0.1)}" if fraction else "train longer"
         raise CharforgeError(f"the {split} split of this checkpoint's corpus is empty{how}; "
-                             "train with a larger fraction to evaluate it")
+                             f"{advice} to evaluate it")
     loss = evaluate(model, part, d.get("batch", 32), max(d.get("seq", 100), 100))
     return loss, part.size, unit, f"{d['name']} ({split})"
