@@ -1,13 +1,10 @@
 """Shared test set-up: a private id cache per test, no network ever, small fixtures in the test
 tree, and the full corpora only where `CHARFORGE_DATA_DIR` names a folder holding them."""
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-sys.path.insert(0, os.path.dirname(__file__))  # the numpy reference lives beside the tests
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SHAKESPEARE_HEAD = FIXTURES / "tinyshakespeare_head.txt"   # first 40,000 characters

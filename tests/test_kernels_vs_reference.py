@@ -1,9 +1,10 @@
 """The fused kernels, through CharModel, against the independent numpy reference."""
 import numpy as np
 import pytest
-from reference import model_loss_and_grads
 
 import charforge
+from charforge.cells import CellType
+from charforge.reference import model_loss_and_grads
 
 TOL = {"float64": dict(rtol=1e-9, atol=1e-12), "float32": dict(rtol=1e-5, atol=1e-5)}
 
@@ -197,3 +198,54 @@ def test_table_gradient_in_backward_rejects_bad_ids(cell):
             gru.gru_backward(g, g.copy(), w, h, h[1:], dh_out, dh_next, 1, ids, dtable)
         else:
             rnn.rnn_backward(g, w, h, dh_out, dh_next, 1, ids, dtable)
+
+
+# ------------------------------------------------------------ a model on the reference itself
+def test_native_false_runs_on_the_reference_and_agrees_with_the_kernels(rng):
+    fast = charforge.CharModel(12, "lstm", 2, 6, 4, dtype="float64", seed=3)
+    slow = charforge.CharModel(12, "lstm", 2, 6, 4, dtype="float64", seed=3, native=False)
+    x, y = rng.integers(0, 12, (3, 7)), rng.integers(0, 12, (3, 7))
+    loss_f, grads_f, final_f = fast.loss_and_grads(x, y)
+    loss_s, grads_s, final_s = slow.loss_and_grads(x, y)
+    assert loss_f == pytest.approx(loss_s, rel=1e-12)
+    for name in grads_f:
+        np.testing.assert_allclose(grads_s[name], grads_f[name], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(final_s[1][1], final_f[1][1], rtol=1e-10)
+    assert slow.loss(x, y)[0] == pytest.approx(loss_f, rel=1e-12)
+    np.testing.assert_allclose(slow.logits(x)[0], fast.logits(x)[0], rtol=1e-10, atol=1e-12)
+
+
+class HalfTanhCell(CellType):
+    """A plugin-style cell stated only by its reference: h' = 0.5 tanh(x W^T + h U^T + b)."""
+    name = "half_tanh"
+
+    def reference_forward(self, x, h, c, p):
+        a = np.tanh(x @ p["weight_ih"].T + h @ p["weight_hh"].T + p["bias"])
+        return 0.5 * a, None, (x, h, a)
+
+    def reference_backward(self, dh, dc, cache, p, g):
+        x, h, a = cache
+        da = 0.5 * dh * (1 - a ** 2)
+        g["weight_ih"] += da.T @ x
+        g["weight_hh"] += da.T @ h
+        g["bias"] += da.sum(0)
+        return da @ p["weight_ih"], da @ p["weight_hh"], None
+
+
+def test_a_plugin_cell_checked_on_the_reference_by_finite_differences(rng):
+    vocab = charforge.Vocabulary.from_text("abcdefghi")
+    model = charforge.CharModel(vocab, HalfTanhCell(), 1, 5, 3, dtype="float64", seed=1,
+                                native=False)
+    x, y = rng.integers(0, 9, (2, 6)), rng.integers(0, 9, (2, 6))
+    _, grads, _ = model.loss_and_grads(x, y)
+    flat_grad = np.concatenate([grads[k].ravel() for k in model.params])
+    for i in rng.choice(model.flat.size, 25, replace=False):
+        keep = model.flat[i]
+        model.flat[i] = keep + 1e-6
+        up = model.loss(x, y)[0]
+        model.flat[i] = keep - 1e-6
+        down = model.loss(x, y)[0]
+        model.flat[i] = keep
+        assert (up - down) / 2e-6 == pytest.approx(flat_grad[i], rel=1e-5, abs=1e-9)
+    text = charforge.generate(model, "abc", 10, seed=2)     # the per-step path
+    assert len(text) == 10 and set(text) <= set("abcdefghi")

@@ -100,9 +100,9 @@ def test_vocabulary_round_trip_and_unseen_characters():
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 def test_uniform_init_scheme_follows_pytorch(cell):
-    """init_scheme="uniform": every weight and bias in +-1/sqrt(hidden) (a merged single bias
+    """init="uniform": every weight and bias in +-1/sqrt(hidden) (a merged single bias
     is the sum of PyTorch's two, so within twice that), embedding N(0, 1); "keras" differs."""
-    model = charforge.CharModel(30, cell, 2, 64, 8, seed=5, init_scheme="uniform")
+    model = charforge.CharModel(30, cell, 2, 64, 8, seed=5, init="uniform")
     limit = 1 / 8
     merged = len(model.cell.bias_names) == 1
     for name, p in model.params.items():
@@ -114,8 +114,8 @@ def test_uniform_init_scheme_follows_pytorch(cell):
         assert np.abs(p).max() > 0.5 * bound, name           # really drawn, not zero
     keras = charforge.CharModel(30, cell, 2, 64, 8, seed=5)
     assert not np.allclose(keras.flat, model.flat)
-    with pytest.raises(charforge.CharforgeError, match="init_scheme must be one of"):
-        charforge.CharModel(30, cell, 1, 8, 4, init_scheme="xavier")
+    with pytest.raises(charforge.CharforgeError, match="init must be one of"):
+        charforge.CharModel(30, cell, 1, 8, 4, init="xavier")
 
 
 def test_train_config_takes_the_init_scheme():

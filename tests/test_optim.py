@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from charforge import reference
 from charforge.errors import CharforgeError
 from charforge.optim import (
     SGD,
@@ -22,50 +23,26 @@ def _run(opt, p, grads):
     return p
 
 
-def test_adam_matches_formula(rng):
+def _reference(step, p, grads, **settings):
+    state: dict = {}
+    for g in grads:
+        step(p, g, state, **settings)
+    return p
+
+
+@pytest.mark.parametrize("opt, step, settings", [
+    (Adam, reference.adam_step, {"lr": 0.01}),
+    (RMSprop, reference.rmsprop_step, {"lr": 1e-3, "rho": 0.95}),
+    (Adagrad, reference.adagrad_step, {"lr": 0.1}),
+    (SGD, reference.sgd_step, {"lr": 0.1}),
+    (SGD, reference.sgd_step, {"lr": 0.1, "momentum": 0.9}),
+    (SGD, reference.sgd_step, {"lr": 0.1, "momentum": 0.9, "nesterov": True}),
+])
+def test_fused_update_matches_the_reference_formula(opt, step, settings, rng):
     p = rng.normal(size=50)
     grads = [rng.normal(size=50) for _ in range(5)]
-    got = _run(Adam(p, lr=0.01), p.copy(), grads)
-    want, m, v = p.copy(), np.zeros(50), np.zeros(50)
-    for t, g in enumerate(grads, 1):
-        m = 0.9 * m + 0.1 * g
-        v = 0.999 * v + 0.001 * g * g
-        want -= 0.01 * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
-    np.testing.assert_allclose(got, want, rtol=1e-12)
-
-
-def test_rmsprop_matches_formula(rng):
-    p = rng.normal(size=30)
-    grads = [rng.normal(size=30) for _ in range(4)]
-    got = _run(RMSprop(p, lr=1e-3, rho=0.95), p.copy(), grads)
-    want, s = p.copy(), np.zeros(30)
-    for g in grads:
-        s = 0.95 * s + 0.05 * g * g
-        want -= 1e-3 * g / (np.sqrt(s) + 1e-8)
-    np.testing.assert_allclose(got, want, rtol=1e-12)
-
-
-def test_adagrad_matches_formula(rng):
-    p = rng.normal(size=30)
-    grads = [rng.normal(size=30) for _ in range(4)]
-    got = _run(Adagrad(p, lr=0.1), p.copy(), grads)
-    want, a = p.copy(), np.zeros(30)
-    for g in grads:
-        a += g * g
-        want -= 0.1 * g / (np.sqrt(a) + 1e-8)
-    np.testing.assert_allclose(got, want, rtol=1e-12)
-
-
-@pytest.mark.parametrize("nesterov", [False, True])
-def test_sgd_momentum_matches_formula(rng, nesterov):
-    p = rng.normal(size=30)
-    grads = [rng.normal(size=30) for _ in range(4)]
-    got = _run(SGD(p, lr=0.1, momentum=0.9, nesterov=nesterov), p.copy(), grads)
-    want, b = p.copy(), np.zeros(30)
-    for g in grads:
-        b = 0.9 * b + g
-        want -= 0.1 * (g + 0.9 * b if nesterov else b)
-    np.testing.assert_allclose(got, want, rtol=1e-12)
+    got = _run(opt(p, **settings), p.copy(), grads)
+    np.testing.assert_allclose(got, _reference(step, p.copy(), grads, **settings), rtol=1e-12)
 
 
 def test_float32_buffers_and_state_round_trip(rng):

@@ -2,10 +2,10 @@
 off: both paths must give the same losses and gradients as the float64 reference."""
 import numpy as np
 import pytest
-from reference import model_loss_and_grads
 
 import charforge
 from charforge._kernels import ops
+from charforge.reference import model_loss_and_grads
 
 
 def _cpu_has_avx512f() -> bool:

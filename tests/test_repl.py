@@ -122,7 +122,7 @@ def test_train_in_the_repl_then_generate_and_save(repl, tmp_path):
     assert "gru 1x16" in out
     out = send(repl, ":load shakespeare")
     assert "lstm" in out
-    import subprocess                              # the saved model records its corpus
+    import subprocess  # the saved model records its corpus
     done = subprocess.run([sys.executable, "-m", "charforge", "eval", str(target)],
                           capture_output=True, text=True)
     assert done.returncode == 0 and "val loss" in done.stdout, done.stderr

@@ -17,21 +17,7 @@ from ._kernels import lstm as _lstm
 from ._kernels import ops
 from ._kernels import rnn as _rnn
 from .hookspecs import hookimpl
-
-
-def glorot_uniform(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
-    """Keras's default kernel initialiser: U(+-sqrt(6 / (fan_in + fan_out)))."""
-    limit = np.sqrt(6.0 / (shape[0] + shape[1]))
-    return rng.uniform(-limit, limit, size=shape)
-
-
-def orthogonal_blocks(rng: np.random.Generator, gates: int, hidden: int) -> np.ndarray:
-    """Keras's recurrent initialiser, per gate: each (H, H) block of W_hh is orthogonal."""
-    blocks = []
-    for _ in range(gates):
-        q, r = np.linalg.qr(rng.standard_normal((hidden, hidden)))
-        blocks.append(q * np.sign(np.diag(r)))
-    return np.concatenate(blocks, axis=0)
+from .initialisation import glorot_uniform, orthogonal_blocks  # noqa: F401 (plugins use them)
 
 
 @dataclass

@@ -41,10 +41,8 @@ class Checkpoint:
         from .model import CharModel
         cfg = self.meta["model"]
         try:
-            model = CharModel(Vocabulary.from_dict(self.meta["vocab"]), cfg["cell"],
-                              cfg["layers"], cfg["hidden"], cfg["embedding"],
-                              cfg.get("dropout", 0.0), dtype or cfg.get("dtype", "float32"),
-                              init=False)
+            model = CharModel.from_config(cfg, Vocabulary.from_dict(self.meta["vocab"]),
+                                          dtype=dtype)
         except (KeyError, TypeError) as exc:
             raise CheckpointError(f"{self._where()}has an incomplete model config ({exc})") \
                 from None

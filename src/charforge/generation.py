@@ -208,7 +208,7 @@ def _run(model, vocab, prime_ids, length, sampler, params, seed, callback, chunk
     dt = model.dtype
     rngs = [np.random.default_rng(seed + i) for i in range(B)]
     settings = kernel_settings(sampler, params)
-    fast_cell = BUILTIN_CELLS.get(c.cell) is model.cell
+    fast_cell = BUILTIN_CELLS.get(c.cell) is model.cell and getattr(model, "native", True)
     starts = np.asarray([len(p) - 1 for p in prime_ids])
     total = int(starts.max()) + length
     allowed = allowed_mask(vocab)

@@ -49,8 +49,9 @@ def from_torch_state_dict(sd, cell: str, vocab=None, dtype: str = "float32") -> 
             raise KeyError("rnn.weight_ih_l0")
         vocab_size, hidden = out_w.shape
         emb = arrays.get("embedding.weight")
-        model = CharModel(vocab if vocab is not None else vocab_size, cell, layers, hidden,
-                          None if emb is None else emb.shape[1], dtype=dtype)
+        model = CharModel.from_config(
+            {"vocab_size": vocab_size, "cell": cell, "layers": layers, "hidden": hidden,
+             "embedding": None if emb is None else emb.shape[1]}, vocab, dtype=dtype)
         p = model.params
         if emb is not None:
             _assign(p, "embedding.weight", emb)

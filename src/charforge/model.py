@@ -7,7 +7,9 @@ step's recurrent product is one GEMM on a contiguous block.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -18,7 +20,6 @@ from .errors import CharforgeError, ShapeError
 from .vocab import Vocabulary
 
 State = list[tuple[np.ndarray, ...]]
-INIT_SCHEMES = ("keras", "uniform")
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
@@ -79,12 +80,16 @@ class CharModel:
 
     vocab: a Vocabulary or a plain vocabulary size. embedding: the embedding width, or None
     for one-hot input. dropout applies between stacked layers (as torch.nn.LSTM does).
+    init: the initialisation scheme ("keras" or "uniform", see charforge.initialisation), or
+    None to leave the weights zero (a checkpoint fills them).
+    native=False runs every pass on the plain-numpy `charforge.reference` (float64, slow, no
+    dropout): for checking a plugin cell's kernel against its reference_forward/backward.
     """
 
     def __init__(self, vocab: Vocabulary | int, cell: str | CellType = "lstm", layers: int = 2,
                  hidden: int = 256, embedding: int | None = 64, dropout: float = 0.0,
-                 dtype: str = "float32", seed: int = 0, *, init: bool = True,
-                 init_scheme: str = "keras") -> None:
+                 dtype: str = "float32", seed: int = 0, *, init: str | bool | None = "keras",
+                 native: bool = True) -> None:
         if isinstance(vocab, Vocabulary):
             self.vocab: Vocabulary | None = vocab
             vocab_size = len(vocab)
@@ -109,8 +114,11 @@ class CharModel:
         self.params = self._views(self.flat)
         self._buffers: dict[tuple[int, int], _Buffers] = {}
         self.rng = np.random.default_rng(seed)
-        if init:                    # loading a checkpoint skips the (QR-heavy) initialisation
-            self.init_params(seed, init_scheme)
+        self.native = bool(native)
+        scheme = "keras" if init is True else None if init is False else init
+        if scheme is not None:      # loading a checkpoint skips the (QR-heavy) initialisation
+            from .initialisation import check_scheme
+            self.init_params(seed, check_scheme(scheme))
 
     # ----------------------------------------------------------------- layout
     @property
@@ -139,46 +147,11 @@ class CharModel:
     def param_count(self) -> int:
         return int(self.flat.size)
 
-    def init_params(self, seed: int = 0, scheme: str = "keras") -> None:
-        """Initialise every parameter; embedding N(0, 1) (as torch.nn.Embedding) in both schemes.
-
-        "keras": the cell's own init_params (built-ins: Keras's glorot-uniform W_ih, orthogonal
-        W_hh blocks, zero biases, LSTM forget bias 1) and a glorot-uniform output layer. Keras's
-        U(-0.05, 0.05) embedding leaves the input projection so weak that training sits on the
-        unigram plateau (loss ~3.3) for the first hundred steps; N(0, 1) reaches 2.3 in 60
-        steps on tiny-shakespeare (lstm 2x256, Adam 2e-3).
-        "uniform": PyTorch's nn.LSTM/GRU/RNN and nn.Linear scheme, every weight and bias
-        U(-1/sqrt(hidden), 1/sqrt(hidden)); a cell's single bias stands for PyTorch's
-        b_ih + b_hh and gets the sum of two such draws. On the quality benchmark (lstm 2x256,
-        Adam 2e-3) it learns more slowly over the first few hundred steps than "keras" but
-        reached 1.50 nats ~250 steps (15%) earlier (one seed).
-        """
-        if scheme not in INIT_SCHEMES:
-            raise CharforgeError(f"init_scheme must be one of {', '.join(INIT_SCHEMES)}, "
-                                 f"got {scheme!r}")
-        rng = np.random.default_rng(seed)
-        if "embedding.weight" in self.params:
-            self.params["embedding.weight"][...] = rng.standard_normal(
-                self.params["embedding.weight"].shape)
-        if scheme == "uniform":
-            self._init_uniform(rng)
-            return
-        with threads.blas_single_threaded():     # the QRs of orthogonal init: a threaded
-            for layer in range(self.config.layers):   # BLAS would leave its workers spinning
-                self.cell.init_params(self.layer_params(self.params, layer), rng)
-        from .cells import glorot_uniform
-        self.params["out.weight"][...] = glorot_uniform(rng, self.params["out.weight"].shape)
-        self.params["out.bias"][...] = 0.0
-
-    def _init_uniform(self, rng: np.random.Generator) -> None:
-        limit = 1.0 / np.sqrt(self.config.hidden)
-        merged = len(self.cell.bias_names) == 1
-        for name, p in self.params.items():
-            if name == "embedding.weight":
-                continue
-            p[...] = rng.uniform(-limit, limit, p.shape)
-            if merged and name.startswith("rnn.") and "bias" in name:
-                p += rng.uniform(-limit, limit, p.shape)
+    def init_params(self, seed: int = 0, init: str = "keras") -> None:
+        """Initialise every parameter by a scheme of `charforge.initialisation` ("keras" or
+        "uniform")."""
+        from .initialisation import initialise
+        initialise(self, seed, init)
 
     # ------------------------------------------------------------ validation
     def _ids(self, name: str, ids, allow_1d: bool = False) -> np.ndarray:
@@ -398,6 +371,8 @@ class CharModel:
         B, T = x.shape
         m = self._mask(mask, x.shape)
         state = self._state(state, B)
+        if not self.native:
+            return self._reference_loss_and_grads(x, y, m, state, train, out)
         if dropout_seed is None:
             dropout_seed = int(self.rng.integers(2**63)) if train and self.config.dropout else 0
         x_tm = np.ascontiguousarray(x.T, dtype=np.int32)
@@ -425,6 +400,10 @@ class CharModel:
             raise ShapeError(f"x and y must have the same shape, got {x.shape} and {y.shape}")
         m = self._mask(mask, x.shape)
         state = self._state(state, x.shape[0])
+        if not self.native:
+            from . import reference
+            logits, final = self._reference_forward(x, state)
+            return float(reference.softmax_cross_entropy(logits, y, m)[0]), final
         x_tm = np.ascontiguousarray(x.T, dtype=np.int32)
         with threads.blas_single_threaded(), self.step_threads(x.shape[0]):
             buf = self._forward(x_tm, state, False, 0)
@@ -437,6 +416,9 @@ class CharModel:
         x = self._ids("x", x)
         state = self._state(state, x.shape[0])
         B, T = x.shape
+        if not self.native:
+            logits, final = self._reference_forward(x, state)
+            return logits.astype(self.dtype), final
         with threads.blas_single_threaded(), self.step_threads(B):
             buf = self._forward(np.ascontiguousarray(x.T, dtype=np.int32), state, False, 0)
         out = buf.logits.reshape(T, B, -1).transpose(1, 0, 2).copy()
@@ -448,16 +430,56 @@ class CharModel:
         logits, state = self.logits(ids, state)
         return logits[:, 0, :], state
 
+    # ----------------------------------------------------------------- the reference path
+    def _reference_params(self) -> dict[str, np.ndarray]:
+        return {k: v.astype(np.float64) for k, v in self.params.items()}
+
+    def _reference_state(self, final) -> State:
+        return [tuple(np.asarray(s, self.dtype) for s in layer) for layer in final]
+
+    def _reference_forward(self, x, state):
+        from . import reference
+        logits, final, _ = reference.forward(self._reference_params(), self.cell,
+                                             self.config.layers, x, state)
+        return logits, self._reference_state(final)
+
+    def _reference_loss_and_grads(self, x, y, mask, state, train, out):
+        from . import reference
+        if train and self.config.dropout:
+            raise CharforgeError("the reference path (native=False) has no dropout; train "
+                                 "with dropout=0 there, or use the kernels")
+        loss, grads, _, final = reference.model_loss_and_grads(
+            self._reference_params(), self.cell, self.config.layers, x, y, mask, state)
+        if out is None:
+            _, views = self.zero_grads()
+        else:
+            if out.shape != self.flat.shape or out.dtype != self.dtype:
+                raise ShapeError("out must be a flat buffer like model.flat")
+            views = self._views(out)
+        for name, g in grads.items():
+            views[name][...] = g
+        return float(loss), views, self._reference_state(final)
+
     def initial_state(self, batch: int) -> State:
         """Zero state for a batch."""
         return [tuple(np.zeros((batch, self.config.hidden), self.dtype)
                       for _ in self.cell.state_names) for _ in range(self.config.layers)]
 
+    @classmethod
+    def from_config(cls, config: ModelConfig | Mapping[str, Any], vocab: Vocabulary | None = None,
+                    *, dtype: str | None = None, seed: int = 0, init: str | None = None,
+                    native: bool = True) -> CharModel:
+        """The one way to build a model from settings: a ModelConfig, or a mapping with its
+        keys (a checkpoint's metadata, a TrainConfig's fields). The weights stay zero unless
+        `init` names a scheme."""
+        c = config.to_dict() if isinstance(config, ModelConfig) else dict(config)
+        return cls(vocab if vocab is not None else c["vocab_size"], c["cell"], c["layers"],
+                   c["hidden"], c["embedding"], c.get("dropout", 0.0),
+                   dtype or c.get("dtype", "float32"), seed, init=init, native=native)
+
     def astype(self, dtype: str) -> CharModel:
         """A copy of the model with parameters in another dtype (e.g. float64 for checks)."""
-        c = self.config
-        other = CharModel(self.vocab if self.vocab is not None else c.vocab_size, c.cell,
-                          c.layers, c.hidden, c.embedding, c.dropout, dtype, init=False)
+        other = CharModel.from_config(self.config, self.vocab, dtype=dtype, native=self.native)
         other.flat[...] = self.flat
         return other
 

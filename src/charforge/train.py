@@ -105,10 +105,8 @@ class Trainer:
         self.mode = config.batching or default_mode(self.data)
         self.batches = make_batches(self.mode, self.splits["train"], config.batch, config.seq,
                                     config.seed, "train")
-        self.model = model or CharModel(self.data.vocab, config.cell, config.layers,
-                                        config.hidden, config.embedding, config.dropout,
-                                        config.dtype, config.seed,
-                                        init_scheme=config.init)
+        self.model = model or CharModel.from_config(config.to_dict(), self.data.vocab,
+                                                    seed=config.seed, init=config.init)
         if self.model.vocab is None or self.model.vocab != self.data.vocab:
             raise CharforgeError("the model's vocabulary differs from the corpus's")
         opts = dict(config.optimizer_options)

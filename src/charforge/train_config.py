@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CharforgeError
-from .model import INIT_SCHEMES
+from .initialisation import SCHEMES as INIT_SCHEMES
 from .optim import OPTIMIZERS
 from .paths import readable_file
 from .spec import describe_range

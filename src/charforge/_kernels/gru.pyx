@@ -114,7 +114,9 @@ def gru_forward(floating[:, :, ::1] gates, const floating[:, ::1] w_hh,
                 const floating[::1] b_hh, floating[:, :, ::1] h, floating[:, :, ::1] hn,
                 floating[:, ::1] gh, int threads=1):
     """Run the layer over T steps. In: gates = W_ih x + b_ih, h[0]. Out: gates = r, z, n
-    (activated), h[1:], hn = W_hn h + b_hn per step."""
+    (activated), h[1:], hn = W_hn h + b_hn per step.
+    Reference: charforge.reference.gru_forward (one step).
+    """
     cdef Py_ssize_t T = gates.shape[0], B = gates.shape[1], H = w_hh.shape[1]
     check_sequence_buffers(3, gates, w_hh, h, hn)
     expect_shapes("gru_forward", b_hh=(b_hh, (3 * H,)), gh=(gh, (B, 3 * H)))
@@ -144,6 +146,7 @@ def gru_backward(floating[:, :, ::1] gates, floating[:, :, ::1] dgh,
     Out: gates = dLoss/d(input projection) (T, B, 3H), dgh = dLoss/d(W_hh h + b_hh),
     dh_next = gradient at the initial state. With ids and dtable: dtable[ids[t*B+b]] +=
     gates[t, b] in the same pass (see lstm_backward).
+    Reference: charforge.reference.gru_backward (one step).
     """
     cdef Py_ssize_t T = gates.shape[0], B = gates.shape[1], H = w_hh.shape[1]
     check_sequence_buffers(3, gates, w_hh, h, hn)

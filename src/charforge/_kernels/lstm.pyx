@@ -117,7 +117,9 @@ def lstm_forward(floating[:, :, ::1] gates, const floating[:, ::1] w_hh,
                  floating[:, :, ::1] h, floating[:, :, ::1] c, floating[:, :, ::1] tc,
                  int threads=1):
     """Run the layer over T steps. In: gates = input projection with bias, h[0], c[0].
-    Out: gates activated (i, f, g, o), h[1:], c[1:], tc = tanh(c[1:])."""
+    Out: gates activated (i, f, g, o), h[1:], c[1:], tc = tanh(c[1:]).
+    Reference: charforge.reference.lstm_forward (one step).
+    """
     cdef Py_ssize_t T = gates.shape[0], B = gates.shape[1], H = w_hh.shape[1]
     check_sequence_buffers(4, gates, w_hh, h, c, tc)
     cdef int n = team_size(H, threads), tid
@@ -148,6 +150,7 @@ def lstm_backward(floating[:, :, ::1] gates, const floating[:, ::1] w_hh,
     Out: gates = dLoss/d(pre-activation) (T, B, 4H); dh_next, dc_next = gradient at the
     initial state. With ids (T*B,) and dtable (V, 4H): dtable[ids[t*B+b]] += gates[t, b]
     (the input-table gradient of layer 0, in the same pass).
+    Reference: charforge.reference.lstm_backward (one step).
     """
     cdef Py_ssize_t T = gates.shape[0], B = gates.shape[1], H = w_hh.shape[1]
     check_sequence_buffers(4, gates, w_hh, c, tc)

@@ -15,7 +15,8 @@ def _check(*arrays):
 
 def sgd_update(floating[::1] p, const floating[::1] g, floating[::1] buf, double lr,
                double momentum, bint nesterov, double weight_decay):
-    """buf = momentum * buf + g (+ wd * p);  p -= lr * (g + momentum * buf if nesterov else buf)."""
+    """buf = momentum * buf + g (+ wd * p);  p -= lr * (g + momentum * buf if nesterov else buf).
+    Reference: charforge.reference.sgd_step."""
     _check(p, g, buf)
     cdef Py_ssize_t i, n = p.shape[0]
     cdef double gi, b
@@ -33,7 +34,8 @@ def sgd_update(floating[::1] p, const floating[::1] g, floating[::1] buf, double
 def adam_update(floating[::1] p, const floating[::1] g, floating[::1] m, floating[::1] v,
                 double lr, double beta1, double beta2, double eps, long step,
                 double weight_decay):
-    """Adam (Kingma & Ba) with bias correction; weight_decay is decoupled (AdamW) when > 0."""
+    """Adam (Kingma & Ba) with bias correction; weight_decay is decoupled (AdamW) when > 0.
+    Reference: charforge.reference.adam_step."""
     _check(p, g, m, v)
     cdef Py_ssize_t i, n = p.shape[0]
     cdef double c1 = 1.0 - beta1 ** step, c2 = 1.0 - beta2 ** step
@@ -51,7 +53,8 @@ def adam_update(floating[::1] p, const floating[::1] g, floating[::1] m, floatin
 
 def rmsprop_update(floating[::1] p, const floating[::1] g, floating[::1] sq, double lr,
                    double rho, double eps):
-    """sq = rho * sq + (1 - rho) g^2;  p -= lr * g / (sqrt(sq) + eps)."""
+    """sq = rho * sq + (1 - rho) g^2;  p -= lr * g / (sqrt(sq) + eps).
+    Reference: charforge.reference.rmsprop_step."""
     _check(p, g, sq)
     cdef Py_ssize_t i, n = p.shape[0]
     cdef double s
@@ -64,7 +67,8 @@ def rmsprop_update(floating[::1] p, const floating[::1] g, floating[::1] sq, dou
 
 def adagrad_update(floating[::1] p, const floating[::1] g, floating[::1] acc, double lr,
                    double eps):
-    """acc += g^2;  p -= lr * g / (sqrt(acc) + eps) (the classic from-scratch RNN's update)."""
+    """acc += g^2;  p -= lr * g / (sqrt(acc) + eps) (the classic from-scratch RNN's update).
+    Reference: charforge.reference.adagrad_step."""
     _check(p, g, acc)
     cdef Py_ssize_t i, n = p.shape[0]
     cdef double a

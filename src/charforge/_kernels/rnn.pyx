@@ -85,7 +85,8 @@ cdef void _backward_units(floating* pre, const floating* w_hh, const floating* h
 
 def rnn_forward(floating[:, :, ::1] pre, const floating[:, ::1] w_hh, floating[:, :, ::1] h,
                 int threads=1):
-    """Run the layer over T steps. In: pre = input projection with bias, h[0]. Out: h[1:]."""
+    """Run the layer over T steps. In: pre = input projection with bias, h[0]. Out: h[1:].
+    Reference: charforge.reference.rnn_forward (one step)."""
     cdef Py_ssize_t T = pre.shape[0], B = pre.shape[1], H = w_hh.shape[1]
     check_sequence_buffers(1, pre, w_hh, h)
     cdef int n = team_size(H, threads), tid
@@ -109,7 +110,9 @@ def rnn_backward(floating[:, :, ::1] pre, const floating[:, ::1] w_hh,
                  floating[:, ::1] dtable=None):
     """Backpropagate through T steps. Out: pre = dLoss/d(pre-activation), dh_next = gradient
     at the initial state. With ids and dtable: dtable[ids[t*B+b]] += pre[t, b] in the same
-    pass (see lstm_backward)."""
+    pass (see lstm_backward).
+    Reference: charforge.reference.rnn_backward (one step).
+    """
     cdef Py_ssize_t T = pre.shape[0], B = pre.shape[1], H = w_hh.shape[1]
     check_sequence_buffers(1, pre, w_hh, h)
     expect_shapes("rnn_backward", dh_out=(dh_out, (T, B, H)), dh_next=(dh_next, (B, H)))

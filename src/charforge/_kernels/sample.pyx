@@ -14,7 +14,9 @@ from ._draw cimport pick
 def categorical(const floating[:, ::1] logits, const double[::1] uniforms, double temperature,
                 allowed=None):
     """One draw per row of logits (N, V) from softmax(logits / temperature), using uniforms (N,)
-    in [0, 1). allowed: optional (V,) uint8 mask of drawable entries. Returns int64 (N,)."""
+    in [0, 1). allowed: optional (V,) uint8 mask of drawable entries. Returns int64 (N,).
+    Reference: charforge.reference.temperature_probabilities and draw.
+    """
     import numpy as np
     cdef Py_ssize_t i, n = logits.shape[0], v = logits.shape[1]
     if uniforms.shape[0] != n:
