@@ -5,15 +5,13 @@ from . import hints
 from .data import evaluate, load_corpus
 from .errors import CharforgeError
 from .pretrained import load
+from .train_state import TrainState
 
 
 def data_settings(meta: dict) -> dict:
     """Corpus name, options and split fractions recorded in a checkpoint."""
     if "train" in meta:
-        c = meta["train"]["config"]
-        return {"name": c["corpus"], "options": c["corpus_options"],
-                "val_fraction": c["val_fraction"], "test_fraction": c["test_fraction"],
-                "seq": c["seq"], "batch": c["eval_batch"]}
+        return TrainState.from_meta(meta["train"]).data_settings()
     if "corpus" in meta:
         return meta["corpus"]
     raise CharforgeError("this model file does not record its corpus; nothing to evaluate on")

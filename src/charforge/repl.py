@@ -262,13 +262,10 @@ class Repl:
 
     def _run_training(self, trainer, out: Path) -> None:
         result = trainer.run()
-        c = trainer.config
+        from .train_state import data_settings
         self.model, self.model_name = trainer.model, str(out)
         self.meta = {"val_loss": result.val_loss,
-                     "corpus": {"name": c.corpus, "options": c.corpus_options,
-                                "val_fraction": c.val_fraction,
-                                "test_fraction": c.test_fraction, "seq": c.seq,
-                                "batch": c.eval_batch}}
+                     "corpus": data_settings(trainer.config.to_dict())}
         self.info(f"{_status_sentence(result.status, result.step)}; "
                   + (f"validation loss {result.val_loss:.4f}" if result.val_loss is not None
                      else "no validation loss yet")

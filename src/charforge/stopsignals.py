@@ -36,7 +36,12 @@ def signal_name(signum: int) -> str:
     return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
 
 
+received: int | None = None      # the last stop signal the default handlers raised
+
+
 def _raise_stopped(signum, frame) -> None:
+    global received
+    received = signum
     raise Stopped(signum)
 
 

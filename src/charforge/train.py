@@ -30,6 +30,7 @@ from .progress import Reporter, terminal_reporter
 from .runfolder import CONFIG_FILE, METRICS_FILE, RunFolder, new_run_id, read_metrics, write_metrics
 from .stopsignals import Stopped, StopRequests, signal_name
 from .train_config import TrainConfig
+from .train_state import TrainState, state_from_tensors, state_tensors
 
 SMOOTH = 0.999                     # the classic from-scratch RNN's smooth loss
 
@@ -179,27 +180,22 @@ class Trainer:
         meta = c.meta
         if "train" not in meta:
             raise CharforgeError(f"{c.path} is a model file, not a training checkpoint")
-        train = meta["train"]
-        config = TrainConfig.from_dict(train["config"])
+        saved = TrainState.from_meta(meta["train"])
+        config = TrainConfig.from_dict(saved.config)
         if overrides:
             config = config.replace(**overrides)
         model = c.model()
         t = cls(config, folder.path, reporter=reporter, callbacks=callbacks, model=model)
         t.folder, t._resumed = folder, True
-        t.run_id = train.get("run_id") or folder.run_id() or t.run_id
-        t.optimizer.load_state_dict(train["optimizer"], c.optimizer)
-        pos = train["position"]
-        t.step, t.epoch, t.batch_index = pos["step"], pos["epoch"], pos["batch_index"]
-        t.smooth_loss = pos["smooth_loss"]
-        t.history = train["history"]
-        t.best_val = train.get("best_val")
-        t.last_val = train.get("val_loss")
-        t.evals_since_best = train.get("evals_since_best", 0)
-        t.watch.load_meta(train.get("divergence"))
+        t.run_id = saved.run_id or folder.run_id() or t.run_id
+        t.optimizer.load_state_dict(saved.optimizer, c.optimizer)
+        t.step, t.epoch, t.batch_index = saved.step, saved.epoch, saved.batch_index
+        t.smooth_loss, t.history = saved.smooth_loss, saved.history
+        t.best_val, t.last_val = saved.best_val, saved.val_loss
+        t.evals_since_best = saved.evals_since_best
+        t.watch.load_meta(saved.divergence)
         t.last_good = c.path if c.path.name != f"best{ckpt.SUFFIX}" else None
-        if c.state:
-            t.state = [tuple(c.state[f"l{k}.{n}"] for n in model.cell.state_names)
-                       for k in range(model.config.layers)]
+        t.state = state_from_tensors(c.state, model.cell.state_names, model.config.layers)
         t._trim_metrics()
         return t
 
@@ -214,21 +210,14 @@ class Trainer:
                                   "stands well above its best (the last good checkpoint stays)")
             return None
         opt_meta, opt_arrays = self.optimizer.state_dict()
-        state = {}
-        if self.state is not None:
-            for k, layer in enumerate(self.state):
-                for n, arr in zip(self.model.cell.state_names, layer, strict=True):
-                    state[f"l{k}.{n}"] = arr
         meta = ckpt.model_meta(self.model)
         meta["val_loss"] = self.last_val
-        meta["train"] = {
-            "config": self.config.to_dict(), "optimizer": opt_meta, "run_id": self.run_id,
-            "position": {"step": self.step, "epoch": self.epoch,
-                         "batch_index": self.batch_index, "smooth_loss": self.smooth_loss},
-            "history": self.history, "best_val": self.best_val, "val_loss": self.last_val,
-            "evals_since_best": self.evals_since_best, "batching": self.mode,
-            "divergence": self.watch.to_meta()}
-        c = ckpt.Checkpoint(meta, dict(self.model.params), opt_arrays, state)
+        meta["train"] = TrainState(
+            self.config.to_dict(), opt_meta, self.run_id, self.step, self.epoch,
+            self.batch_index, self.smooth_loss, self.history, self.best_val, self.last_val,
+            self.evals_since_best, self.mode, self.watch.to_meta()).to_meta()
+        c = ckpt.Checkpoint(meta, dict(self.model.params), opt_arrays,
+                            state_tensors(self.state, self.model.cell.state_names))
         name = path_name or ckpt.step_name(self.step)
         try:
             path = ckpt.save(self.out / name, c)
