@@ -149,11 +149,11 @@ def test_local_file_checksum_helper():
 def test_streaming_decoder_across_chunk_boundaries(tmp_path, monkeypatch, chunk):
     """Multi-byte characters and CRLF pairs cut by chunk boundaries decode exactly as
     Python's universal-newline UTF-8 reader does."""
-    from charforge import encoding
+    from charforge import idcache
     text = "a\r\nb\rc\n\r\n€😀é\r\r\nx" * 7 + "\ufeffend"
     path = tmp_path / "t.txt"
     path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
-    monkeypatch.setattr(encoding, "CHUNK_BYTES", chunk)
+    monkeypatch.setattr(idcache, "CHUNK_BYTES", chunk)
     data = load_corpus("textfile", {"path": str(path)})
     expected = path.read_text(encoding="utf-8-sig")        # universal newlines
     assert data.vocab.decode(data.ids) == expected

@@ -9,10 +9,10 @@ from charforge.data import (
     Documents,
     StreamBatches,
     WindowBatches,
-    evaluate,
     evaluation_batches,
 )
 from charforge.errors import CharforgeError
+from charforge.evaluation import evaluate
 from charforge.vocab import Vocabulary
 
 

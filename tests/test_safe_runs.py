@@ -21,8 +21,8 @@ from conftest import SHAKESPEARE_HEAD
 
 from charforge import checkpoint as ckpt
 from charforge.cli import main
-from charforge.encoding import PARTIAL_PREFIX, cached_ids, remove_partial_files
 from charforge.errors import CharforgeError
+from charforge.idcache import PARTIAL_PREFIX, cached_ids, remove_partial_files
 from charforge.runfolder import RunFolder, read_metrics
 from charforge.train import Trainer, TrainingCallback
 

@@ -16,7 +16,7 @@ _PUBLIC = {
     "ModelConfig": "model",
     "Vocabulary": "vocab", "set_num_threads": "threads", "get_num_threads": "threads",
     "generate": "generation", "load_model": "checkpoint", "save_model": "checkpoint",
-    "load_pretrained": ("pretrained", "load"), "load_corpus": "data", "evaluate": "data",
+    "load_pretrained": ("pretrained", "load"), "load_corpus": "data", "evaluate": "evaluation",
     "Trainer": "train", "TrainingCallback": "train", "TrainConfig": "train_config",
 }
 
@@ -28,8 +28,9 @@ __all__ = ["CharModel", "ModelConfig", "Vocabulary", "CharforgeError", "Checkpoi
 
 if TYPE_CHECKING:                                        # pragma: no cover
     from .checkpoint import load_model, save_model
-    from .data import evaluate, load_corpus
+    from .data import load_corpus
     from .errors import CharforgeError, CheckpointError
+    from .evaluation import evaluate
     from .generation import generate
     from .model import CharModel, ModelConfig
     from .pretrained import load as load_pretrained

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import hints, plugins
-from .encoding import cached_ids
 from .errors import CharforgeError
+from .idcache import cached_ids
 from .vocab import Vocabulary
 
 MODES = ("windows", "streams", "documents")
@@ -110,7 +110,7 @@ def _load_documents(corpus, opts: dict, vocab: Vocabulary | None) -> CorpusData:
         raise CharforgeError(f"corpus {corpus.name!r} has no documents")
     if vocab is None:
         chars = set().union(*map(set, texts))
-        vocab = Vocabulary(chars, pad=True, eos=True)
+        vocab = Vocabulary.for_corpus(chars, "documents")
     if vocab.eos_id is None or vocab.pad_id is None:
         raise CharforgeError("a document corpus needs a vocabulary with <eos> and [PAD]")
     eos = vocab.eos_id
@@ -299,16 +299,3 @@ def evaluation_batches(data: CorpusData, batch: int, seq: int) -> Iterator[Batch
         t = min(seq, length - a)
         win = np.asarray(data.ids[base + a + np.arange(t + 1)], dtype=np.int32)
         yield Batch(win[:, :-1], win[:, 1:], None, i > 0, i)
-
-
-def evaluate(model, data: CorpusData, batch: int = 32, seq: int = 200) -> float:
-    """Mean cross-entropy in nats per predicted character over the whole split."""
-    total, count, state = 0.0, 0.0, None
-    for b in evaluation_batches(data, batch, seq):
-        loss, state = model.loss(b.x, b.y, b.mask, state if b.carry else None)
-        n = float(b.mask.sum()) if b.mask is not None else b.x.size
-        total += loss * n
-        count += n
-    if count == 0:
-        raise CharforgeError("nothing to evaluate: the split is empty")
-    return total / count

@@ -1,11 +1,39 @@
-"""`charforge eval`: a checkpoint's mean loss on a split of the corpus it was trained on."""
+"""Measuring a model on a split: the mean loss over all of it, how a corpus is split into
+train/val/test, and `charforge eval` (a checkpoint on a split of the corpus it was trained
+on). The trainer's validation and `charforge eval` both come here, so they agree."""
 from __future__ import annotations
 
 from . import hints
-from .data import evaluate, load_corpus
+from .data import CorpusData, evaluation_batches, load_corpus
 from .errors import CharforgeError
-from .pretrained import load
 from .train_state import TrainState
+
+MIN_EVAL_SEQ = 100        # evaluation windows are at least this long (less state truncation)
+
+
+def split_fractions(val_fraction: float, test_fraction: float) -> tuple[float, float, float]:
+    """(train, val, test) shares of the corpus."""
+    return (1.0 - val_fraction - test_fraction, val_fraction, test_fraction)
+
+
+def evaluation_seq(train_seq: int) -> int:
+    """The window length for evaluating a model trained on windows of train_seq."""
+    return max(int(train_seq), MIN_EVAL_SEQ)
+
+
+def evaluate(model, data: CorpusData, batch: int = 32, seq: int = 200) -> float:
+    """Mean cross-entropy in nats per predicted character over the whole split."""
+    total, count, state = 0.0, 0.0, None
+    for b in evaluation_batches(data, batch, seq):
+        loss, state = model.loss(b.x, b.y, b.mask, state if b.carry else None)
+        n = float(b.mask.sum()) if b.mask is not None else b.x.size
+        total += loss * n
+        count += n
+    if count == 0:
+        raise CharforgeError("nothing to evaluate: the split is empty")
+    return total / count
+
+
 
 
 def data_settings(meta: dict) -> dict:
@@ -20,13 +48,14 @@ def data_settings(meta: dict) -> dict:
 def evaluate_checkpoint(path, split: str = "val", options: dict | None = None):
     """(loss in nats/char, how many characters or documents were evaluated, their unit,
     description)."""
+    from .pretrained import load
     model, meta = load(path)
     d = data_settings(meta)
     opts = dict(d.get("options") or {})
     opts.update(options or {})
     data = load_corpus(d["name"], opts, model.vocab)
     val, test = d["val_fraction"], d.get("test_fraction", 0.0)
-    parts = data.split((1.0 - val - test, val, test))
+    parts = data.split(split_fractions(val, test))
     part = parts[split]
     unit = "documents" if part.docs is not None else "characters"
     if part.size < (1 if part.docs is not None else 2):
@@ -35,5 +64,5 @@ def evaluate_checkpoint(path, split: str = "val", options: dict | None = None):
         advice = f"train with {hints.setting(fraction, 0.1)}" if fraction else "train longer"
         raise CharforgeError(f"the {split} split of this checkpoint's corpus is empty{how}; "
                              f"{advice} to evaluate it")
-    loss = evaluate(model, part, d.get("batch", 32), max(d.get("seq", 100), 100))
+    loss = evaluate(model, part, d.get("batch", 32), evaluation_seq(d.get("seq", 100)))
     return loss, part.size, unit, f"{d['name']} ({split})"

@@ -140,6 +140,14 @@ def clip_value(grads: np.ndarray, limit: float) -> None:
     ops.clip_(grads, limit)
 
 
+def scheduled_lr(base_lr: float, epoch: int, schedules) -> float:
+    """The learning rate of an epoch: each schedule applied in turn to the base rate."""
+    lr = base_lr
+    for schedule in schedules:
+        lr = schedule(lr, epoch)
+    return lr
+
+
 class ExponentialDecay:
     """lr = base * rate ** epoch (char-rnn's learning_rate_decay per epoch)."""
 

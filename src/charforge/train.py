@@ -21,11 +21,19 @@ import numpy as np
 from . import checkpoint as ckpt
 from . import hints, plugins
 from ._kernels import ops
-from .data import CorpusData, default_mode, evaluate, load_corpus, make_batches
+from .data import CorpusData, default_mode, load_corpus, make_batches
 from .divergence import DivergenceWatch
 from .errors import CharforgeError, CheckpointError
+from .evaluation import evaluate, evaluation_seq, split_fractions
 from .model import CharModel
-from .optim import clip_global_norm, clip_value, make_optimizer
+from .optim import (
+    ExponentialDecay,
+    StepDecay,
+    clip_global_norm,
+    clip_value,
+    make_optimizer,
+    scheduled_lr,
+)
 from .progress import Reporter, terminal_reporter
 from .runfolder import CONFIG_FILE, METRICS_FILE, RunFolder, new_run_id, read_metrics, write_metrics
 from .stopsignals import Stopped, StopRequests, signal_name
@@ -100,9 +108,8 @@ class Trainer:
                                                       .values())
         self.data = data or load_corpus(config.corpus, config.corpus_options,
                                         model.vocab if model is not None else None)
-        fr = (1.0 - config.val_fraction - config.test_fraction, config.val_fraction,
-              config.test_fraction)
-        self.splits = self.data.split(fr)
+        self.splits = self.data.split(split_fractions(config.val_fraction,
+                                                      config.test_fraction))
         self.mode = config.batching or default_mode(self.data)
         self.batches = make_batches(self.mode, self.splits["train"], config.batch, config.seq,
                                     config.seed, "train")
@@ -296,14 +303,14 @@ class Trainer:
     # ----------------------------------------------------------------- pieces
     def current_lr(self) -> float:
         c = self.config
-        lr = c.lr * c.lr_decay ** max(0, self.epoch - c.lr_decay_after)
+        schedules = [ExponentialDecay(c.lr_decay, c.lr_decay_after)]
         if c.lr_step_every:
-            lr *= c.lr_step_gamma ** (self.epoch // c.lr_step_every)
-        return lr
+            schedules.append(StepDecay(c.lr_step_every, c.lr_step_gamma))
+        return scheduled_lr(c.lr, self.epoch, schedules)
 
     def validate(self) -> float:
         val = evaluate(self.model, self.splits["val"], self.config.eval_batch,
-                       max(self.config.seq, 100))
+                       evaluation_seq(self.config.seq))
         self.last_val = val
         self.history.append({"step": self.step, "epoch": self.epoch, "val_loss": val})
         improved = self.best_val is None or val < self.best_val

@@ -40,6 +40,12 @@ class Vocabulary:
         self._is_char = np.array([t in self._char_ids for t in self.tokens], dtype=bool)
 
     @classmethod
+    def for_corpus(cls, chars, kind: str) -> Vocabulary:
+        """The vocabulary a corpus of this kind trains with: its characters, and for
+        "documents" also [PAD] and <eos> (padding and the end of each document)."""
+        return cls(chars, pad=True, eos=True) if kind == "documents" else cls(chars)
+
+    @classmethod
     def from_text(cls, text: str, **options) -> Vocabulary:
         """Every distinct character of `text`, sorted by code point."""
         return cls(set(text), **options)

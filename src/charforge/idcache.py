@@ -188,7 +188,7 @@ def cached_ids(source: TextSource, identity: str,
     if length < 2:
         raise CharforgeError("the corpus is empty (fewer than 2 characters)")
     if vocab is None:
-        vocab = Vocabulary(chars)
+        vocab = Vocabulary.for_corpus(chars, "text")
     encode_source(source, vocab, length, ids_path)
     meta_path.write_text(json.dumps({"length": length, "vocab": vocab.to_dict()}),
                          encoding="utf-8")
