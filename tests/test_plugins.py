@@ -13,9 +13,11 @@ import pytest
 
 from charforge import hookspecs, plugins
 from charforge.cli import main
+from charforge.corpora import get_corpus
 from charforge.errors import CharforgeError
 from charforge.hookspecs import hookimpl
 from charforge.sampling import Sampler
+from charforge.train import TrainingCallback
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -241,3 +243,49 @@ def test_a_raising_command_hook_and_malformed_samplers_are_skipped(capsys):
         assert any("not a Sampler" in ln for ln in warnings)
     finally:
         plugins.unregister_plugin("broken")
+
+
+class CountingCallback(TrainingCallback):
+    def __init__(self):
+        self.steps = []
+
+    def on_step(self, trainer, metrics):
+        self.steps.append(metrics["step"])
+
+
+class CallbackPlugin:
+    @hookimpl
+    def charforge_register_callbacks(self, register):
+        register(CountingCallback)              # a class: made anew per Trainer
+        register(CountingCallback())            # an instance: copied per Trainer
+
+
+def test_plugin_callbacks_are_fresh_for_each_trainer():
+    plugins.register_plugin(CallbackPlugin(), "counting")
+    try:
+        first, second = plugins.plugin_callbacks(), plugins.plugin_callbacks()
+        mine = [c for c in first if isinstance(c, CountingCallback)]
+        assert len(mine) == 2
+        mine[0].steps.append(1)
+        mine[1].steps.append(1)
+        assert all(c.steps == [] for c in second if isinstance(c, CountingCallback))
+        assert not any(a is b for a in first for b in second)
+    finally:
+        plugins.unregister_plugin("counting")
+
+
+def test_a_cell_subclass_that_changes_the_math_leaves_the_fused_kernel():
+    from charforge.cells import LSTMCell
+
+    class Same(LSTMCell):
+        name = "same_lstm"
+
+    class Changed(LSTMCell):
+        name = "changed_lstm"
+
+        def forward(self, ws, params, threads):
+            super().forward(ws, params, threads)
+
+    assert Same.kernel_code == LSTMCell.kernel_code == 2
+    assert Changed.kernel_code is None
+    assert get_corpus("shakespeare").name == "shakespeare"

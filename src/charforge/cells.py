@@ -44,6 +44,16 @@ class CellType:
     gates: int = 1                      # the projection width is gates * hidden
     state_names: tuple[str, ...] = ("h",)
     bias_names: tuple[str, ...] = ("bias",)
+    # The fused generation kernel's number for this cell's step (see generate.pyx), or None:
+    # generation then runs the model step by step (plugin cells). A subclass that changes
+    # forward or backward loses an inherited code unless it states one itself.
+    kernel_code: int | None = None
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        own = vars(cls)
+        if "kernel_code" not in own and ("forward" in own or "backward" in own):
+            cls.kernel_code = None
 
     def param_shapes(self, input_size: int, hidden: int) -> dict[str, tuple[int, ...]]:
         g = self.gates * hidden
@@ -96,6 +106,7 @@ class RNNCell(CellType):
     name = "rnn"
     description = "Elman RNN with tanh (Keras SimpleRNN, torch.nn.RNN)"
     gates = 1
+    kernel_code = 0
 
     def forward(self, ws, params, threads):
         _rnn.rnn_forward(ws.proj, params["weight_hh"], ws.h, threads)
@@ -112,6 +123,7 @@ class GRUCell(CellType):
     name = "gru"
     description = "GRU, PyTorch's formulation (reset gate on W_hn h + b_hn)"
     gates = 3
+    kernel_code = 1
     bias_names = ("bias_ih", "bias_hh")
 
     def extra_buffers(self, T, B, hidden, dtype):
@@ -137,6 +149,7 @@ class LSTMCell(CellType):
     name = "lstm"
     description = "LSTM, gate order i, f, g, o; forget-gate bias starts at 1"
     gates = 4
+    kernel_code = 2
     state_names = ("h", "c")
 
     def init_params(self, params, rng):
@@ -194,7 +207,5 @@ def get_cell(name: str | CellType) -> CellType:
     """A registered cell type by name (built-ins and plugins)."""
     if isinstance(name, CellType):
         return name
-    if name in BUILTIN_CELLS:   # built-in names cannot be taken by plugins (a clash errors)
-        return BUILTIN_CELLS[name]
     from . import plugins
     return plugins.lookup("cells", name)

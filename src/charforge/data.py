@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import hints, plugins
+from .corpora import get_corpus
 from .errors import CharforgeError
 from .idcache import cached_ids
 from .vocab import Vocabulary
@@ -89,7 +90,7 @@ class CorpusData:
 def load_corpus(name: str, options: dict | None = None,
                 vocab: Vocabulary | None = None) -> CorpusData:
     """Load a registered corpus by name (text through the id cache; documents in memory)."""
-    corpus = plugins.lookup("corpora", name)
+    corpus = get_corpus(name)
     opts = corpus.resolve_options(options)
     try:
         if corpus.kind == "documents":

@@ -15,12 +15,9 @@ import numpy as np
 from . import threads
 from ._kernels import generate as _gen
 from ._kernels import ops
-from .cells import BUILTIN_CELLS
 from .errors import CharforgeError
 from .sampling import get_sampler, kernel_settings
 from .vocab import Vocabulary
-
-CELL_CODES = {"rnn": 0, "gru": 1, "lstm": 2}
 
 
 @dataclass
@@ -80,7 +77,7 @@ class _KernelNet:
     def __init__(self, model) -> None:
         c, p = model.config, model.params
         cell = model.cell
-        self.code = CELL_CODES[cell.name]
+        self.code = cell.kernel_code
         lp0 = model.layer_params(p, 0)
         bias0 = cell.input_bias(lp0)
         emb = p.get("embedding.weight")
@@ -208,7 +205,7 @@ def _run(model, vocab, prime_ids, length, sampler, params, seed, callback, chunk
     dt = model.dtype
     rngs = [np.random.default_rng(seed + i) for i in range(B)]
     settings = kernel_settings(sampler, params)
-    fast_cell = BUILTIN_CELLS.get(c.cell) is model.cell and getattr(model, "native", True)
+    fast_cell = model.cell.kernel_code is not None and getattr(model, "native", True)
     starts = np.asarray([len(p) - 1 for p in prime_ids])
     total = int(starts.max()) + length
     allowed = allowed_mask(vocab)
@@ -258,7 +255,8 @@ def _run(model, vocab, prime_ids, length, sampler, params, seed, callback, chunk
         nthreads = free if split_rows else min(free, _threads_for(model))
         state = model.initial_state(B)
         hs = [np.ascontiguousarray(s[0]) for s in state]
-        cs = [np.ascontiguousarray(s[1]) for s in state] if c.cell == "lstm" else [None] * L
+        cs = [np.ascontiguousarray(s[1]) for s in state] if len(model.cell.state_names) == 2 \
+            else [None] * L
         gx = np.zeros((B, model.cell.gates * H), dt)
         gh = np.zeros_like(gx)
         logits = np.zeros((B, V), dt)

@@ -29,7 +29,8 @@ def charforge_register_samplers(register):
 
 @hookspec
 def charforge_register_callbacks(register):
-    """Register training callbacks: call register(callback) with TrainingCallback instances."""
+    """Register training callbacks: call register(X) with a TrainingCallback subclass (made
+    anew for each Trainer) or an instance (copied for each Trainer)."""
 
 
 @hookspec

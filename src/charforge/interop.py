@@ -23,7 +23,7 @@ def to_torch_state_dict(model: CharModel) -> dict[str, np.ndarray]:
         lp = model.layer_params(p, layer)
         sd[f"rnn.weight_ih_l{layer}"] = lp["weight_ih"].copy()
         sd[f"rnn.weight_hh_l{layer}"] = lp["weight_hh"].copy()
-        if c.cell == "gru":
+        if len(model.cell.bias_names) == 2:          # PyTorch's b_ih and b_hh, kept apart
             sd[f"rnn.bias_ih_l{layer}"] = lp["bias_ih"].copy()
             sd[f"rnn.bias_hh_l{layer}"] = lp["bias_hh"].copy()
         else:
@@ -64,7 +64,7 @@ def from_torch_state_dict(sd, cell: str, vocab=None, dtype: str = "float32") -> 
             zeros = np.zeros(lp["weight_hh"].shape[0])
             b_ih = zeros if b_ih is None else b_ih
             b_hh = zeros if b_hh is None else b_hh
-            if cell == "gru":
+            if len(model.cell.bias_names) == 2:
                 lp["bias_ih"][...] = _checked(lp["bias_ih"], b_ih)
                 lp["bias_hh"][...] = _checked(lp["bias_hh"], b_hh)
             else:

@@ -30,7 +30,6 @@ def _status(corpus) -> str:
 
 
 def registered_table(kind: str) -> Table:
-    reg = plugins.registry()
     t = Table(title=f"charforge {kind}")
     t.add_column("name")
     if kind == "corpora":
@@ -40,14 +39,15 @@ def registered_table(kind: str) -> Table:
         t.add_column("parameters")
     t.add_column("description")
     t.add_column("from", style="dim")
-    for name in sorted(reg.items[kind]):
-        item = reg.items[kind][name]
+    items = plugins.registered(kind)
+    for name in sorted(items):
+        item = items[name]
         row = [name]
         if kind == "corpora":
             row += [item.kind, _status(item)]
         if kind == "samplers":
             row.append(", ".join(f"{k}={p.default:g}" for k, p in item.params.items()) or "-")
-        row += [item.description, reg.providers[(kind, name)]]
+        row += [item.description, plugins.provider(kind, name)]
         t.add_row(*row)
     return t
 

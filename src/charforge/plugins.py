@@ -1,6 +1,7 @@
 """The plugin registry: built-ins plus every package in the `charforge` entry-point group.
 
-Lookups by name (`get_corpus`, `get_cell`, `get_sampler`) go through here. A plugin that fails
+Lookups by name (`charforge.corpora.get_corpus`, `charforge.cells.get_cell`,
+`charforge.sampling.get_sampler`) go through here. A plugin that fails
 to import or whose hook raises is reported once (one line: which plugin, why) and skipped.
 Two providers of one name is an error naming both. Environment switches:
 CHARFORGE_BLOCK_PLUGINS=a,b blocks entry-point plugins by name; CHARFORGE_LOAD_PLUGINS=a,b loads
@@ -135,6 +136,11 @@ def _collect(pm: pluggy.PluginManager, kind: str, registry: Registry) -> None:
             _warn(msg)
             continue
         for i, item in enumerate(batch):
+            if kind == "callbacks" and isinstance(item, type):
+                name = getattr(item, "name", None) or f"{provider}:{item.__name__}"
+                found[name] = item
+                registry.providers[(kind, name)] = provider
+                continue
             if expected is not None and not isinstance(item, expected):
                 _refuse(registry, f"plugin {provider} registered {type(item).__name__!s} "
                                   f"{item!r:.60} as a {NOUNS[kind]}, not a {expected.__name__}; "
@@ -211,6 +217,27 @@ def unregister_plugin(name: str) -> None:
 
 def names(kind: str) -> list[str]:
     return sorted(registry().items[kind])
+
+
+def registered(kind: str) -> dict[str, Any]:
+    """Name -> item of one kind (corpora, cells, samplers, callbacks), for listings."""
+    return dict(registry().items[kind])
+
+
+def plugin_callbacks() -> list[Any]:
+    """Fresh training callbacks from the plugins, for one Trainer: a registered class is
+    instantiated, a registered instance copied, so two runs never share a callback's state."""
+    import copy
+    out = []
+    for item in registry().items["callbacks"].values():
+        if isinstance(item, type):
+            out.append(item())
+            continue
+        try:
+            out.append(copy.deepcopy(item))
+        except Exception:           # an instance holding a lock or a file: shared, as given
+            out.append(item)
+    return out
 
 
 def lookup(kind: str, name: str) -> Any:

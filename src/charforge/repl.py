@@ -206,11 +206,11 @@ class Repl:
         self.console.print(t)
 
     def cmd_corpus(self, args):
-        from . import plugins
         if not args:
             self.info(f"corpus: {self.corpus[0]} {self.corpus[1] or ''}")
             return
-        corpus = plugins.lookup("corpora", args[0])
+        from .corpora import get_corpus
+        corpus = get_corpus(args[0])
         opts = corpus.resolve_options(self._kv(args[1:]))
         if corpus.status(**opts) == "needs a file" and corpus.kind == "text":
             corpus.text_source(**opts)          # raises the corpus's own "provide X" message

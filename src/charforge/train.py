@@ -104,8 +104,7 @@ class Trainer:
         self.run_id = new_run_id()
         self._resumed = False
         self.reporter = reporter or (terminal_reporter() if progress else Reporter())
-        self.callbacks = list(callbacks or []) + list(plugins.registry().items["callbacks"]
-                                                      .values())
+        self.callbacks = list(callbacks or []) + plugins.plugin_callbacks()
         self.data = data or load_corpus(config.corpus, config.corpus_options,
                                         model.vocab if model is not None else None)
         self.splits = self.data.split(split_fractions(config.val_fraction,

@@ -2,4 +2,14 @@
 from .base import Corpus, CorpusOption, TextSource
 from .download import cache_dir, data_dir, fetch
 
-__all__ = ["Corpus", "CorpusOption", "TextSource", "cache_dir", "data_dir", "fetch"]
+
+def get_corpus(name: str | Corpus) -> Corpus:
+    """A registered corpus by name (built-ins and plugins), beside get_cell and get_sampler."""
+    if isinstance(name, Corpus):
+        return name
+    from .. import plugins
+    return plugins.lookup("corpora", name)
+
+
+__all__ = ["Corpus", "CorpusOption", "TextSource", "cache_dir", "data_dir", "fetch",
+           "get_corpus"]
