@@ -154,7 +154,7 @@ def test_nohup_keeps_sighup_ignored(tmp_path):
     assert code == 0 and "budget at step 80" in err, err
 
 
-@pytest.mark.parametrize("delay", [0.05, 0.15, 0.3])
+@pytest.mark.parametrize("delay", [0.05, 0.1, 0.15, 0.2, 0.3, 0.45])
 def test_ctrl_c_while_starting_exits_130_without_traceback(delay, tmp_path):
     proc = charforge("train", *RUN, "--out", str(tmp_path / "run"))
     time.sleep(delay)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import plugins
 from ._kernels import gru as _gru
 from ._kernels import lstm as _lstm
 from ._kernels import ops
@@ -207,5 +208,7 @@ def get_cell(name: str | CellType) -> CellType:
     """A registered cell type by name (built-ins and plugins)."""
     if isinstance(name, CellType):
         return name
-    from . import plugins
     return plugins.lookup("cells", name)
+
+
+plugins.expect("cells", CellType)

@@ -339,8 +339,7 @@ def _split_rows(model, batch: int) -> bool:
     """Whether the threads take rows of the batch (each an independent loop, no barriers)
     rather than hidden units: from SPLIT_ROWS_FROM rows on, when there are threads, for
     models whose per-step weights (each thread then reads all of them) stay under
-    SPLIT_ROWS_MAX_BYTES. Measured at batch 32: lstm 1x128 1.5x faster, lstm 2x256 1.15x,
-    the 12 MB models equal or slower."""
+    SPLIT_ROWS_MAX_BYTES (larger models are faster split by units: docs/performance.md)."""
     return (batch >= SPLIT_ROWS_FROM and threads.get_num_threads() > 1
             and _step_weight_bytes(model) <= SPLIT_ROWS_MAX_BYTES)
 

@@ -121,10 +121,6 @@ class CharModel:
             self.init_params(seed, check_scheme(scheme))
 
     # ----------------------------------------------------------------- layout
-    @property
-    def layer_count(self) -> int:
-        return self.config.layers
-
     def _param_shapes(self) -> dict[str, tuple[int, ...]]:
         c = self.config
         return param_shapes(self.cell, c.vocab_size, c.layers, c.hidden, c.embedding)

@@ -105,19 +105,19 @@ def _provider_name(pm: pluggy.PluginManager, plugin: object) -> str:
     return f"{name} (package {dist.metadata['name']})" if dist is not None else name
 
 
+_expected: dict[str, type] = {}
+
+
+def expect(kind: str, base: type) -> None:
+    """Declare what a registration of `kind` must be an instance of. The module defining the
+    base class says so as it loads (cells, sampling, corpora.base: the built-in plugins, so
+    before any registration is collected); the registry itself imports none of them.
+    Callbacks are duck-typed (every method is optional) and declare nothing."""
+    _expected[kind] = base
+
+
 def _expected_type(kind: str) -> type | None:
-    """What a registration of `kind` must be (callbacks are duck-typed: every method is
-    optional)."""
-    if kind == "samplers":
-        from .sampling import Sampler
-        return Sampler
-    if kind == "cells":
-        from .cells import CellType
-        return CellType
-    if kind == "corpora":
-        from .corpora.base import Corpus
-        return Corpus
-    return None
+    return _expected.get(kind)
 
 
 def _collect(pm: pluggy.PluginManager, kind: str, registry: Registry) -> None:

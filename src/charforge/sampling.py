@@ -1,4 +1,4 @@
-"""Samplers and the generation engine.
+"""Samplers: how the next character is chosen from the model's logits.
 
 A sampler turns a row of logits into a character. Built-in samplers map onto the fused
 generation kernel's knobs (scale = 1/temperature or alpha, a floor, top-k, top-p, greedy), so
@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from . import plugins
 from .errors import CharforgeError
 from .hookspecs import hookimpl
 from .spec import describe_range
@@ -157,13 +158,14 @@ def charforge_register_samplers(register):
 def get_sampler(name: str | Sampler) -> Sampler:
     if isinstance(name, Sampler):
         return name
-    from . import plugins
     return plugins.lookup("samplers", name)
 
 
 def sampler_names() -> list[str]:
-    from . import plugins
     return plugins.names("samplers")
+
+
+plugins.expect("samplers", Sampler)
 
 
 def kernel_settings(sampler: Sampler, params: dict[str, Any]) -> dict | None:

@@ -37,12 +37,29 @@ def signal_name(signum: int) -> str:
 
 
 received: int | None = None      # the last stop signal the default handlers raised
+IMPORT_RETRIES = 5000            # 2 ms apart: ten seconds of imports at most
 
 
-def _raise_stopped(signum, frame) -> None:
+def _raise_stopped(signum, frame, _retries=[0]) -> None:  # noqa: B006 (kept across calls)
+    """Raise Stopped, but never inside an import: an extension module's initialisation turns
+    it into its own ImportError (numpy: 'PyCapsule_Import could not import module
+    datetime'), which a library's `except ImportError` fallback may then swallow, losing the
+    stop. Inside one, the signal is sent again a moment later, until the import is done."""
     global received
     received = signum
+    if _inside_import(frame) and _retries[0] < IMPORT_RETRIES:
+        _retries[0] += 1
+        threading.Thread(target=_send_later, args=(signum,), daemon=True).start()
+        return
     raise Stopped(signum)
+
+
+def _inside_import(frame) -> bool:
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 MAX_REDELIVERIES = 100

@@ -42,15 +42,6 @@ cdef inline void tanh_to(const floating* x, floating* y, Py_ssize_t n) noexcept 
         cf_tanh_to_f64(x, y, n)
 
 
-cdef inline void colsum_add(const floating* x, Py_ssize_t rows, Py_ssize_t cols,
-                            floating* out) noexcept nogil:
-    """out[j] += sum_r x[r, j]: accumulated row by row so the inner loop vectorises."""
-    cdef Py_ssize_t r, j
-    for r in range(rows):
-        for j in range(cols):
-            out[j] += x[r * cols + j]
-
-
 cdef inline Py_ssize_t unit_bound(Py_ssize_t hidden, Py_ssize_t k, Py_ssize_t n) noexcept nogil:
     """Start of thread k's share of the hidden units (multiples of 16 keep rows aligned)."""
     if k >= n:

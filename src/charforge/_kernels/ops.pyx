@@ -34,10 +34,6 @@ def set_omp_threads(int n):
     cf_set_num_threads(max(1, n))
 
 
-def get_omp_threads():
-    return cf_get_max_threads()
-
-
 cdef void _gemm_one(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
                    const floating* a, int lda, const floating* b, int ldb, floating beta,
                    floating* c, int ldc, bint packed) noexcept nogil:
@@ -212,17 +208,6 @@ def scatter_add_rows(const floating[:, ::1] src, const int32_t[::1] ids, floatin
             for i in range(n):
                 for j in range(c0, c1):
                     out[ids[i], j] += src[i, j]
-
-
-def add_row_vector(floating[:, ::1] x, const floating[::1] v):
-    """x[i] += v for every row (bias add)."""
-    cdef Py_ssize_t i, j, n = x.shape[0], d = x.shape[1]
-    if v.shape[0] != d:
-        raise ValueError("add_row_vector: v must match x's last dimension")
-    with nogil:
-        for i in prange(n, schedule='static'):
-            for j in range(d):
-                x[i, j] += v[j]
 
 
 def colsum_add(const floating[:, ::1] x, floating[::1] out):

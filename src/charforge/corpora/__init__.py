@@ -1,4 +1,5 @@
 """Corpora: where training text comes from. Built-ins are plugins like any other."""
+from .. import plugins
 from .base import Corpus, CorpusOption, TextSource
 from .download import cache_dir, data_dir, fetch
 
@@ -7,7 +8,6 @@ def get_corpus(name: str | Corpus) -> Corpus:
     """A registered corpus by name (built-ins and plugins), beside get_cell and get_sampler."""
     if isinstance(name, Corpus):
         return name
-    from .. import plugins
     return plugins.lookup("corpora", name)
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import plugins
 from ..errors import CharforgeError
 
 
@@ -70,3 +71,6 @@ class Corpus:
     def identity(self, **options) -> str:
         """A string that changes whenever the corpus content could (used in cache keys)."""
         return f"{self.name}:{sorted(options.items())}"
+
+
+plugins.expect("corpora", Corpus)
