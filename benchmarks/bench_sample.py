@@ -71,11 +71,11 @@ def read_floor(model, nbytes):
     import numpy as np
 
     from charforge._kernels import ops
-    from charforge.generation import _threads_for
+    from charforge.generation_plan import GenerationPlan
     k = model.config.hidden
     w = np.random.default_rng(0).standard_normal((nbytes // 4 // k, k)).astype(np.float32)
     x, out = np.ones(k, np.float32), np.empty(len(w), np.float32)
-    threads = _threads_for(model)
+    threads = GenerationPlan.for_model(model, 1).threads
     times = []
     for _ in range(200):
         t0 = time.perf_counter()

@@ -26,7 +26,7 @@ def test_other_runnable_reads_the_machine():
 
 
 def test_free_threads_follows_the_load_unless_chosen(load, monkeypatch):
-    cores = threads._default_threads()
+    cores = threads.usable_cores()
     load(0)
     assert threads.free_threads(cores) == cores
     load(cores)
@@ -78,7 +78,7 @@ def test_gradcheck_runs_on_one_thread_by_default(load, monkeypatch):
 def test_small_unit_split_layers_train_on_one_thread_by_default(load, monkeypatch):
     small = charforge.CharModel(65, "lstm", 1, 64, 16, seed=0)
     big = charforge.CharModel(65, "lstm", 1, 512, 16, seed=0)
-    cores = threads._default_threads()
+    cores = threads.usable_cores()
     with small.step_threads(1):
         assert threads.get_num_threads() == 1
     with small.step_threads(64):                  # rows split: blocks go to free threads

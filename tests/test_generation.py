@@ -233,14 +233,14 @@ def test_plugin_sampler_that_raises_is_one_line_error():
 def test_threaded_generation_matches_the_step_path():
     """Models big enough for the threaded kernel (units split over threads, a barrier per
     layer) generate exactly what the single-threaded step path does."""
-    from charforge.generation import _threads_for
+    from charforge.generation_plan import GenerationPlan
     charforge.set_num_threads(2)
     for cell in ("lstm", "gru", "rnn"):
         vocab = charforge.Vocabulary(CHARS)
         m = charforge.CharModel(vocab, cell, 2, 256 if cell == "rnn" else 160, 8,
                                 dtype="float64", seed=1)
         m.flat += np.random.default_rng(1).normal(0, 0.05, m.flat.shape)
-        assert _threads_for(m) == 2
+        assert GenerationPlan.for_model(m, 2).threads == 2
         got = generate(m, ["abc", "k"], 25, "argmax")
         for prime, text in zip(["abc", "k"], got, strict=True):
             assert text == step_path_argmax(m, prime, 25), cell
@@ -256,11 +256,12 @@ def test_threads_taking_rows_of_a_batch_match_one_by_one(cell, dtype):
     """From SPLIT_ROWS_FROM rows on, each thread runs its own rows as an independent loop
     (9 rows over 2 threads: 4 and 5); texts and per-step probabilities equal one-by-one
     generation, rows that stop early (EOS-free, different prime lengths) included."""
-    from charforge.generation import SPLIT_ROWS_FROM, _split_rows
+    from charforge.generation_plan import SPLIT_ROWS_FROM, GenerationPlan
     charforge.set_num_threads(2)
     m = random_model(cell, dtype=dtype, seed=3)
     primes = ["abc", "k", "ee", "lkj", "a", "bb", "c", "kl", "e"]
-    assert len(primes) >= SPLIT_ROWS_FROM and _split_rows(m, len(primes))
+    plan = GenerationPlan.for_model(m, len(primes), nthreads=2)
+    assert len(primes) >= SPLIT_ROWS_FROM and plan.split_rows
     batch = generate(m, primes, 30, "temperature", seed=7, temperature=0.9, result=True,
                      return_probs=True)
     for i, prime in enumerate(primes):
@@ -278,13 +279,13 @@ def test_batch_one_reads_rows_in_either_order_with_identical_results(cell, hidde
     come first) and two threads split the dense layer (widths chosen so a thread's share is
     not a multiple of the matvec's 4-row groups): the per-step probabilities must equal, bit
     for bit, those of one-step calls (chunk=1: every step reads forwards)."""
-    from charforge.generation import _threads_for
+    from charforge.generation_plan import GenerationPlan
     before = charforge.get_num_threads()
     charforge.set_num_threads(threads)
     try:
         m = charforge.CharModel(charforge.Vocabulary(CHARS), cell, 1, hidden, 8, seed=4)
         m.flat += np.random.default_rng(4).normal(0, 0.05, m.flat.shape).astype(np.float32)
-        assert _threads_for(m) == threads
+        assert GenerationPlan.for_model(m, 1, nthreads=threads).threads == threads
         runs = [generate(m, "abc", 40, "temperature", seed=3, result=True, return_probs=True,
                          callback=lambda i, s: None, chunk=chunk, temperature=1.0)
                 for chunk in (1, 40)]

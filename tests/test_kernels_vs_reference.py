@@ -60,7 +60,7 @@ def test_threaded_recurrence_and_projection_paths(cell, threads, rng):
     model.flat *= 0.5
     x = rng.integers(0, 40, (2, 6))
     y = rng.integers(0, 40, (2, 6))
-    assert not model._use_table(x.size)
+    assert not model.uses_input_table(x.size)
     _compare(model, x, y, None, None)
 
 
@@ -78,7 +78,7 @@ def test_threads_splitting_the_batch_rows(cell, dtype, rng):
     assert not ops.threads_split_rows(31, 40, gates, 2)
     x = rng.integers(0, 9, (37, 6))
     y = rng.integers(0, 9, (37, 6))
-    assert model._use_table(x.size)
+    assert model.uses_input_table(x.size)
     state = [tuple(rng.normal(0, 0.5, (37, 40)) for _ in model.cell.state_names)
              for _ in range(2)]
     _compare(model, x, y, rng.random((37, 6)) > 0.2, state)
@@ -123,7 +123,7 @@ def test_large_vocabulary_keeps_fixed_row_parts(rng):
     model.flat *= 0.1
     x = rng.integers(0, 3000, (64, 50))
     y = rng.integers(0, 3000, (64, 50))
-    assert model._use_table(x.size)
+    assert model.uses_input_table(x.size)
     _compare(model, x, y, None, None)
 
 

@@ -106,16 +106,15 @@ def test_batched_float32_generation_uses_packed_weights_and_matches(cell, hidden
     """A float32 batch runs the packed kernel (each thread's share of every layer packed once;
     these widths split into shares that end in half panels); its per-step probabilities equal
     one-by-one generation (the batch-1 matrix-vector path) and the BLAS path."""
-    from charforge.generation import _KernelNet, _packed_weights, _threads_for
+    from charforge.generation_plan import GenerationPlan
     charforge.set_num_threads(2)
     vocab = charforge.Vocabulary("abcdefghijkl ")
     model = charforge.CharModel(vocab, cell, 2, hidden, 6, dtype="float32", seed=2)
     model.flat += np.random.default_rng(2).normal(0, 0.05, model.flat.shape).astype(np.float32)
-    assert _threads_for(model) == 2
     primes = ["abc", "k", "lll", "e", "ab"]
-    _, packed_hh, _ = _packed_weights(_KernelNet(model), len(primes), np.float32,
-                                           _threads_for(model))
-    assert (packed_hh is not None) == ops.packed_gemm_available()
+    plan = GenerationPlan.for_model(model, len(primes), nthreads=2)
+    assert plan.threads == 2 and not plan.split_rows
+    assert plan.packed == ops.packed_gemm_available()
     runs = {}
     for packed in ("1", "0"):
         monkeypatch.setenv("CHARFORGE_PACKED_GEMM", packed)

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import threads
-from ._kernels import generate as _gen
-from ._kernels import ops
 from .errors import CharforgeError
+from .generation_plan import GenerationPlan, allowed_mask
 from .sampling import get_sampler, kernel_settings
 from .vocab import Vocabulary
 
@@ -60,44 +59,6 @@ def encode_prime(vocab: Vocabulary, prime: str) -> np.ndarray:
             raise CharforgeError("give a prime: this model has no start token")
         ids = np.asarray([newline], np.int32)
     return ids
-
-
-def allowed_mask(vocab: Vocabulary) -> np.ndarray:
-    """Tokens generation may emit: never [UNK] or [PAD]; <eos> only for document models."""
-    allowed = np.ones(len(vocab), np.uint8)
-    for i in (vocab.unk_id, vocab.pad_id):
-        if i is not None:
-            allowed[i] = 0
-    return allowed
-
-
-class _KernelNet:
-    """The model's weights laid out for the generation kernel."""
-
-    def __init__(self, model) -> None:
-        c, p = model.config, model.params
-        cell = model.cell
-        self.code = cell.kernel_code
-        lp0 = model.layer_params(p, 0)
-        bias0 = cell.input_bias(lp0)
-        emb = p.get("embedding.weight")
-        bias0 = np.ascontiguousarray(bias0, dtype=model.dtype)
-        if emb is not None:
-            # charforge's kernel, not numpy's matmul: numpy's BLAS worker threads would spin
-            # for a while after it, against the generation loop's threads
-            self.table = np.empty((emb.shape[0], bias0.shape[0]), model.dtype)
-            ops.linear(emb, lp0["weight_ih"], bias0, self.table)
-        else:
-            self.table = np.ascontiguousarray(lp0["weight_ih"].T + bias0, dtype=model.dtype)
-        self.w_ih, self.w_hh, self.b_in, self.b_rec = [None], [], [None], []
-        for layer in range(c.layers):
-            lp = model.layer_params(p, layer)
-            self.w_hh.append(lp["weight_hh"])
-            self.b_rec.append(lp.get("bias_hh"))
-            if layer > 0:
-                self.w_ih.append(lp["weight_ih"])
-                self.b_in.append(cell.input_bias(lp))
-        self.w_out, self.b_out = p["out.weight"], p["out.bias"]
 
 
 def generate(model, prime: str | Sequence[str] = "", length: int = 200,
@@ -198,155 +159,143 @@ def _available_memory() -> int | None:
     return None
 
 
-def _run(model, vocab, prime_ids, length, sampler, params, seed, callback, chunk,
-         want_probs, want_hidden, collect=True) -> GenerationResult:
-    B, V, c = len(prime_ids), len(vocab), model.config
-    H, L = c.hidden, c.layers
-    dt = model.dtype
-    rngs = [np.random.default_rng(seed + i) for i in range(B)]
-    settings = kernel_settings(sampler, params)
-    fast_cell = model.cell.kernel_code is not None and getattr(model, "native", True)
-    starts = np.asarray([len(p) - 1 for p in prime_ids])
-    total = int(starts.max()) + length
-    allowed = allowed_mask(vocab)
-    eos = -1 if vocab.eos_id is None else int(vocab.eos_id)
-    cur = np.asarray([p[0] for p in prime_ids], np.int32)
-    prime_steps = int(starts.max())
-    forced = np.full((B, max(prime_steps, 1)), -1, np.int32)      # the primes' own characters
-    for b, p in enumerate(prime_ids):
-        forced[b, :len(p) - 1] = p[1:]
+class _Rows:
+    """Per-row bookkeeping of one call: the token each row reads next, the primes' forced
+    characters, draws left, which rows are done, and what they generated."""
 
-    def forced_at(t: int, n: int) -> np.ndarray:
-        """Steps t..t+n-1: the prime's next character, or -1 (sample) past the prime."""
-        window = np.full((B, n), -1, np.int32)
-        if t < prime_steps:
-            k = min(n, prime_steps - t)
-            window[:, :k] = forced[:, t:t + k]
+    def __init__(self, vocab, prime_ids, length, callback, collect, want_probs, want_hidden,
+                 layers: int, hidden: int) -> None:
+        B, V = len(prime_ids), len(vocab)
+        self.vocab, self.callback, self.collect = vocab, callback, collect
+        self.starts = np.asarray([len(p) - 1 for p in prime_ids])
+        self.prime_steps = int(self.starts.max())
+        self.total = self.prime_steps + length
+        self.cur = np.asarray([p[0] for p in prime_ids], np.int32)
+        self.forced = np.full((B, max(self.prime_steps, 1)), -1, np.int32)
+        for b, p in enumerate(prime_ids):
+            self.forced[b, :len(p) - 1] = p[1:]
+        self.used = np.zeros(B, np.int64)
+        self.remaining = np.full(B, length, np.int64)
+        self.done = (self.remaining <= 0).astype(np.uint8)
+        self.probs = np.zeros((B, self.total, V), np.float32) if want_probs else None
+        self.hidden = np.zeros((B, self.total, layers, hidden), np.float32) \
+            if want_hidden else None
+        self.pieces: list[list[np.ndarray]] = [[] for _ in range(B)]
+
+    def forced_at(self, t: int, n: int) -> np.ndarray:
+        """Steps t..t+n-1: the prime's next character, or -1 (draw) past the prime."""
+        window = np.full((len(self.cur), n), -1, np.int32)
+        if t < self.prime_steps:
+            k = min(n, self.prime_steps - t)
+            window[:, :k] = self.forced[:, t:t + k]
         return window
-    used = np.zeros(B, np.int64)
-    remaining = np.full(B, length, np.int64)
-    done = (remaining <= 0).astype(np.uint8)
-    probs = np.zeros((B, total, V), np.float32) if want_probs else None
-    hidden = np.zeros((B, total, L, H), np.float32) if want_hidden else None
-    pieces: list[list[np.ndarray]] = [[] for _ in range(B)]
 
-    def emit(chunk_tokens: np.ndarray, t0: int) -> None:
+    def emit(self, chunk_tokens: np.ndarray, t0: int) -> None:
         """Tokens chosen at steps t0.. (the primes' own characters skipped): kept when
         collecting, passed on to the callback as text."""
-        for b in range(B):
-            new = chunk_tokens[b, max(0, starts[b] - t0):]
+        for b in range(len(self.cur)):
+            new = chunk_tokens[b, max(0, self.starts[b] - t0):]
             new = new[new >= 0]
             if new.size:
-                if collect:
-                    pieces[b].append(new)
-                if callback is not None:
-                    piece = vocab.decode(new)
+                if self.collect:
+                    self.pieces[b].append(new)
+                if self.callback is not None:
+                    piece = self.vocab.decode(new)
                     if piece:
-                        callback(b, piece)
+                        self.callback(b, piece)
 
-    if total == 0 or length == 0:
-        return GenerationResult([""] * B, [[] for _ in range(B)],
-                                [p.tolist() for p in prime_ids], probs, hidden)
-    if fast_cell:
-        with threads.blas_single_threaded():   # ops.linear calls BLAS inside its own threads
-            net = _KernelNet(model)
-        free = threads.free_threads(threads.get_num_threads())
-        split_rows = free > 1 and _split_rows(model, B)
-        nthreads = free if split_rows else min(free, _threads_for(model))
-        state = model.initial_state(B)
-        hs = [np.ascontiguousarray(s[0]) for s in state]
-        cs = [np.ascontiguousarray(s[1]) for s in state] if len(model.cell.state_names) == 2 \
-            else [None] * L
-        gx = np.zeros((B, model.cell.gates * H), dt)
-        gh = np.zeros_like(gx)
-        logits = np.zeros((B, V), dt)
-        stream = _UniformStream(rngs) if settings else None
-        packed = _packed_weights(net, B, dt, 1 if split_rows else nthreads)
-    else:
-        state = None
-    t = 0
-    with threads.blas_single_threaded():
-        while t < total and not done.all():
-            if settings is not None and fast_cell:
-                n = min(chunk, total - t)
-                out = np.full((B, n), -1, np.int32)
-                pr = np.zeros((B, n, V), np.float32) if want_probs else None
-                hd = np.zeros((B, n, L, H), np.float32) if want_hidden else None
-                uniforms = stream.window(n)
-                used[:] = 0
-                ran = _gen.run(net.code, net.w_ih, net.w_hh, net.b_in, net.b_rec, net.table,
-                               net.w_out, net.b_out, hs, cs, cur,
-                               forced_at(t, n), uniforms, used,
-                               remaining, done, out, allowed, eos,
-                               settings["scale"], settings["floor"], settings["top_k"],
-                               settings["top_p"], settings["greedy"], False, gx, gh, logits,
-                               pr, hd, nthreads, *packed, split_rows)
-                stream.consumed(used)
-                if want_probs:
-                    probs[:, t:t + ran] = pr[:, :ran]
-                if want_hidden:
-                    hidden[:, t:t + ran] = hd[:, :ran]
-                emit(out[:, :ran], t)
-                t += max(ran, 1)
-                continue
-            # Per-step path: a plugin sampler and/or a plugin cell.
-            forced_now = forced_at(t, 1)
-            step_tokens = np.full((B, 1), -1, np.int32)
-            if fast_cell:
-                _gen.run(net.code, net.w_ih, net.w_hh, net.b_in, net.b_rec, net.table,
-                         net.w_out, net.b_out, hs, cs, cur, forced_now, np.zeros((B, 1)), used,
-                         remaining, done, np.full((B, 1), -1, np.int32), allowed, eos, 1.0,
-                         0.0, 0, 1.0, False, True, gx, gh, logits, None, None, nthreads, *packed,
-                         split_rows)
-                row_logits = np.asarray(logits, np.float64)
-                if want_hidden:
-                    for layer in range(L):
-                        hidden[:, t, layer] = hs[layer]
-            else:
-                step_logits, state = model.step(cur, state)
-                row_logits = np.asarray(step_logits, np.float64)
-                if want_hidden:
-                    for layer in range(L):
-                        hidden[:, t, layer] = state[layer][0]
-            for b in range(B):
-                if done[b]:
-                    continue
-                z = np.where(allowed > 0, row_logits[b], -np.inf)
-                if want_probs:
-                    probs[b, t] = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
-                if forced_now[b, 0] >= 0:
-                    tok = int(forced_now[b, 0])
-                else:
-                    tok = _checked_pick(sampler, z, rngs[b], params, allowed)
-                    remaining[b] -= 1
-                    if remaining[b] <= 0 or tok == eos:
-                        done[b] = 1
-                step_tokens[b, 0] = tok
-                cur[b] = tok
-            emit(step_tokens, t)
-            t += 1
-    generated = [np.concatenate(p) if p else np.zeros(0, np.int32) for p in pieces]
-    texts = [vocab.decode(g) for g in generated]
-    return GenerationResult(texts, [g.tolist() for g in generated],
-                            [p.tolist() for p in prime_ids], probs, hidden)
+    def result(self, prime_ids) -> GenerationResult:
+        generated = [np.concatenate(p) if p else np.zeros(0, np.int32) for p in self.pieces]
+        return GenerationResult([self.vocab.decode(g) for g in generated],
+                                [g.tolist() for g in generated],
+                                [p.tolist() for p in prime_ids], self.probs, self.hidden)
 
 
-SPLIT_ROWS_FROM = 8
-SPLIT_ROWS_MAX_BYTES = 8 << 20
-
-
-def _split_rows(model, batch: int) -> bool:
-    """Whether the threads take rows of the batch (each an independent loop, no barriers)
-    rather than hidden units: from SPLIT_ROWS_FROM rows on, when there are threads, for
-    models whose per-step weights (each thread then reads all of them) stay under
-    SPLIT_ROWS_MAX_BYTES (larger models are faster split by units: docs/performance.md)."""
-    return (batch >= SPLIT_ROWS_FROM and threads.get_num_threads() > 1
-            and _step_weight_bytes(model) <= SPLIT_ROWS_MAX_BYTES)
-
-
-def _step_weight_bytes(model) -> int:
+def _run(model, vocab, prime_ids, length, sampler, params, seed, callback, chunk,
+         want_probs, want_hidden, collect=True) -> GenerationResult:
     c = model.config
-    return model.cell.gates * c.hidden * c.hidden * (2 * c.layers - 1) * model.dtype.itemsize
+    rows = _Rows(vocab, prime_ids, length, callback, collect, want_probs, want_hidden,
+                 c.layers, c.hidden)
+    if rows.total == 0 or length == 0:
+        return rows.result(prime_ids)
+    rngs = [np.random.default_rng(seed + i) for i in range(len(prime_ids))]
+    settings = kernel_settings(sampler, params)
+    allowed = allowed_mask(vocab)
+    eos = -1 if vocab.eos_id is None else int(vocab.eos_id)
+    fused_cell = model.cell.kernel_code is not None and getattr(model, "native", True)
+    plan = GenerationPlan(model, len(prime_ids), allowed, eos, settings) if fused_cell \
+        else None
+    with threads.blas_single_threaded():
+        if plan is not None and settings is not None:
+            _run_fused(plan, rows, _UniformStream(rngs), chunk)
+        else:
+            _run_stepwise(model, plan, rows, sampler, params, rngs, allowed, eos)
+    return rows.result(prime_ids)
+
+
+def _run_fused(plan: GenerationPlan, rows: _Rows, uniforms: _UniformStream,
+               chunk: int) -> None:
+    """Built-in cell and sampler: a chunk of steps per kernel call, no Python per character."""
+    B, V = rows.cur.shape[0], plan.logits.shape[1]
+    L, H = len(plan.h), plan.h[0].shape[1]
+    t = 0
+    while t < rows.total and not rows.done.all():
+        n = min(chunk, rows.total - t)
+        out = np.full((B, n), -1, np.int32)
+        pr = np.zeros((B, n, V), np.float32) if rows.probs is not None else None
+        hd = np.zeros((B, n, L, H), np.float32) if rows.hidden is not None else None
+        rows.used[:] = 0
+        ran = plan.run(rows.cur, rows.forced_at(t, n), uniforms.window(n), rows.used,
+                       rows.remaining, rows.done, out, pr, hd)
+        uniforms.consumed(rows.used)
+        if pr is not None:
+            rows.probs[:, t:t + ran] = pr[:, :ran]
+        if hd is not None:
+            rows.hidden[:, t:t + ran] = hd[:, :ran]
+        rows.emit(out[:, :ran], t)
+        t += max(ran, 1)
+
+
+def _run_stepwise(model, plan: GenerationPlan | None, rows: _Rows, sampler, params, rngs,
+                  allowed, eos) -> None:
+    """A plugin sampler (called once per character) and/or a plugin cell (model.step): the
+    kernel, when the cell has one, runs single steps without drawing."""
+    B = rows.cur.shape[0]
+    state = None
+    no_uniforms = np.zeros((B, 1))
+    for t in range(rows.total):
+        if rows.done.all():
+            break
+        forced_now = rows.forced_at(t, 1)
+        if plan is not None:
+            plan.run(rows.cur, forced_now, no_uniforms, rows.used, rows.remaining, rows.done,
+                     np.full((B, 1), -1, np.int32), external=True)
+            row_logits = np.asarray(plan.logits, np.float64)
+            layer_h = plan.h
+        else:
+            step_logits, state = model.step(rows.cur, state)
+            row_logits = np.asarray(step_logits, np.float64)
+            layer_h = [s[0] for s in state]
+        if rows.hidden is not None:
+            for layer, h in enumerate(layer_h):
+                rows.hidden[:, t, layer] = h
+        step_tokens = np.full((B, 1), -1, np.int32)
+        for b in range(B):
+            if rows.done[b]:
+                continue
+            z = np.where(allowed > 0, row_logits[b], -np.inf)
+            if rows.probs is not None:
+                rows.probs[b, t] = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+            if forced_now[b, 0] >= 0:
+                tok = int(forced_now[b, 0])
+            else:
+                tok = _checked_pick(sampler, z, rngs[b], params, allowed)
+                rows.remaining[b] -= 1
+                if rows.remaining[b] <= 0 or tok == eos:
+                    rows.done[b] = 1
+            step_tokens[b, 0] = tok
+            rows.cur[b] = tok
+        rows.emit(step_tokens, t)
 
 
 def _chunk_size(chunk: int, callback) -> int:
@@ -354,25 +303,6 @@ def _chunk_size(chunk: int, callback) -> int:
     least 256 (nothing to stream, so fewer trips through Python)."""
     chunk = max(1, int(chunk))
     return chunk if callback is not None else max(chunk, 256)
-
-
-def _packed_weights(net, B: int, dtype, nthreads: int):
-    """For a float32 batch: every layer's weights packed once for the kernel's threads, so
-    each step's small matrix product reuses them (see _kernels/cf_gemm.h); else None."""
-    if B < 2 or dtype != np.float32 or not _gen.packed_available():
-        return None, None, None
-    H = net.w_out.shape[1]
-    gates = net.table.shape[1] // H
-    nt = _gen.team_threads(H, nthreads)
-    packed_hh = [_gen.pack_for_threads(w, gates, nt) for w in net.w_hh]
-    packed_ih = [None] + [_gen.pack_for_threads(w, gates, nt) for w in net.w_ih[1:]]
-    return packed_ih, packed_hh, _gen.pack_for_threads(net.w_out, 1, 1)
-
-
-def _threads_for(model) -> int:
-    """Threads for the generation loop: worth it once a step reads about a megabyte of
-    weights (below that, the per-layer barrier costs more than it saves)."""
-    return threads.get_num_threads() if _step_weight_bytes(model) >= (1 << 20) else 1
 
 
 def _checked_pick(sampler, z, rng, params, allowed) -> int:

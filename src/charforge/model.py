@@ -201,8 +201,9 @@ class CharModel:
         return np.ascontiguousarray(m.T).ravel()
 
     # ----------------------------------------------------------------- buffers
-    def _use_table(self, rows: int) -> bool:
-        """Project layer 0 through a (V, gH) table when that is cheaper than projecting rows."""
+    def uses_input_table(self, rows: int) -> bool:
+        """Whether a pass over `rows` (B*T) inputs projects layer 0 through a (V, gH) table
+        (cheaper when the vocabulary is smaller than the rows) rather than row by row."""
         return self.config.vocab_size <= rows
 
     def _buffers_for(self, T: int, B: int) -> _Buffers:
@@ -212,7 +213,7 @@ class CharModel:
             c, dt = self.config, self.dtype
             g = self.cell.gates * c.hidden
             in0 = c.embedding if c.embedding is not None else c.vocab_size
-            table = np.empty((c.vocab_size, g), dt) if self._use_table(T * B) else None
+            table = np.empty((c.vocab_size, g), dt) if self.uses_input_table(T * B) else None
             buf = _Buffers(
                 layers=[self.cell.workspace(T, B, c.hidden, dt) for _ in range(c.layers)],
                 dropped=[np.empty((T, B, c.hidden), dt) for _ in range(c.layers - 1)]

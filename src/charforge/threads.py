@@ -7,6 +7,19 @@ single-threaded. A second
 pool (BLAS's own threads) on the same cores would fight the first, so the model runs its work
 inside `blas_single_threaded()`, which switches the BLAS libraries (scipy's and numpy's) to
 one thread for the duration (microseconds) and back.
+
+How the threads split the work, everywhere (each rule lives next to its code; all in one
+place here):
+- A recurrent layer gives each thread at least 16 hidden units: `team_size` threads at most.
+- Training and evaluation (`_common.pxd: split_rows`): the threads take batch rows (no
+  barrier per step) when B >= 16 x threads and W_hh is at most 2 MB; otherwise hidden
+  units, with a barrier per step. A layer whose recurrent weights are under
+  `model.SMALL_STEP_BYTES` (1 MB) runs on one thread when its step would split units.
+- Generation (`generation_plan.py`): the threads take batch rows from 8 rows on when a
+  step's weights are at most 8 MB (each thread then reads all of them); otherwise units, and
+  only once a step reads 1 MB of weights (below that, one thread).
+- On a busy machine generation uses only the cores other programs leave free
+  (`free_threads`), unless the user chose the count.
 """
 from __future__ import annotations
 
@@ -28,7 +41,7 @@ MAX_THREADS = 256       # beyond this OpenMP's runtime aborts or crashes (40,000
                         # segfaulted), and no machine charforge targets has more cores
 
 
-def _default_threads() -> int:
+def usable_cores() -> int:
     env = os.environ.get("OMP_NUM_THREADS", "")
     if env.strip().isdigit() and int(env) > 0:
         return min(int(env), MAX_THREADS)
@@ -49,6 +62,11 @@ def _blas_controllers() -> list:
         _controllers = [c for c in ThreadpoolController().lib_controllers
                         if c.user_api == "blas"]
     return _controllers
+
+
+def team_size(hidden: int, nthreads: int) -> int:
+    """Threads a recurrent layer of this width uses: each needs at least 16 hidden units."""
+    return ops.team_size(hidden, nthreads)
 
 
 def set_num_threads(n: int) -> None:
@@ -75,7 +93,7 @@ def get_num_threads() -> int:
     if _running is not None:
         return _running
     if _threads is None:
-        return _default_threads()
+        return usable_cores()
     return _threads
 
 
@@ -140,7 +158,7 @@ def free_threads(wanted: int) -> int:
     others = _others[1]
     if others is None:
         return wanted
-    return max(1, min(wanted, _default_threads() - others))
+    return max(1, min(wanted, usable_cores() - others))
 
 
 LOAD_SAMPLE_SECONDS = 0.2

@@ -21,7 +21,7 @@ from ._cells cimport lstm_row, gru_row
 from ._draw cimport pick
 from ._common cimport (gemm_rm, tanh_to, cf_barrier, unit_bound, cf_openmp_enabled,
                       cf_matvec_f32, cf_matvec_f64, cf_packed_size, cf_pack_nt,
-                      cf_gemm_packed, cf_packed_gemm_available)
+                      cf_gemm_packed, cf_packed_gemm_available, team_size)
 
 DEF MAX_LAYERS = 16
 DEF MATVEC_CHUNK = 32       # rows per reversed block (128 KB at K = 1024)
@@ -137,10 +137,46 @@ cdef inline void dense_rows(int n, int V, int H, const floating* x, const floati
     gemm_rm(False, True, n, V, H, one, x, H, w, H, one, out, V)
 
 
-cdef struct Knobs:
-    int cell, B, H, V, G, L, gates, steps, eos, top_k, ran
+# One generate() call's network and sampler, laid out once by Plan: sizes, the knobs, and
+# pointers (to float or double, as the plan's dtype) into the arrays the Plan keeps.
+cdef struct Net:
+    int cell, B, H, V, G, L, gates, eos, top_k, nt, groups
     double scale, floor_, top_p
-    bint greedy, external, stop, want_probs, want_hidden
+    bint greedy
+    void* w_ih[MAX_LAYERS]          # (gH, H) input weights of layers 1.. (0 reads the table)
+    void* w_hh[MAX_LAYERS]          # (gH, H) recurrent weights
+    void* b_in[MAX_LAYERS]          # (gH,) input bias of layers 1.. (rnn/lstm: the one bias)
+    void* b_rec[MAX_LAYERS]         # (gH,) GRU's recurrent bias
+    void* h[MAX_LAYERS]             # (B, H) state, updated in place
+    void* h2[MAX_LAYERS]            # (B, H) the next state while a step is computed
+    void* c[MAX_LAYERS]             # (B, H) LSTM cell state, updated in place
+    float* pp_ih[MAX_LAYERS]        # packed float32 weights for batches, or NULL
+    float* pp_hh[MAX_LAYERS]
+    float* pp_out
+    void* table                     # (V, gH) layer 0's input projection per token
+    void* w_out                     # (V, H)
+    void* b_out                     # (V,)
+    void* gx                        # (B, gH) pre-activations, input part (all of it but GRU's)
+    void* gh                        # (B, gH) GRU's recurrent part
+    void* logits                    # (B, V)
+    const unsigned char* allowed    # (V,) tokens the sampler may draw
+    double* p                       # (max(nt, groups), 2V) the sampler's weights per thread
+
+
+# One run(): the steps' inputs and outputs (row b's at offset b of each).
+cdef struct Chunk:
+    int steps, ran
+    bint external, stop
+    int32_t* cur                    # (B,) the token each row reads next
+    const int32_t* forced           # (B, steps) the prime's next token, or -1: draw
+    const double* uniforms          # (B, ustride) the draws' uniforms
+    Py_ssize_t ustride
+    int64_t* used                   # (B,) uniforms taken
+    int64_t* remaining              # (B,) draws left
+    unsigned char* done             # (B,)
+    int32_t* out                    # (B, steps) the token after each step, -1 once done
+    float* probs                    # (B, steps, V) or NULL
+    float* hidden                   # (B, steps, L, H) or NULL
 
 
 cdef Py_ssize_t _thread_offset(int H, int K, int gates, int tid, int nt) noexcept nogil:
@@ -152,26 +188,9 @@ cdef Py_ssize_t _thread_offset(int H, int K, int gates, int tid, int nt) noexcep
     return off
 
 
-def team_threads(int hidden, int threads):
-    """The threads `run` really uses for a layer of this width (each needs 16 units)."""
-    cdef int nt = threads if cf_openmp_enabled() else 1
-    if nt < 1:
-        nt = 1
-    if nt > hidden // 16:
-        nt = max(1, hidden // 16)
-    return nt
-
-
 def packed_available():
     """Whether batched float32 generation can use the packed kernel (see cf_gemm.h)."""
     return bool(cf_packed_gemm_available())
-
-
-cdef float[::1] _checked_pack(object packed, int H, int gates, int nt):
-    cdef float[::1] mp = packed
-    if mp.shape[0] == 0 or mp.shape[0] != _thread_offset(H, H, gates, nt, nt):
-        raise ValueError("generate.run: packed weights of another shape or thread count")
-    return mp
 
 
 def pack_for_threads(const float[:, ::1] w, int gates, int nt):
@@ -197,61 +216,75 @@ def pack_for_threads(const float[:, ::1] w, int gates, int nt):
     return packed
 
 
-cdef void _loop(Knobs* k, floating** pw_ih, floating** pw_hh, floating** pb_in,
-                floating** pb_rec, floating** ph, floating** ph2, floating** pc,
-                float** pp_ih, float** pp_hh, const float* pp_out, const floating* table,
-                const floating* w_out, const floating* b_out,
-                int32_t* cur, const int32_t* forced, const double* uniforms,
-                Py_ssize_t ustride, int64_t* used, int64_t* remaining, unsigned char* done,
-                int32_t* out, const unsigned char* allowed, floating* gx, floating* gh,
-                floating* logits, float* probs, float* hidden, double* p, double* tmp,
+cdef void _loop(floating* typed, Net* n, Chunk* s, Py_ssize_t b0, int B, double* p,
                 int tid, int nt) noexcept nogil:
-    """One thread's share of the generation loop: it owns hidden units [u0, u1) of every
-    layer (their rows of each gate block), so a layer needs one barrier; thread 0 then runs
-    the dense layer and the sampler."""
-    cdef int B = k.B, H = k.H, G = k.G, L = k.L, V = k.V, steps = k.steps, gates = k.gates
+    """Rows [b0, b0 + B) for s.steps steps. With nt threads (tid this one) each owns hidden
+    units [u0, u1) of every layer (their rows of each gate block), so a layer needs one
+    barrier; with nt = 1 the rows are a loop of their own (the threads taking rows). `typed`
+    only selects float or double."""
+    cdef int H = n.H, G = n.G, L = n.L, V = n.V, steps = s.steps, gates = n.gates
     cdef Py_ssize_t u0 = unit_bound(H, tid, nt), u1 = unit_bound(H, tid + 1, nt)
     cdef Py_ssize_t nu = u1 - u0, tok
-    cdef Py_ssize_t v0 = unit_bound(k.V, tid, nt), v1 = unit_bound(k.V, tid + 1, nt)
+    cdef Py_ssize_t v0 = unit_bound(V, tid, nt), v1 = unit_bound(V, tid + 1, nt)
     cdef Py_ssize_t r0 = (B * tid) // nt, r1 = (B * (tid + 1)) // nt   # rows this thread draws
     cdef Py_ssize_t poff = _thread_offset(H, H, gates, tid, nt)
     cdef const float* mine_ih[MAX_LAYERS]
     cdef const float* mine_hh[MAX_LAYERS]
-    cdef int t, l, b, q, j
+    cdef int t, l, b, j
     cdef bint all_done
     cdef floating* hcur[MAX_LAYERS]
     cdef floating* hnext[MAX_LAYERS]
+    cdef floating* hfinal[MAX_LAYERS]
+    cdef floating* cl[MAX_LAYERS]
     cdef floating* swap
     cdef float* prow
+    cdef const floating* table = <const floating*>n.table
+    cdef const floating* w_out = <const floating*>n.w_out
+    cdef const floating* b_out = <const floating*>n.b_out
+    cdef floating* gx = <floating*>n.gx + b0 * G
+    cdef floating* gh = <floating*>n.gh + b0 * G
+    cdef floating* logits = <floating*>n.logits + b0 * V
+    cdef int32_t* cur = s.cur + b0
+    cdef const int32_t* forced = s.forced + b0 * steps
+    cdef const double* uniforms = s.uniforms + b0 * s.ustride
+    cdef int64_t* used = s.used + b0
+    cdef int64_t* remaining = s.remaining + b0
+    cdef unsigned char* done = s.done + b0
+    cdef int32_t* out = s.out + b0 * steps
+    cdef float* probs = s.probs + b0 * steps * V if s.probs != NULL else NULL
+    cdef float* hidden = s.hidden + b0 * steps * L * H if s.hidden != NULL else NULL
+    cdef double* tmp = p + V
     for l in range(L):
-        hcur[l] = ph[l]
-        hnext[l] = ph2[l]
-        mine_ih[l] = pp_ih[l] + poff if pp_ih[l] != NULL else NULL
-        mine_hh[l] = pp_hh[l] + poff if pp_hh[l] != NULL else NULL
+        hcur[l] = <floating*>n.h[l] + b0 * H
+        hfinal[l] = hcur[l]
+        hnext[l] = <floating*>n.h2[l] + b0 * H
+        cl[l] = <floating*>n.c[l] + b0 * H if n.c[l] != NULL else NULL
+        mine_ih[l] = n.pp_ih[l] + poff if n.pp_ih[l] != NULL else NULL
+        mine_hh[l] = n.pp_hh[l] + poff if n.pp_hh[l] != NULL else NULL
     for t in range(steps):
         all_done = True
         for b in range(B):
             if not done[b]:
                 all_done = False
-        if all_done or k.stop:
+        if all_done or s.stop:
             break
         for l in range(L):
             if nu > 0:
                 for b in range(B):
-                    fill_units(gx + b * G, table + cur[b] * G if l == 0 else pb_in[l], H,
-                               gates, u0, nu)
+                    fill_units(gx + b * G, table + cur[b] * G if l == 0 else
+                               <const floating*>n.b_in[l], H, gates, u0, nu)
                 if l > 0:
-                    block_linear(B, G, H, gates, H, u0, u1, hcur[l - 1], pw_ih[l], gx,
-                                 mine_ih[l], t & 1)
-                if k.cell == CELL_GRU:
+                    block_linear(B, G, H, gates, H, u0, u1, hcur[l - 1],
+                                 <const floating*>n.w_ih[l], gx, mine_ih[l], t & 1)
+                if n.cell == CELL_GRU:
                     for b in range(B):
-                        fill_units(gh + b * G, pb_rec[l], H, gates, u0, nu)
-                    block_linear(B, G, H, gates, H, u0, u1, hcur[l], pw_hh[l], gh, mine_hh[l],
-                                 t & 1)
+                        fill_units(gh + b * G, <const floating*>n.b_rec[l], H, gates, u0, nu)
+                    block_linear(B, G, H, gates, H, u0, u1, hcur[l],
+                                 <const floating*>n.w_hh[l], gh, mine_hh[l], t & 1)
                 else:
-                    block_linear(B, G, H, gates, H, u0, u1, hcur[l], pw_hh[l], gx, mine_hh[l],
-                                 t & 1)
-                units_step(k.cell, B, H, u0, u1, gx, gh, hcur[l], hnext[l], pc[l])
+                    block_linear(B, G, H, gates, H, u0, u1, hcur[l],
+                                 <const floating*>n.w_hh[l], gx, mine_hh[l], t & 1)
+                units_step(n.cell, B, H, u0, u1, gx, gh, hcur[l], hnext[l], cl[l])
             if nt > 1:
                 cf_barrier()
             swap = hcur[l]
@@ -266,19 +299,19 @@ cdef void _loop(Knobs* k, floating** pw_ih, floating** pw_hh, floating** pb_in,
             for b in range(r0, r1):     # no barrier between the dense layer and the draws
                 memcpy(logits + b * V, b_out, V * sizeof(floating))
             dense_rows(<int>(r1 - r0), V, H, hcur[L - 1] + r0 * H, w_out, logits + r0 * V,
-                       pp_out)
+                       n.pp_out)
         if tid == 0:
-            k.ran += 1
-            if k.want_hidden:
+            s.ran += 1
+            if hidden != NULL:
                 for b in range(B):
                     for l in range(L):
                         for j in range(H):
                             hidden[((b * steps + t) * L + l) * H + j] = <float>hcur[l][b * H + j]
-            if k.external:
+            if s.external:
                 for b in range(B):
                     out[b * steps + t] = -1
-                k.stop = True
-        if k.external:
+                s.stop = True
+        if s.external:
             if nt > 1:
                 cf_barrier()
             continue
@@ -287,198 +320,198 @@ cdef void _loop(Knobs* k, floating** pw_ih, floating** pw_hh, floating** pb_in,
                 if done[b]:
                     out[b * steps + t] = -1
                     continue
-                prow = probs + (b * steps + t) * V if k.want_probs else NULL
+                prow = probs + (b * steps + t) * V if probs != NULL else NULL
                 if forced[b * steps + t] >= 0:
                     tok = forced[b * steps + t]
                     if prow != NULL:
-                        pick(logits + b * V, V, allowed, 1.0, 0.0, 0, 1.0, True, 0.0, p, tmp,
-                             prow)
+                        pick(logits + b * V, V, n.allowed, 1.0, 0.0, 0, 1.0, True, 0.0, p,
+                             tmp, prow)
                 else:
-                    tok = pick(logits + b * V, V, allowed, k.scale, k.floor_, k.top_k,
-                               k.top_p, k.greedy, uniforms[b * ustride + used[b]], p, tmp,
+                    tok = pick(logits + b * V, V, n.allowed, n.scale, n.floor_, n.top_k,
+                               n.top_p, n.greedy, uniforms[b * s.ustride + used[b]], p, tmp,
                                prow)
                     used[b] += 1
                     remaining[b] -= 1
-                    if remaining[b] <= 0 or tok == k.eos or tok < 0:
+                    if remaining[b] <= 0 or tok == n.eos or tok < 0:
                         done[b] = 1
                 out[b * steps + t] = <int32_t>tok
                 if tok >= 0:
                     cur[b] = <int32_t>tok
         if nt > 1:
             cf_barrier()
-    for l in range(L):                  # leave the final state in the caller's arrays
-        if hcur[l] != ph[l] and nu > 0:
+    for l in range(L):                  # leave the final state in the plan's state arrays
+        if hcur[l] != hfinal[l] and nu > 0:
             for b in range(B):
-                memcpy(ph[l] + b * H + u0, hcur[l] + b * H + u0, nu * sizeof(floating))
+                memcpy(hfinal[l] + b * H + u0, hcur[l] + b * H + u0, nu * sizeof(floating))
 
 
-cdef void _loop_rows(Knobs* k, Py_ssize_t b0, floating** pw_ih, floating** pw_hh,
-                     floating** pb_in, floating** pb_rec, floating** ph, floating** ph2,
-                     floating** pc, float** pp_ih, float** pp_hh, const float* pp_out,
-                     const floating* table, const floating* w_out, const floating* b_out,
-                     int32_t* cur, const int32_t* forced, const double* uniforms,
-                     Py_ssize_t ustride, int64_t* used, int64_t* remaining,
-                     unsigned char* done, int32_t* out, const unsigned char* allowed,
-                     floating* gx, floating* gh, floating* logits, float* probs, float* hidden,
-                     double* p, double* tmp) noexcept nogil:
-    """Rows [b0, b0 + k.B) of the batch as an independent single-threaded loop: rows never
-    interact, so for a batch each thread takes its own rows (no barriers at all) and the
-    threads only share the read-only weights."""
-    cdef floating* gph[MAX_LAYERS]
-    cdef floating* gph2[MAX_LAYERS]
-    cdef floating* gpc[MAX_LAYERS]
-    cdef int l, H = k.H, G = k.G, V = k.V, steps = k.steps
-    for l in range(k.L):
-        gph[l] = ph[l] + b0 * H
-        gph2[l] = ph2[l] + b0 * H
-        gpc[l] = pc[l] + b0 * H if pc[l] != NULL else NULL
-    _loop(k, pw_ih, pw_hh, pb_in, pb_rec, gph, gph2, gpc, pp_ih, pp_hh, pp_out, table, w_out,
-          b_out, cur + b0, forced + b0 * steps, uniforms + b0 * ustride, ustride, used + b0,
-          remaining + b0, done + b0, out + b0 * steps, allowed, gx + b0 * G, gh + b0 * G,
-          logits + b0 * V, probs + b0 * steps * V if probs != NULL else NULL,
-          hidden + b0 * steps * k.L * H if hidden != NULL else NULL, p, tmp, 0, 1)
-
-
-def run(int cell, list w_ih, list w_hh, list b_in, list b_rec, floating[:, ::1] table,
-        floating[:, ::1] w_out, floating[::1] b_out, list h, list c,
-        int32_t[::1] cur, const int32_t[:, ::1] forced, const double[:, ::1] uniforms,
-        int64_t[::1] used, int64_t[::1] remaining, unsigned char[::1] done,
-        int32_t[:, ::1] out, const unsigned char[::1] allowed, int eos,
-        double scale, double floor_, int top_k, double top_p, bint greedy, bint external,
-        floating[:, ::1] gx, floating[:, ::1] gh, floating[:, ::1] logits,
-        probs_out=None, hidden_out=None, int threads=1, list packed_ih=None,
-        list packed_hh=None, packed_out=None, bint split_rows=False):
-    """Run up to forced.shape[1] steps. Returns the number of steps run (fewer when every row
-    is done). With external=True one step runs and no token is drawn: the caller picks from
-    `logits` (a plugin sampler) and writes the pick into cur.
-
-    w_ih[l], b_in[l]: input weights (gH, H) and input bias (gH,) of layers 1..L-1 (index 0
-    unused); w_hh[l], b_rec[l]: recurrent weights and (GRU only) recurrent bias. For rnn/lstm
-    b_in holds the one bias. out (B, steps): the token after each step (-1 once done).
-    probs_out (B, steps, V) float32 and hidden_out (B, steps, L, H) float32 are optional.
-    threads: OpenMP threads splitting the hidden units (BLAS must be single-threaded).
-    packed_ih / packed_hh: optional per-layer pack_for_threads(w, gates, team_threads(H,
-    threads)) arrays of w_ih / w_hh (float32 batches; entries may be None); packed_out:
-    pack_for_threads(w_out, 1, 1). split_rows: the threads take rows of the batch instead of
-    hidden units (then the packs are for one thread: pack_for_threads(w, gates, 1)).
-    """
-    cdef Knobs k
-    cdef int L = len(w_hh), l, nt = threads if cf_openmp_enabled() else 1, tid
-    k.B = cur.shape[0]
-    k.V = w_out.shape[0]
-    k.H = w_out.shape[1]
-    k.G = table.shape[1]
-    k.L = L
-    k.gates = k.G // k.H
-    k.steps = forced.shape[1]
-    k.cell, k.eos, k.top_k, k.ran = cell, eos, top_k, 0
-    k.scale, k.floor_, k.top_p = scale, floor_, top_p
-    k.greedy, k.external, k.stop = greedy, external, False
-    k.want_probs, k.want_hidden = probs_out is not None, hidden_out is not None
-    cdef floating* pw_ih[MAX_LAYERS]
-    cdef floating* pw_hh[MAX_LAYERS]
-    cdef floating* pb_in[MAX_LAYERS]
-    cdef floating* pb_rec[MAX_LAYERS]
-    cdef floating* ph[MAX_LAYERS]
-    cdef floating* ph2[MAX_LAYERS]
-    cdef floating* pc[MAX_LAYERS]
-    cdef float* pp_ih[MAX_LAYERS]
-    cdef float* pp_hh[MAX_LAYERS]
-    cdef float[::1] mp
-    cdef float* pp_out = NULL
-    cdef floating[:, ::1] m2
-    cdef floating[::1] m1
-    cdef float[:, :, ::1] pr
-    cdef float[:, :, :, ::1] hid
-    cdef float* prp = NULL
-    cdef float* hidp = NULL
-    if L > MAX_LAYERS:
-        raise ValueError(f"generation supports at most {MAX_LAYERS} layers")
-    if allowed.shape[0] != k.V or logits.shape[0] != k.B or out.shape[0] != k.B or \
-            out.shape[1] != k.steps or uniforms.shape[0] != k.B:
-        raise ValueError("generate.run: inconsistent shapes")
-    import numpy as np
-    scratch = [np.empty((k.B, k.H), dtype=np.asarray(table).dtype) for _ in range(L)]
-    for l in range(L):
-        m2 = w_hh[l]; pw_hh[l] = &m2[0, 0]
-        m2 = h[l]; ph[l] = &m2[0, 0]
-        m2 = scratch[l]; ph2[l] = &m2[0, 0]
-        pc[l] = NULL
-        if cell == CELL_LSTM:
-            m2 = c[l]; pc[l] = &m2[0, 0]
-        if l > 0:
-            m2 = w_ih[l]; pw_ih[l] = &m2[0, 0]
-            m1 = b_in[l]; pb_in[l] = &m1[0]
-        if cell == CELL_GRU:
-            m1 = b_rec[l]; pb_rec[l] = &m1[0]
-    if k.want_probs:
-        pr = probs_out
-        prp = &pr[0, 0, 0]
-    if k.want_hidden:
-        hid = hidden_out
-        hidp = &hid[0, 0, 0, 0]
-    cdef int groups = 1, g
-    cdef Knobs* ks = NULL
-    if split_rows:
-        groups = min(max(threads, 1), k.B) if cf_openmp_enabled() else 1
-        nt = 1
-    else:
-        nt = team_threads(k.H, threads)
-    for l in range(L):
-        pp_ih[l] = NULL
-        pp_hh[l] = NULL
-        if floating is float:
-            if packed_ih is not None and packed_ih[l] is not None:
-                mp = _checked_pack(packed_ih[l], k.H, k.gates, nt)
-                pp_ih[l] = &mp[0]
-            if packed_hh is not None and packed_hh[l] is not None:
-                mp = _checked_pack(packed_hh[l], k.H, k.gates, nt)
-                pp_hh[l] = &mp[0]
-    if floating is float:
-        if packed_out is not None:
-            mp = packed_out
-            if mp.shape[0] != cf_packed_size(k.V, k.H):
-                raise ValueError("generate.run: packed output weights of another shape")
-            pp_out = &mp[0]
-    cdef double* p = <double*>malloc(2 * k.V * max(nt, groups) * sizeof(double))  # per thread
-    if p == NULL:
-        raise MemoryError()
-    cdef double* tmp = p + k.V
+cdef void _launch(floating* typed, Net* n, Chunk* s, Chunk* parts) noexcept nogil:
+    """The threads over one chunk: each a share of the rows (n.groups > 1: no barriers), or
+    of the hidden units (n.nt > 1), or one thread alone."""
+    cdef int g, tid, groups = n.groups, nt = n.nt
+    cdef Py_ssize_t b0
     if groups > 1:
-        ks = <Knobs*>malloc(groups * sizeof(Knobs))
-        if ks == NULL:
-            free(p)
-            raise MemoryError()
         for g in range(groups):
-            ks[g] = k
-            ks[g].B = (k.B * (g + 1)) // groups - (k.B * g) // groups
-        with nogil, parallel(num_threads=groups):
+            parts[g] = s[0]
+        with parallel(num_threads=groups):
             tid = threadid()
-            _loop_rows(&ks[tid], (k.B * tid) // groups, pw_ih, pw_hh, pb_in, pb_rec, ph, ph2,
-                       pc, pp_ih, pp_hh, pp_out, &table[0, 0], &w_out[0, 0], &b_out[0],
-                       &cur[0], &forced[0, 0], &uniforms[0, 0], uniforms.shape[1], &used[0],
-                       &remaining[0], &done[0], &out[0, 0], &allowed[0], &gx[0, 0], &gh[0, 0],
-                       &logits[0, 0], prp, hidp, p + 2 * k.V * tid, p + 2 * k.V * tid + k.V)
+            b0 = (n.B * tid) // groups
+            _loop(typed, n, &parts[tid], b0, <int>((n.B * (tid + 1)) // groups - b0),
+                  n.p + 2 * n.V * tid, 0, 1)
         for g in range(groups):
-            k.ran = max(k.ran, ks[g].ran)
-        free(ks)
+            if parts[g].ran > s.ran:
+                s.ran = parts[g].ran
     elif nt == 1:
-        with nogil:
-            _loop(&k, pw_ih, pw_hh, pb_in, pb_rec, ph, ph2, pc, pp_ih, pp_hh, pp_out,
-                  &table[0, 0],
-                  &w_out[0, 0],
-                  &b_out[0], &cur[0], &forced[0, 0], &uniforms[0, 0], uniforms.shape[1],
-                  &used[0], &remaining[0], &done[0], &out[0, 0], &allowed[0], &gx[0, 0],
-                  &gh[0, 0], &logits[0, 0], prp, hidp, p, tmp, 0, 1)
+        _loop(typed, n, s, 0, n.B, n.p, 0, 1)
     else:
-        with nogil, parallel(num_threads=nt):
+        with parallel(num_threads=nt):
             tid = threadid()
-            _loop(&k, pw_ih, pw_hh, pb_in, pb_rec, ph, ph2, pc, pp_ih, pp_hh, pp_out,
-                  &table[0, 0],
-                  &w_out[0, 0],
-                  &b_out[0], &cur[0], &forced[0, 0], &uniforms[0, 0], uniforms.shape[1],
-                  &used[0], &remaining[0], &done[0], &out[0, 0], &allowed[0], &gx[0, 0],
-                  &gh[0, 0], &logits[0, 0], prp, hidp, p + 2 * k.V * tid,
-                  p + 2 * k.V * tid + k.V, tid, nt)
-    free(p)
-    return k.ran
+            _loop(typed, n, s, 0, n.B, n.p + 2 * n.V * tid, tid, nt)
+
+
+cdef class Plan:
+    """A generate() call's network laid out for the loop, once: the weights (and their
+    packed forms), the state it updates in place, scratch, the threads and the sampler's
+    knobs. run() then takes only what changes from chunk to chunk.
+
+    cell: the cell's kernel_code. w_ih[l], b_in[l]: input weights (gH, H) and input bias
+    (gH,) of layers 1..L-1 (index 0 unused); w_hh[l], b_rec[l]: recurrent weights and (GRU
+    only) recurrent bias; for rnn/lstm b_in holds the one bias. table (V, gH): layer 0's
+    projection per token. h[l], c[l] (LSTM): (B, H) state arrays, updated in place by run().
+    threads: OpenMP threads splitting the hidden units (BLAS must be single-threaded), or
+    with split_rows taking rows of the batch. packed_ih / packed_hh: optional per-layer
+    pack_for_threads(w, gates, team size) of w_ih / w_hh (float32 batches; entries may be
+    None); packed_out: pack_for_threads(w_out, 1, 1).
+    """
+    cdef Net net
+    cdef Chunk* parts
+    cdef list keep
+    cdef bint single
+    cdef readonly int threads_used, row_groups
+
+    def __cinit__(self):
+        self.parts = NULL
+
+    def __dealloc__(self):
+        free(self.parts)
+
+    def __init__(self, int cell, list w_ih, list w_hh, list b_in, list b_rec, table, w_out,
+                 b_out, list h, list c, gx, gh, logits, allowed, *, int eos, double scale,
+                 double floor_, int top_k, double top_p, bint greedy, int threads=1,
+                 list packed_ih=None, list packed_hh=None, packed_out=None,
+                 bint split_rows=False):
+        import numpy as np
+        cdef int L = len(w_hh), l, nt = threads if cf_openmp_enabled() else 1
+        if L > MAX_LAYERS:
+            raise ValueError(f"generation supports at most {MAX_LAYERS} layers")
+        dtype = np.asarray(table).dtype
+        if dtype not in (np.float32, np.float64):
+            raise ValueError("generate.Plan: float32 or float64 weights")
+        self.single = dtype == np.float32
+        self.keep = []
+        n = &self.net
+        n.cell, n.L = cell, L
+        n.V, n.H = np.shape(w_out)[0], np.shape(w_out)[1]
+        n.G = np.shape(table)[1]
+        n.gates = n.G // n.H
+        n.B = np.shape(h[0])[0]
+        n.eos, n.top_k, n.scale, n.floor_, n.top_p, n.greedy = eos, top_k, scale, floor_, \
+            top_p, greedy
+        if nt < 1:
+            nt = 1
+        if split_rows:
+            n.groups, n.nt = max(1, min(nt, n.B)), 1
+        else:
+            n.groups, n.nt = 1, team_size(n.H, nt)
+        self.threads_used, self.row_groups = n.nt, n.groups
+        n.table = self._address(table, dtype, (n.V, n.G))
+        n.w_out = self._address(w_out, dtype, (n.V, n.H))
+        n.b_out = self._address(b_out, dtype, (n.V,))
+        n.gx = self._address(gx, dtype, (n.B, n.G))
+        n.gh = self._address(gh, dtype, (n.B, n.G))
+        n.logits = self._address(logits, dtype, (n.B, n.V))
+        n.allowed = <const unsigned char*>self._address(allowed, np.uint8, (n.V,))
+        p = np.zeros(2 * n.V * max(n.nt, n.groups), np.float64)
+        n.p = <double*>self._address(p, np.float64, p.shape)
+        for l in range(L):
+            n.w_hh[l] = self._address(w_hh[l], dtype, (n.G, n.H))
+            n.h[l] = self._address(h[l], dtype, (n.B, n.H))
+            n.h2[l] = self._address(np.zeros((n.B, n.H), dtype), dtype, (n.B, n.H))
+            n.c[l] = self._address(c[l], dtype, (n.B, n.H)) if cell == CELL_LSTM else NULL
+            n.w_ih[l] = self._address(w_ih[l], dtype, (n.G, n.H)) if l > 0 else NULL
+            n.b_in[l] = self._address(b_in[l], dtype, (n.G,)) if l > 0 else NULL
+            n.b_rec[l] = self._address(b_rec[l], dtype, (n.G,)) if cell == CELL_GRU else NULL
+            n.pp_ih[l] = self._pack(packed_ih[l] if packed_ih is not None else None, n.H,
+                                    n.gates, n.nt)
+            n.pp_hh[l] = self._pack(packed_hh[l] if packed_hh is not None else None, n.H,
+                                    n.gates, n.nt)
+        n.pp_out = NULL
+        if self.single and packed_out is not None:
+            if np.shape(packed_out)[0] != cf_packed_size(n.V, n.H):
+                raise ValueError("generate.Plan: packed output weights of another shape")
+            n.pp_out = <float*>self._address(packed_out, np.float32, np.shape(packed_out))
+        self.parts = <Chunk*>malloc(n.groups * sizeof(Chunk))
+        if self.parts == NULL:
+            raise MemoryError()
+
+    cdef void* _address(self, array, dtype, shape) except? NULL:
+        """The data of a C-contiguous array of this dtype and shape (kept alive by the plan);
+        never a copy, since the state arrays are updated in place."""
+        import numpy as np
+        a = np.asarray(array)
+        if a.dtype != dtype or tuple(a.shape) != tuple(shape) or not a.flags.c_contiguous:
+            raise ValueError(f"generate.Plan: expected a C-contiguous {np.dtype(dtype).name} "
+                             f"array of shape {tuple(shape)}, got {a.dtype} {a.shape}")
+        self.keep.append(a)
+        return <void*><size_t>a.ctypes.data
+
+    cdef float* _pack(self, packed, int H, int gates, int nt) except? NULL:
+        import numpy as np
+        if not self.single or packed is None:
+            return NULL
+        if np.shape(packed)[0] == 0 or np.shape(packed)[0] != _thread_offset(H, H, gates, nt,
+                                                                            nt):
+            raise ValueError("generate.Plan: packed weights of another shape or thread count")
+        return <float*>self._address(packed, np.float32, np.shape(packed))
+
+    def run(self, int32_t[::1] cur, const int32_t[:, ::1] forced,
+            const double[:, ::1] uniforms, int64_t[::1] used, int64_t[::1] remaining,
+            unsigned char[::1] done, int32_t[:, ::1] out, probs_out=None, hidden_out=None,
+            bint external=False):
+        """Run up to forced.shape[1] steps; returns the steps run (fewer when every row is
+        done). Row b's next token is forced[b, t] when >= 0 (the prime), else drawn with
+        uniforms[b, used[b]]. out (B, steps): the token after each step (-1 once done).
+        probs_out (B, steps, V) and hidden_out (B, steps, L, H), float32, are optional.
+        external=True: one step and no draw; the caller picks from the plan's logits (a
+        plugin sampler) and writes the pick into cur."""
+        cdef Net* n = &self.net
+        cdef Chunk s
+        cdef float[:, :, ::1] pr
+        cdef float[:, :, :, ::1] hid
+        if cur.shape[0] != n.B or forced.shape[0] != n.B or uniforms.shape[0] != n.B or \
+                used.shape[0] != n.B or remaining.shape[0] != n.B or done.shape[0] != n.B or \
+                out.shape[0] != n.B or out.shape[1] != forced.shape[1] or \
+                forced.shape[1] < 1 or uniforms.shape[1] < 1:
+            raise ValueError("generate.Plan.run: inconsistent shapes")
+        s.steps, s.ran, s.external, s.stop = forced.shape[1], 0, external, False
+        s.cur, s.forced, s.uniforms, s.ustride = &cur[0], &forced[0, 0], &uniforms[0, 0], \
+            uniforms.shape[1]
+        s.used, s.remaining, s.done, s.out = &used[0], &remaining[0], &done[0], &out[0, 0]
+        s.probs, s.hidden = NULL, NULL
+        if probs_out is not None:
+            pr = probs_out
+            if pr.shape[0] != n.B or pr.shape[1] != s.steps or pr.shape[2] != n.V:
+                raise ValueError("generate.Plan.run: probs_out of another shape")
+            s.probs = &pr[0, 0, 0]
+        if hidden_out is not None:
+            hid = hidden_out
+            if hid.shape[0] != n.B or hid.shape[1] != s.steps or hid.shape[2] != n.L or \
+                    hid.shape[3] != n.H:
+                raise ValueError("generate.Plan.run: hidden_out of another shape")
+            s.hidden = &hid[0, 0, 0, 0]
+        with nogil:
+            if self.single:
+                _launch(<float*>NULL, n, &s, self.parts)
+            else:
+                _launch(<double*>NULL, n, &s, self.parts)
+        return s.ran

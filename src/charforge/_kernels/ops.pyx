@@ -7,7 +7,7 @@ from cython cimport floating
 from libc.math cimport log, sqrt, fabs
 from libc.string cimport memcpy
 from libc.stdint cimport uint64_t, int32_t
-from ._common cimport (split_rows, team_size, unit_bound, cf_matvec_f32, gemm_rm, cf_gemm_tn,
+from ._common cimport (split_rows, team_size as team_size_c, unit_bound, cf_matvec_f32, gemm_rm, cf_gemm_tn,
                        cf_gemm_work, cf_packed_gemm_available,
                        cf_set_num_threads, cf_get_max_threads, cf_openmp_enabled,
                        cf_exp_shift_sum_f32, cf_exp_shift_sum_f64, cf_hash64)
@@ -27,7 +27,13 @@ def packed_gemm_available():
 def threads_split_rows(Py_ssize_t batch, Py_ssize_t hidden, Py_ssize_t gates, int threads):
     """Whether a recurrent layer of this shape splits the batch rows over the threads (else
     the hidden units); see split_rows in _common.pxd."""
-    return bool(split_rows(batch, hidden, gates, team_size(hidden, threads)))
+    return bool(split_rows(batch, hidden, gates, team_size_c(hidden, threads)))
+
+
+def team_size(Py_ssize_t hidden, int threads):
+    """Threads a recurrent layer of this width uses (each needs 16 hidden units; one
+    without OpenMP)."""
+    return team_size_c(hidden, threads if cf_openmp_enabled() else 1)
 
 
 def set_omp_threads(int n):
