@@ -106,14 +106,15 @@ class GenerationPlan:
         self.h = [np.ascontiguousarray(s[0]) for s in state]
         self.c = [np.ascontiguousarray(s[1]) for s in state] \
             if len(model.cell.state_names) == 2 else [None] * L
-        gx = np.zeros((batch, model.cell.gates * H), dt)
+        proj = np.zeros((batch, model.cell.gates * H), dt)
         self.logits = np.zeros((batch, len(allowed)), dt)
         k = dict(GREEDY_OFF, **(knobs or {}))
         packed = packed_weights(net, batch, dt, 1 if self.split_rows else self.threads)
         self.packed = packed[1] is not None
         self.kernel = _gen.Plan(
             net.code, net.w_ih, net.w_hh, net.b_in, net.b_rec, net.table, net.w_out,
-            net.b_out, self.h, self.c, gx, np.zeros_like(gx), self.logits, allowed, eos=eos,
+            net.b_out, self.h, self.c, proj, np.zeros_like(proj), self.logits, allowed,
+            eos=eos,
             scale=k["scale"], floor_=k["floor"], top_k=k["top_k"], top_p=k["top_p"],
             greedy=k["greedy"], threads=self.threads, packed_ih=packed[0],
             packed_hh=packed[1], packed_out=packed[2], split_rows=self.split_rows)

@@ -2,7 +2,14 @@
  * over the units that gcc vectorises (AVX-512 / AVX2 clones through CF_CLONES): written in
  * Cython they were a call per activation and gate block and scalar loops in between
  * (aliasing, baseline instruction set). The forward rows are shared by training and
- * generation, the backward rows by the training kernels. */
+ * generation, the backward rows by the training kernels. Each cell's forward row and its
+ * backward row sit together; the plain statement of the math is charforge/reference.py.
+ *
+ * Shapes, for one batch row of a layer with H units (only units [u0, u1) are touched):
+ *   row    (gH,)  the input projection x W_ih^T + b on entry (proj, gates of g = 1, 3, 4)
+ *   cp, cn (H,)   LSTM cell state before / after the step;  tcn, tct (H,) tanh(c')
+ *   hp, hn (H,)   hidden state before / after the step
+ *   dh_t   (H,)   dLoss/dh' from the layer above;  dh_next, dc_next (H,) from step t+1 */
 #ifndef CF_CELLS_H
 #define CF_CELLS_H
 
@@ -37,31 +44,8 @@
 CF_LSTM_ROW(float, cf_lstm_row_f32, cf_sigmoidf, cf_tanhf)
 CF_LSTM_ROW(double, cf_lstm_row_f64, cf_sigmoid, tanh)
 
-/* GRU forward: row holds the input pre-activations (r, z, n incl. b_ih), ghr the recurrent
- * ones (incl. b_hh); row gets the activated r, z, n and hn h' = (1 - z) n + z h with
- * n = tanh(x_n + r (W_hn h + b_hn)). */
-#define CF_GRU_ROW(T, NAME, SIG, TANH)                                                        \
-    CF_CLONES static void NAME(T* restrict row, const T* restrict ghr, const T* restrict hp,  \
-                               T* restrict hn, ptrdiff_t H, ptrdiff_t u0, ptrdiff_t u1) {     \
-        T* restrict rr = row;                                                                 \
-        T* restrict rz = row + H;                                                             \
-        T* restrict rn = row + 2 * H;                                                         \
-        _Pragma("omp simd")                                                                   \
-        for (ptrdiff_t j = u0; j < u1; j++) {                                                 \
-            T r = SIG(rr[j] + ghr[j]), z = SIG(rz[j] + ghr[H + j]);                           \
-            T n = TANH(rn[j] + r * ghr[2 * H + j]);                                           \
-            rr[j] = r;                                                                        \
-            rz[j] = z;                                                                        \
-            rn[j] = n;                                                                        \
-            hn[j] = (1 - z) * n + z * hp[j];                                                  \
-        }                                                                                     \
-    }
-
-CF_GRU_ROW(float, cf_gru_row_f32, cf_sigmoidf, cf_tanhf)
-CF_GRU_ROW(double, cf_gru_row_f64, cf_sigmoid, tanh)
-
-/* LSTM: row holds the activated gates (i, f, g, o) on entry and d(pre-activation) on exit;
- * dh_next / dc_next carry the gradient arriving from step t+1 in, and leave for step t-1. */
+/* LSTM backward: row holds the activated gates (i, f, g, o) on entry and d(pre-activation)
+ * on exit; dh_next / dc_next carry the gradient arriving from step t+1 in, and leave for step t-1. */
 #define CF_LSTM_BACKWARD_ROW(T, NAME)                                                         \
     CF_CLONES static void NAME(T* row, const T* restrict dh_t, T* restrict dh_next,           \
                                T* restrict dc_next, const T* restrict cp,                     \
@@ -87,8 +71,31 @@ CF_GRU_ROW(double, cf_gru_row_f64, cf_sigmoid, tanh)
 CF_LSTM_BACKWARD_ROW(float, cf_lstm_backward_row_f32)
 CF_LSTM_BACKWARD_ROW(double, cf_lstm_backward_row_f64)
 
-/* GRU: row holds the activated r, z, n on entry and d(input pre-activation) on exit; drow
- * gets d(W_hh h + b_hh) (the n part scaled by r); hs = W_hn h + b_hn of the step. */
+/* GRU forward: row holds the input pre-activations (r, z, n incl. b_ih), ghr the recurrent
+ * ones (incl. b_hh); row gets the activated r, z, n and hn h' = (1 - z) n + z h with
+ * n = tanh(x_n + r (W_hn h + b_hn)). */
+#define CF_GRU_ROW(T, NAME, SIG, TANH)                                                        \
+    CF_CLONES static void NAME(T* restrict row, const T* restrict ghr, const T* restrict hp,  \
+                               T* restrict hn, ptrdiff_t H, ptrdiff_t u0, ptrdiff_t u1) {     \
+        T* restrict rr = row;                                                                 \
+        T* restrict rz = row + H;                                                             \
+        T* restrict rn = row + 2 * H;                                                         \
+        _Pragma("omp simd")                                                                   \
+        for (ptrdiff_t j = u0; j < u1; j++) {                                                 \
+            T r = SIG(rr[j] + ghr[j]), z = SIG(rz[j] + ghr[H + j]);                           \
+            T n = TANH(rn[j] + r * ghr[2 * H + j]);                                           \
+            rr[j] = r;                                                                        \
+            rz[j] = z;                                                                        \
+            rn[j] = n;                                                                        \
+            hn[j] = (1 - z) * n + z * hp[j];                                                  \
+        }                                                                                     \
+    }
+
+CF_GRU_ROW(float, cf_gru_row_f32, cf_sigmoidf, cf_tanhf)
+CF_GRU_ROW(double, cf_gru_row_f64, cf_sigmoid, tanh)
+
+/* GRU backward: row holds the activated r, z, n on entry and d(input pre-activation) on
+ * exit; drow gets d(W_hh h + b_hh) (the n part scaled by r); hs = W_hn h + b_hn of the step. */
 #define CF_GRU_BACKWARD_ROW(T, NAME)                                                          \
     CF_CLONES static void NAME(T* row, T* drow, const T* restrict hs, const T* restrict hp,   \
                                const T* restrict dh_t, T* restrict dh_next, ptrdiff_t H,      \
@@ -119,7 +126,10 @@ CF_LSTM_BACKWARD_ROW(double, cf_lstm_backward_row_f64)
 CF_GRU_BACKWARD_ROW(float, cf_gru_backward_row_f32)
 CF_GRU_BACKWARD_ROW(double, cf_gru_backward_row_f64)
 
-/* tanh RNN: a = (dh_t + dh_next) (1 - h'^2), the gradient at the pre-activation. */
+/* tanh RNN forward: h' = tanh(row), a vectorised tanh over the row (tanh_to in
+ * _common.pxd); no gates to combine, so no row function of its own. */
+
+/* tanh RNN backward: a = (dh_t + dh_next) (1 - h'^2), the gradient at the pre-activation. */
 #define CF_RNN_BACKWARD_ROW(T, NAME)                                                          \
     CF_CLONES static void NAME(T* restrict a, const T* restrict hn, const T* restrict dh_t,   \
                                const T* restrict dh_next, ptrdiff_t u0, ptrdiff_t u1) {       \

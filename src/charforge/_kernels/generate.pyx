@@ -32,11 +32,11 @@ cdef enum:
     CELL_LSTM = 2
 
 
-cdef void units_step(int cell, int B, int H, Py_ssize_t u0, Py_ssize_t u1, floating* gx,
+cdef void units_step(int cell, int B, int H, Py_ssize_t u0, Py_ssize_t u1, floating* proj,
                      floating* gh, const floating* h_old, floating* h_new,
                      floating* c) noexcept nogil:
-    """Pointwise update of units [u0, u1) of one layer from its pre-activations (gx: input
-    part incl. bias; for GRU gh holds the recurrent part incl. its bias, otherwise gx holds
+    """Pointwise update of units [u0, u1) of one layer from its pre-activations (proj: input
+    part incl. bias; for GRU gh holds the recurrent part incl. its bias, otherwise proj holds
     everything). Reads h_old, writes h_new (other threads still read h_old)."""
     cdef Py_ssize_t b, j, G, nu = u1 - u0
     cdef floating* row
@@ -44,16 +44,16 @@ cdef void units_step(int cell, int B, int H, Py_ssize_t u0, Py_ssize_t u1, float
         return
     if cell == CELL_RNN:
         for b in range(B):
-            tanh_to(gx + b * H + u0, h_new + b * H + u0, nu)
+            tanh_to(proj + b * H + u0, h_new + b * H + u0, nu)
     elif cell == CELL_LSTM:
         G = 4 * H
         for b in range(B):       # c is updated in place; tanh(c) lands in the spent i slots
-            row = gx + b * G
+            row = proj + b * G
             lstm_row(row, c + b * H, c + b * H, row, h_new + b * H, H, u0, u1)
     else:
         G = 3 * H
         for b in range(B):
-            gru_row(gx + b * G, gh + b * G, h_old + b * H, h_new + b * H, NULL, H, u0, u1)
+            gru_row(proj + b * G, gh + b * G, h_old + b * H, h_new + b * H, NULL, H, u0, u1)
 
 
 cdef inline void fill_units(floating* dst, const floating* src, int H, int gates,
@@ -156,7 +156,7 @@ cdef struct Net:
     void* table                     # (V, gH) layer 0's input projection per token
     void* w_out                     # (V, H)
     void* b_out                     # (V,)
-    void* gx                        # (B, gH) pre-activations, input part (all of it but GRU's)
+    void* proj                      # (B, gH) pre-activations: input part (all but GRU's)
     void* gh                        # (B, gH) GRU's recurrent part
     void* logits                    # (B, V)
     const unsigned char* allowed    # (V,) tokens the sampler may draw
@@ -241,7 +241,7 @@ cdef void _loop(floating* typed, Net* n, Chunk* s, Py_ssize_t b0, int B, double*
     cdef const floating* table = <const floating*>n.table
     cdef const floating* w_out = <const floating*>n.w_out
     cdef const floating* b_out = <const floating*>n.b_out
-    cdef floating* gx = <floating*>n.gx + b0 * G
+    cdef floating* proj = <floating*>n.proj + b0 * G
     cdef floating* gh = <floating*>n.gh + b0 * G
     cdef floating* logits = <floating*>n.logits + b0 * V
     cdef int32_t* cur = s.cur + b0
@@ -271,11 +271,11 @@ cdef void _loop(floating* typed, Net* n, Chunk* s, Py_ssize_t b0, int B, double*
         for l in range(L):
             if nu > 0:
                 for b in range(B):
-                    fill_units(gx + b * G, table + cur[b] * G if l == 0 else
+                    fill_units(proj + b * G, table + cur[b] * G if l == 0 else
                                <const floating*>n.b_in[l], H, gates, u0, nu)
                 if l > 0:
                     block_linear(B, G, H, gates, H, u0, u1, hcur[l - 1],
-                                 <const floating*>n.w_ih[l], gx, mine_ih[l], t & 1)
+                                 <const floating*>n.w_ih[l], proj, mine_ih[l], t & 1)
                 if n.cell == CELL_GRU:
                     for b in range(B):
                         fill_units(gh + b * G, <const floating*>n.b_rec[l], H, gates, u0, nu)
@@ -283,8 +283,8 @@ cdef void _loop(floating* typed, Net* n, Chunk* s, Py_ssize_t b0, int B, double*
                                  <const floating*>n.w_hh[l], gh, mine_hh[l], t & 1)
                 else:
                     block_linear(B, G, H, gates, H, u0, u1, hcur[l],
-                                 <const floating*>n.w_hh[l], gx, mine_hh[l], t & 1)
-                units_step(n.cell, B, H, u0, u1, gx, gh, hcur[l], hnext[l], cl[l])
+                                 <const floating*>n.w_hh[l], proj, mine_hh[l], t & 1)
+                units_step(n.cell, B, H, u0, u1, proj, gh, hcur[l], hnext[l], cl[l])
             if nt > 1:
                 cf_barrier()
             swap = hcur[l]
@@ -396,7 +396,7 @@ cdef class Plan:
         free(self.parts)
 
     def __init__(self, int cell, list w_ih, list w_hh, list b_in, list b_rec, table, w_out,
-                 b_out, list h, list c, gx, gh, logits, allowed, *, int eos, double scale,
+                 b_out, list h, list c, proj, gh, logits, allowed, *, int eos, double scale,
                  double floor_, int top_k, double top_p, bint greedy, int threads=1,
                  list packed_ih=None, list packed_hh=None, packed_out=None,
                  bint split_rows=False):
@@ -427,7 +427,7 @@ cdef class Plan:
         n.table = self._address(table, dtype, (n.V, n.G))
         n.w_out = self._address(w_out, dtype, (n.V, n.H))
         n.b_out = self._address(b_out, dtype, (n.V,))
-        n.gx = self._address(gx, dtype, (n.B, n.G))
+        n.proj = self._address(proj, dtype, (n.B, n.G))
         n.gh = self._address(gh, dtype, (n.B, n.G))
         n.logits = self._address(logits, dtype, (n.B, n.V))
         n.allowed = <const unsigned char*>self._address(allowed, np.uint8, (n.V,))

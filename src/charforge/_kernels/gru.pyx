@@ -4,7 +4,7 @@
     r = s(Wir x + bir + Whr h + bhr),  z = s(Wiz x + biz + Whz h + bhz)
     n = tanh(Win x + bin + r * (Whn h + bhn)),  h' = (1 - z) * n + z * h
 
-Shapes (time-major, C-contiguous): gates (T, B, 3H) holds the input projection with b_ih on
+Shapes (time-major, C-contiguous): proj (T, B, 3H) holds the input projection with b_ih on
 entry and the activated r, z, n on exit; hn (T, B, H) keeps Whn h + bhn for backward;
 h (T+1, B, H) with h[0] the initial state; gh (B, 3H) is per-step scratch; w_hh (3H, H).
 Threads split the batch rows or the hidden units, as in lstm.pyx.
@@ -22,7 +22,7 @@ from ._shapes import (add_thread_tables, check_sequence_buffers, check_table_sca
                       expect_shapes, thread_tables)
 
 
-cdef void _forward_units(floating* gates, const floating* w_hh, const floating* b_hh,
+cdef void _forward_units(floating* proj, const floating* w_hh, const floating* b_hh,
                          floating* h, floating* hn_save, floating* gh,
                          Py_ssize_t T, Py_ssize_t B, Py_ssize_t H, WorkShare* share,
                          int tid) noexcept nogil:
@@ -44,7 +44,7 @@ cdef void _forward_units(floating* gates, const floating* w_hh, const floating* 
         rows = b1 - b0
         ghb = gh + b0 * G
         for t in range(T):
-            g = gates + (t * B + b0) * G
+            g = proj + (t * B + b0) * G
             hp = h + (t * B + b0) * H
             hnew = h + ((t + 1) * B + b0) * H
             hs = hn_save + (t * B + b0) * H
@@ -64,7 +64,7 @@ cdef void _forward_units(floating* gates, const floating* w_hh, const floating* 
     free(packed)
 
 
-cdef void _backward_units(floating* gates, floating* dgh, const floating* w_hh,
+cdef void _backward_units(floating* proj, floating* dgh, const floating* w_hh,
                           const floating* h, const floating* hn_save, const floating* dh_out,
                           floating* dh_next, const int32_t* ids, floating* tables,
                           Py_ssize_t table_size, Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
@@ -91,7 +91,7 @@ cdef void _backward_units(floating* gates, floating* dgh, const floating* w_hh,
         if tables != NULL:
             dtable = tables + slot * table_size
         for t in range(T - 1, -1, -1):
-            g = gates + (t * B + b0) * G
+            g = proj + (t * B + b0) * G
             dg = dgh + (t * B + b0) * G
             hp = h + (t * B + b0) * H
             hs = hn_save + (t * B + b0) * H
@@ -110,46 +110,41 @@ cdef void _backward_units(floating* gates, floating* dgh, const floating* w_hh,
     free(packed)
 
 
-def gru_forward(floating[:, :, ::1] gates, const floating[:, ::1] w_hh,
+def gru_forward(floating[:, :, ::1] proj, const floating[:, ::1] w_hh,
                 const floating[::1] b_hh, floating[:, :, ::1] h, floating[:, :, ::1] hn,
                 floating[:, ::1] gh, int threads=1):
-    """Run the layer over T steps. In: gates = W_ih x + b_ih, h[0]. Out: gates = r, z, n
+    """Run the layer over T steps. In: proj = W_ih x + b_ih, h[0]. Out: proj = r, z, n
     (activated), h[1:], hn = W_hn h + b_hn per step.
     Reference: charforge.reference.gru_forward (one step).
     """
-    cdef Py_ssize_t T = gates.shape[0], B = gates.shape[1], H = w_hh.shape[1]
-    check_sequence_buffers(3, gates, w_hh, h, hn)
+    cdef Py_ssize_t T = proj.shape[0], B = proj.shape[1], H = w_hh.shape[1]
+    check_sequence_buffers(3, proj, w_hh, h, hn)
     expect_shapes("gru_forward", b_hh=(b_hh, (3 * H,)), gh=(gh, (B, 3 * H)))
     cdef int n = team_size(H, threads), tid
     cdef WorkShare share
     share_init(&share, B, H, 3, n, 0)
     if T == 0 or B == 0:
         return
-    with nogil:
-        if n == 1:
-            _forward_units(&gates[0, 0, 0], &w_hh[0, 0], &b_hh[0], &h[0, 0, 0],
-                           &hn[0, 0, 0], &gh[0, 0], T, B, H, &share, 0)
-        else:
-            with parallel(num_threads=n):
-                tid = threadid()
-                _forward_units(&gates[0, 0, 0], &w_hh[0, 0], &b_hh[0], &h[0, 0, 0],
-                               &hn[0, 0, 0], &gh[0, 0], T, B, H, &share, tid)
+    with nogil, parallel(num_threads=n):    # n = 1: the caller's thread alone
+        tid = threadid()
+        _forward_units(&proj[0, 0, 0], &w_hh[0, 0], &b_hh[0], &h[0, 0, 0],
+                       &hn[0, 0, 0], &gh[0, 0], T, B, H, &share, tid)
 
 
-def gru_backward(floating[:, :, ::1] gates, floating[:, :, ::1] dgh,
+def gru_backward(floating[:, :, ::1] proj, floating[:, :, ::1] dgh,
                  const floating[:, ::1] w_hh, const floating[:, :, ::1] h,
                  const floating[:, :, ::1] hn, const floating[:, :, ::1] dh_out,
                  floating[:, ::1] dh_next, int threads=1, const int32_t[::1] ids=None,
                  floating[:, ::1] dtable=None):
     """Backpropagate through T steps.
 
-    Out: gates = dLoss/d(input projection) (T, B, 3H), dgh = dLoss/d(W_hh h + b_hh),
+    Out: proj = dLoss/d(input projection) (T, B, 3H), dgh = dLoss/d(W_hh h + b_hh),
     dh_next = gradient at the initial state. With ids and dtable: dtable[ids[t*B+b]] +=
-    gates[t, b] in the same pass (see lstm_backward).
+    proj[t, b] in the same pass (see lstm_backward).
     Reference: charforge.reference.gru_backward (one step).
     """
-    cdef Py_ssize_t T = gates.shape[0], B = gates.shape[1], H = w_hh.shape[1]
-    check_sequence_buffers(3, gates, w_hh, h, hn)
+    cdef Py_ssize_t T = proj.shape[0], B = proj.shape[1], H = w_hh.shape[1]
+    check_sequence_buffers(3, proj, w_hh, h, hn)
     expect_shapes("gru_backward", dgh=(dgh, (T, B, 3 * H)), dh_out=(dh_out, (T, B, H)),
                   dh_next=(dh_next, (B, H)))
     check_table_scatter("gru_backward", T, B, 3 * H, ids, dtable)
@@ -159,21 +154,14 @@ def gru_backward(floating[:, :, ::1] gates, floating[:, :, ::1] dgh,
     share_init(&share, B, H, 3, n,
                dtable.shape[0] * dtable.shape[1] * sizeof(floating) if pid != NULL else 0)
     cdef floating[:, :, ::1] tables = thread_tables(
-        dtable, share_slots(&share) if pid != NULL else 1, gates)
+        dtable, share_slots(&share) if pid != NULL else 1, proj)
     cdef Py_ssize_t table_size = tables.shape[1] * tables.shape[2]
     if T == 0 or B == 0:
         return
-    with nogil:
-        if n == 1:
-            _backward_units(&gates[0, 0, 0], &dgh[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0],
-                            &hn[0, 0, 0], &dh_out[0, 0, 0], &dh_next[0, 0], pid,
-                            &tables[0, 0, 0] if pid != NULL else NULL, table_size, T, B, H,
-                            &share, 0)
-        else:
-            with parallel(num_threads=n):
-                tid = threadid()
-                _backward_units(&gates[0, 0, 0], &dgh[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0],
-                                &hn[0, 0, 0], &dh_out[0, 0, 0], &dh_next[0, 0], pid,
-                                &tables[0, 0, 0] if pid != NULL else NULL, table_size,
-                                T, B, H, &share, tid)
+    with nogil, parallel(num_threads=n):    # n = 1: the caller's thread alone
+        tid = threadid()
+        _backward_units(&proj[0, 0, 0], &dgh[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0],
+                        &hn[0, 0, 0], &dh_out[0, 0, 0], &dh_next[0, 0], pid,
+                        &tables[0, 0, 0] if pid != NULL else NULL, table_size,
+                        T, B, H, &share, tid)
     add_thread_tables(dtable, tables)

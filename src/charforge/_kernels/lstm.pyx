@@ -1,9 +1,9 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """Fused LSTM recurrence over a whole sequence (PyTorch gate order i, f, g, o).
 
-Shapes (time-major, C-contiguous): gates (T, B, 4H), h and c (T+1, B, H) with index 0 the
+Shapes (time-major, C-contiguous): proj (T, B, 4H), h and c (T+1, B, H) with index 0 the
 initial state, tc (T, B, H) = tanh(c[1:]), w_hh (4H, H). The caller computes the input
-projection x @ W_ih^T + b into `gates`, and after backward turns the returned pre-activation
+projection x @ W_ih^T + b into `proj`, and after backward turns the returned pre-activation
 gradients into dW_ih, dW_hh, db and the input gradient with large GEMMs over all steps.
 
 Threads split the batch rows when there are enough of them and W_hh is small (split_rows):
@@ -28,7 +28,7 @@ from ._shapes import (add_thread_tables, check_sequence_buffers, check_table_sca
                       expect_shapes, thread_tables)
 
 
-cdef void _forward_units(floating* gates, const floating* w_hh, floating* h, floating* c,
+cdef void _forward_units(floating* proj, const floating* w_hh, floating* h, floating* c,
                          floating* tc, Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
                          WorkShare* share, int tid) noexcept nogil:
     """Thread tid's share (share_units, share_rows) of the forward recurrence."""
@@ -49,7 +49,7 @@ cdef void _forward_units(floating* gates, const floating* w_hh, floating* h, flo
     while share_rows(share, tid, &turn, &b0, &b1, &slot):
         rows = b1 - b0
         for t in range(T):
-            g = gates + (t * B + b0) * G
+            g = proj + (t * B + b0) * G
             hp = h + (t * B + b0) * H
             hn = h + ((t + 1) * B + b0) * H
             cp = c + (t * B + b0) * H
@@ -67,7 +67,7 @@ cdef void _forward_units(floating* gates, const floating* w_hh, floating* h, flo
     free(packed)
 
 
-cdef void _backward_units(floating* gates, const floating* w_hh, const floating* c,
+cdef void _backward_units(floating* proj, const floating* w_hh, const floating* c,
                           const floating* tc, const floating* dh_out, floating* dh_next,
                           floating* dc_next, const int32_t* ids, floating* tables,
                           Py_ssize_t table_size, Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
@@ -95,7 +95,7 @@ cdef void _backward_units(floating* gates, const floating* w_hh, const floating*
         if tables != NULL:
             dtable = tables + slot * table_size
         for t in range(T - 1, -1, -1):
-            g = gates + (t * B + b0) * G
+            g = proj + (t * B + b0) * G
             dh_t = dh_out + (t * B + b0) * H
             cp = c + (t * B + b0) * H
             tct = tc + (t * B + b0) * H
@@ -113,47 +113,42 @@ cdef void _backward_units(floating* gates, const floating* w_hh, const floating*
     free(packed)
 
 
-def lstm_forward(floating[:, :, ::1] gates, const floating[:, ::1] w_hh,
+def lstm_forward(floating[:, :, ::1] proj, const floating[:, ::1] w_hh,
                  floating[:, :, ::1] h, floating[:, :, ::1] c, floating[:, :, ::1] tc,
                  int threads=1):
-    """Run the layer over T steps. In: gates = input projection with bias, h[0], c[0].
-    Out: gates activated (i, f, g, o), h[1:], c[1:], tc = tanh(c[1:]).
+    """Run the layer over T steps. In: proj = input projection with bias, h[0], c[0].
+    Out: proj = the activated gates (i, f, g, o), h[1:], c[1:], tc = tanh(c[1:]).
     Reference: charforge.reference.lstm_forward (one step).
     """
-    cdef Py_ssize_t T = gates.shape[0], B = gates.shape[1], H = w_hh.shape[1]
-    check_sequence_buffers(4, gates, w_hh, h, c, tc)
+    cdef Py_ssize_t T = proj.shape[0], B = proj.shape[1], H = w_hh.shape[1]
+    check_sequence_buffers(4, proj, w_hh, h, c, tc)
     cdef int n = team_size(H, threads), tid
     cdef WorkShare share
     share_init(&share, B, H, 4, n, 0)
     if T == 0 or B == 0:
         return
-    with nogil:
-        if n == 1:
-            _forward_units(&gates[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], &c[0, 0, 0],
-                           &tc[0, 0, 0], T, B, H, &share, 0)
-        else:
-            with parallel(num_threads=n):
-                tid = threadid()
-                _forward_units(&gates[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], &c[0, 0, 0],
-                               &tc[0, 0, 0], T, B, H, &share, tid)
+    with nogil, parallel(num_threads=n):    # n = 1: the caller's thread alone
+        tid = threadid()
+        _forward_units(&proj[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], &c[0, 0, 0],
+                       &tc[0, 0, 0], T, B, H, &share, tid)
 
 
-def lstm_backward(floating[:, :, ::1] gates, const floating[:, ::1] w_hh,
+def lstm_backward(floating[:, :, ::1] proj, const floating[:, ::1] w_hh,
                   const floating[:, :, ::1] c, const floating[:, :, ::1] tc,
                   const floating[:, :, ::1] dh_out, floating[:, ::1] dh_next,
                   floating[:, ::1] dc_next, int threads=1, const int32_t[::1] ids=None,
                   floating[:, ::1] dtable=None):
     """Backpropagate through T steps.
 
-    In: gates as left by lstm_forward; dh_out (T, B, H) = dLoss/dh[1:]; dh_next, dc_next (B, H)
+    In: proj as left by lstm_forward; dh_out (T, B, H) = dLoss/dh[1:]; dh_next, dc_next (B, H)
     = gradient arriving at the final state (zeros for plain truncated BPTT).
-    Out: gates = dLoss/d(pre-activation) (T, B, 4H); dh_next, dc_next = gradient at the
-    initial state. With ids (T*B,) and dtable (V, 4H): dtable[ids[t*B+b]] += gates[t, b]
+    Out: proj = dLoss/d(pre-activation) (T, B, 4H); dh_next, dc_next = gradient at the
+    initial state. With ids (T*B,) and dtable (V, 4H): dtable[ids[t*B+b]] += proj[t, b]
     (the input-table gradient of layer 0, in the same pass).
     Reference: charforge.reference.lstm_backward (one step).
     """
-    cdef Py_ssize_t T = gates.shape[0], B = gates.shape[1], H = w_hh.shape[1]
-    check_sequence_buffers(4, gates, w_hh, c, tc)
+    cdef Py_ssize_t T = proj.shape[0], B = proj.shape[1], H = w_hh.shape[1]
+    check_sequence_buffers(4, proj, w_hh, c, tc)
     expect_shapes("lstm_backward", dh_out=(dh_out, (T, B, H)), dh_next=(dh_next, (B, H)),
                   dc_next=(dc_next, (B, H)))
     check_table_scatter("lstm_backward", T, B, 4 * H, ids, dtable)
@@ -163,21 +158,14 @@ def lstm_backward(floating[:, :, ::1] gates, const floating[:, ::1] w_hh,
     share_init(&share, B, H, 4, n,
                dtable.shape[0] * dtable.shape[1] * sizeof(floating) if pid != NULL else 0)
     cdef floating[:, :, ::1] tables = thread_tables(
-        dtable, share_slots(&share) if pid != NULL else 1, gates)
+        dtable, share_slots(&share) if pid != NULL else 1, proj)
     cdef Py_ssize_t table_size = tables.shape[1] * tables.shape[2]
     if T == 0 or B == 0:
         return
-    with nogil:
-        if n == 1:
-            _backward_units(&gates[0, 0, 0], &w_hh[0, 0], &c[0, 0, 0], &tc[0, 0, 0],
-                            &dh_out[0, 0, 0], &dh_next[0, 0], &dc_next[0, 0], pid,
-                            &tables[0, 0, 0] if pid != NULL else NULL, table_size, T, B, H,
-                            &share, 0)
-        else:
-            with parallel(num_threads=n):
-                tid = threadid()
-                _backward_units(&gates[0, 0, 0], &w_hh[0, 0], &c[0, 0, 0], &tc[0, 0, 0],
-                                &dh_out[0, 0, 0], &dh_next[0, 0], &dc_next[0, 0], pid,
-                                &tables[0, 0, 0] if pid != NULL else NULL, table_size,
-                                T, B, H, &share, tid)
+    with nogil, parallel(num_threads=n):    # n = 1: the caller's thread alone
+        tid = threadid()
+        _backward_units(&proj[0, 0, 0], &w_hh[0, 0], &c[0, 0, 0], &tc[0, 0, 0],
+                        &dh_out[0, 0, 0], &dh_next[0, 0], &dc_next[0, 0], pid,
+                        &tables[0, 0, 0] if pid != NULL else NULL, table_size,
+                        T, B, H, &share, tid)
     add_thread_tables(dtable, tables)

@@ -1,7 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """Fused vanilla (Elman, tanh) RNN recurrence: h' = tanh(W_ih x + b + W_hh h).
 
-Shapes (time-major, C-contiguous): pre (T, B, H) holds the input projection with bias on
+Shapes (time-major, C-contiguous): proj (T, B, H) holds the input projection with bias on
 entry (and the pre-activation gradient after backward), h (T+1, B, H) with h[0] the initial
 state, w_hh (H, H). Threads split the batch rows or the hidden units (see lstm.pyx).
 """
@@ -18,7 +18,7 @@ from ._shapes import (add_thread_tables, check_sequence_buffers, check_table_sca
                       expect_shapes, thread_tables)
 
 
-cdef void _forward_units(floating* pre, const floating* w_hh, floating* h, Py_ssize_t T,
+cdef void _forward_units(floating* proj, const floating* w_hh, floating* h, Py_ssize_t T,
                          Py_ssize_t B, Py_ssize_t H, WorkShare* share, int tid) noexcept nogil:
     """Thread tid's share (share_units, share_rows) of the forward recurrence."""
     cdef Py_ssize_t t, b, b0, b1, u0, u1, nu, rows, slot
@@ -33,7 +33,7 @@ cdef void _forward_units(floating* pre, const floating* w_hh, floating* h, Py_ss
     while share_rows(share, tid, &turn, &b0, &b1, &slot):
         rows = b1 - b0
         for t in range(T):
-            a = pre + (t * B + b0) * H
+            a = proj + (t * B + b0) * H
             if nu > 0 and rows > 0:
                 if t + 1 < T:
                     prefetch_units(a + B * H, rows, H, 1, H, u0, nu)
@@ -45,7 +45,7 @@ cdef void _forward_units(floating* pre, const floating* w_hh, floating* h, Py_ss
     free(packed)
 
 
-cdef void _backward_units(floating* pre, const floating* w_hh, const floating* h,
+cdef void _backward_units(floating* proj, const floating* w_hh, const floating* h,
                           const floating* dh_out, floating* dh_next, const int32_t* ids,
                           floating* tables, Py_ssize_t table_size, Py_ssize_t T, Py_ssize_t B,
                           Py_ssize_t H, WorkShare* share, int tid) noexcept nogil:
@@ -69,7 +69,7 @@ cdef void _backward_units(floating* pre, const floating* w_hh, const floating* h
         if tables != NULL:
             dtable = tables + slot * table_size
         for t in range(T - 1, -1, -1):
-            a = pre + (t * B + b0) * H
+            a = proj + (t * B + b0) * H
             hn = h + ((t + 1) * B + b0) * H
             dh_t = dh_out + (t * B + b0) * H
             for b in range(rows):
@@ -83,38 +83,34 @@ cdef void _backward_units(floating* pre, const floating* w_hh, const floating* h
     free(packed)
 
 
-def rnn_forward(floating[:, :, ::1] pre, const floating[:, ::1] w_hh, floating[:, :, ::1] h,
+def rnn_forward(floating[:, :, ::1] proj, const floating[:, ::1] w_hh, floating[:, :, ::1] h,
                 int threads=1):
-    """Run the layer over T steps. In: pre = input projection with bias, h[0]. Out: h[1:].
+    """Run the layer over T steps. In: proj = input projection with bias, h[0]. Out: h[1:].
     Reference: charforge.reference.rnn_forward (one step)."""
-    cdef Py_ssize_t T = pre.shape[0], B = pre.shape[1], H = w_hh.shape[1]
-    check_sequence_buffers(1, pre, w_hh, h)
+    cdef Py_ssize_t T = proj.shape[0], B = proj.shape[1], H = w_hh.shape[1]
+    check_sequence_buffers(1, proj, w_hh, h)
     cdef int n = team_size(H, threads), tid
     cdef WorkShare share
     share_init(&share, B, H, 1, n, 0)
     if T == 0 or B == 0:
         return
-    with nogil:
-        if n == 1:
-            _forward_units(&pre[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], T, B, H, &share, 0)
-        else:
-            with parallel(num_threads=n):
-                tid = threadid()
-                _forward_units(&pre[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], T, B, H, &share,
-                               tid)
+    with nogil, parallel(num_threads=n):    # n = 1: the caller's thread alone
+        tid = threadid()
+        _forward_units(&proj[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], T, B, H, &share,
+                       tid)
 
 
-def rnn_backward(floating[:, :, ::1] pre, const floating[:, ::1] w_hh,
+def rnn_backward(floating[:, :, ::1] proj, const floating[:, ::1] w_hh,
                  const floating[:, :, ::1] h, const floating[:, :, ::1] dh_out,
                  floating[:, ::1] dh_next, int threads=1, const int32_t[::1] ids=None,
                  floating[:, ::1] dtable=None):
-    """Backpropagate through T steps. Out: pre = dLoss/d(pre-activation), dh_next = gradient
-    at the initial state. With ids and dtable: dtable[ids[t*B+b]] += pre[t, b] in the same
+    """Backpropagate through T steps. Out: proj = dLoss/d(pre-activation), dh_next = gradient
+    at the initial state. With ids and dtable: dtable[ids[t*B+b]] += proj[t, b] in the same
     pass (see lstm_backward).
     Reference: charforge.reference.rnn_backward (one step).
     """
-    cdef Py_ssize_t T = pre.shape[0], B = pre.shape[1], H = w_hh.shape[1]
-    check_sequence_buffers(1, pre, w_hh, h)
+    cdef Py_ssize_t T = proj.shape[0], B = proj.shape[1], H = w_hh.shape[1]
+    check_sequence_buffers(1, proj, w_hh, h)
     expect_shapes("rnn_backward", dh_out=(dh_out, (T, B, H)), dh_next=(dh_next, (B, H)))
     check_table_scatter("rnn_backward", T, B, H, ids, dtable)
     cdef const int32_t* pid = &ids[0] if ids is not None and ids.shape[0] > 0 else NULL
@@ -123,20 +119,14 @@ def rnn_backward(floating[:, :, ::1] pre, const floating[:, ::1] w_hh,
     share_init(&share, B, H, 1, n,
                dtable.shape[0] * dtable.shape[1] * sizeof(floating) if pid != NULL else 0)
     cdef floating[:, :, ::1] tables = thread_tables(
-        dtable, share_slots(&share) if pid != NULL else 1, pre)
+        dtable, share_slots(&share) if pid != NULL else 1, proj)
     cdef Py_ssize_t table_size = tables.shape[1] * tables.shape[2]
     if T == 0 or B == 0:
         return
-    with nogil:
-        if n == 1:
-            _backward_units(&pre[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], &dh_out[0, 0, 0],
-                            &dh_next[0, 0], pid, &tables[0, 0, 0] if pid != NULL else NULL,
-                            table_size, T, B, H, &share, 0)
-        else:
-            with parallel(num_threads=n):
-                tid = threadid()
-                _backward_units(&pre[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], &dh_out[0, 0, 0],
-                                &dh_next[0, 0], pid,
-                                &tables[0, 0, 0] if pid != NULL else NULL, table_size,
-                                T, B, H, &share, tid)
+    with nogil, parallel(num_threads=n):    # n = 1: the caller's thread alone
+        tid = threadid()
+        _backward_units(&proj[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], &dh_out[0, 0, 0],
+                        &dh_next[0, 0], pid,
+                        &tables[0, 0, 0] if pid != NULL else NULL, table_size,
+                        T, B, H, &share, tid)
     add_thread_tables(dtable, tables)
