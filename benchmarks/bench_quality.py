@@ -59,7 +59,7 @@ def run_charforge(args, vocab, train, val):
     import charforge
     from charforge.optim import Adam, clip_global_norm
     charforge.set_num_threads(args.threads)
-    model = charforge.CharModel(vocab, "lstm", 2, 256, 64, seed=args.seed, init_scheme=args.init)
+    model = charforge.CharModel(vocab, "lstm", 2, 256, 64, seed=args.seed, init=args.init)
     opt = Adam(model.flat, lr=2e-3)
     grads, _ = model.zero_grads()
 

@@ -254,7 +254,21 @@ cdef void _loop(floating* typed, Net* n, Chunk* s, Py_ssize_t b0, int B, double*
     cdef float* probs = s.probs + b0 * steps * V if s.probs != NULL else NULL
     cdef float* hidden = s.hidden + b0 * steps * L * H if s.hidden != NULL else NULL
     cdef double* tmp = p + V
+    cdef const floating* w_ih[MAX_LAYERS]     # the plan's pointers, typed, in locals: the
+    cdef const floating* w_hh[MAX_LAYERS]     # loop then reads no struct per step
+    cdef const floating* b_in[MAX_LAYERS]
+    cdef const floating* b_rec[MAX_LAYERS]
+    cdef int cell = n.cell, eos = n.eos, top_k = n.top_k
+    cdef double scale = n.scale, floor_ = n.floor_, top_p = n.top_p
+    cdef bint greedy = n.greedy, external = s.external
+    cdef Py_ssize_t ustride = s.ustride
+    cdef const unsigned char* allowed = n.allowed
+    cdef const float* pp_out = n.pp_out
     for l in range(L):
+        w_ih[l] = <const floating*>n.w_ih[l]
+        w_hh[l] = <const floating*>n.w_hh[l]
+        b_in[l] = <const floating*>n.b_in[l]
+        b_rec[l] = <const floating*>n.b_rec[l]
         hcur[l] = <floating*>n.h[l] + b0 * H
         hfinal[l] = hcur[l]
         hnext[l] = <floating*>n.h2[l] + b0 * H
@@ -271,20 +285,20 @@ cdef void _loop(floating* typed, Net* n, Chunk* s, Py_ssize_t b0, int B, double*
         for l in range(L):
             if nu > 0:
                 for b in range(B):
-                    fill_units(proj + b * G, table + cur[b] * G if l == 0 else
-                               <const floating*>n.b_in[l], H, gates, u0, nu)
+                    fill_units(proj + b * G, table + cur[b] * G if l == 0 else b_in[l], H,
+                               gates, u0, nu)
                 if l > 0:
-                    block_linear(B, G, H, gates, H, u0, u1, hcur[l - 1],
-                                 <const floating*>n.w_ih[l], proj, mine_ih[l], t & 1)
-                if n.cell == CELL_GRU:
+                    block_linear(B, G, H, gates, H, u0, u1, hcur[l - 1], w_ih[l], proj,
+                                 mine_ih[l], t & 1)
+                if cell == CELL_GRU:
                     for b in range(B):
-                        fill_units(gh + b * G, <const floating*>n.b_rec[l], H, gates, u0, nu)
-                    block_linear(B, G, H, gates, H, u0, u1, hcur[l],
-                                 <const floating*>n.w_hh[l], gh, mine_hh[l], t & 1)
+                        fill_units(gh + b * G, b_rec[l], H, gates, u0, nu)
+                    block_linear(B, G, H, gates, H, u0, u1, hcur[l], w_hh[l], gh, mine_hh[l],
+                                 t & 1)
                 else:
-                    block_linear(B, G, H, gates, H, u0, u1, hcur[l],
-                                 <const floating*>n.w_hh[l], proj, mine_hh[l], t & 1)
-                units_step(n.cell, B, H, u0, u1, proj, gh, hcur[l], hnext[l], cl[l])
+                    block_linear(B, G, H, gates, H, u0, u1, hcur[l], w_hh[l], proj,
+                                 mine_hh[l], t & 1)
+                units_step(cell, B, H, u0, u1, proj, gh, hcur[l], hnext[l], cl[l])
             if nt > 1:
                 cf_barrier()
             swap = hcur[l]
@@ -299,7 +313,7 @@ cdef void _loop(floating* typed, Net* n, Chunk* s, Py_ssize_t b0, int B, double*
             for b in range(r0, r1):     # no barrier between the dense layer and the draws
                 memcpy(logits + b * V, b_out, V * sizeof(floating))
             dense_rows(<int>(r1 - r0), V, H, hcur[L - 1] + r0 * H, w_out, logits + r0 * V,
-                       n.pp_out)
+                       pp_out)
         if tid == 0:
             s.ran += 1
             if hidden != NULL:
@@ -307,11 +321,11 @@ cdef void _loop(floating* typed, Net* n, Chunk* s, Py_ssize_t b0, int B, double*
                     for l in range(L):
                         for j in range(H):
                             hidden[((b * steps + t) * L + l) * H + j] = <float>hcur[l][b * H + j]
-            if s.external:
+            if external:
                 for b in range(B):
                     out[b * steps + t] = -1
                 s.stop = True
-        if s.external:
+        if external:
             if nt > 1:
                 cf_barrier()
             continue
@@ -324,15 +338,14 @@ cdef void _loop(floating* typed, Net* n, Chunk* s, Py_ssize_t b0, int B, double*
                 if forced[b * steps + t] >= 0:
                     tok = forced[b * steps + t]
                     if prow != NULL:
-                        pick(logits + b * V, V, n.allowed, 1.0, 0.0, 0, 1.0, True, 0.0, p,
-                             tmp, prow)
+                        pick(logits + b * V, V, allowed, 1.0, 0.0, 0, 1.0, True, 0.0, p, tmp,
+                             prow)
                 else:
-                    tok = pick(logits + b * V, V, n.allowed, n.scale, n.floor_, n.top_k,
-                               n.top_p, n.greedy, uniforms[b * s.ustride + used[b]], p, tmp,
-                               prow)
+                    tok = pick(logits + b * V, V, allowed, scale, floor_, top_k, top_p, greedy,
+                               uniforms[b * ustride + used[b]], p, tmp, prow)
                     used[b] += 1
                     remaining[b] -= 1
-                    if remaining[b] <= 0 or tok == n.eos or tok < 0:
+                    if remaining[b] <= 0 or tok == eos or tok < 0:
                         done[b] = 1
                 out[b * steps + t] = <int32_t>tok
                 if tok >= 0:
