@@ -18,7 +18,7 @@ def fail(what: str) -> None:
     sys.exit(1)
 
 
-def charforge(*args: str, cwd: Path) -> str:
+def run_cli(*args: str, cwd: Path) -> str:
     done = subprocess.run([sys.executable, "-m", "charforge", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
@@ -40,21 +40,21 @@ def main() -> None:
         fail("py.typed is missing from the package")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        version = charforge("--version", cwd=tmp).strip()
+        version = run_cli("--version", cwd=tmp).strip()
         if charforge.__version__ not in version:
             fail(f"--version says {version!r}, the package {charforge.__version__}")
-        text = charforge("generate", "--prime", "ROMEO:", "--length", "80", "--seed", "1",
+        text = run_cli("generate", "--prime", "ROMEO:", "--length", "80", "--seed", "1",
                          cwd=tmp)
         if not text.startswith("ROMEO:") or len(text) < 80:
             fail(f"generate printed {text!r}")
         corpus = tmp / "tiny.txt"
         corpus.write_text("the quick brown fox jumps over the lazy dog\n" * 60, encoding="utf-8")
-        charforge("train", "--corpus", "textfile", "--path", str(corpus), "--cell", "gru",
+        run_cli("train", "--corpus", "textfile", "--path", str(corpus), "--cell", "gru",
                   "--layers", "1", "--hidden", "16", "--embedding", "8", "--batch", "4",
                   "--seq", "16", "--max-steps", "1", "--out", str(tmp / "run"), cwd=tmp)
         if not list((tmp / "run").glob("*.safetensors")):
             fail("one training step wrote no checkpoint")
-        listing = charforge("plugins", cwd=tmp)
+        listing = run_cli("plugins", cwd=tmp)
         if "charforge.sampling" not in listing:
             fail(f"charforge plugins lists no built-in plugins: {listing!r}")
         print(f"smoke test: {version} from {where}: kernels, pretrained model, generate, "
