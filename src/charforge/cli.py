@@ -99,7 +99,7 @@ def cmd_plugins(args) -> int:
 
 def cmd_list(args) -> int:
     from .listing import print_registered
-    print_registered(args.kind)
+    print_registered(args.group)
     return 0
 
 
@@ -300,11 +300,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plugins", help="installed plugins, versions and hooks")
     p.set_defaults(func=cmd_plugins)
-    for kind, text in (("corpora", "registered corpora and whether they are available"),
+    for group, text in (("corpora", "registered corpora and whether they are available"),
                        ("cells", "registered recurrent cell types"),
                        ("samplers", "registered samplers and their parameters")):
-        p = sub.add_parser(kind, help=text)
-        p.set_defaults(func=cmd_list, kind=kind)
+        p = sub.add_parser(group, help=text)
+        p.set_defaults(func=cmd_list, group=group)
     try:
         from .plugins import register_commands
         register_commands(sub)

@@ -12,7 +12,7 @@ def plugins_table() -> Table:
     t = Table(title="charforge plugins")
     t.add_column("plugin")
     t.add_column("version")
-    t.add_column("kind")
+    t.add_column("origin")
     t.add_column("hooks")
     for info in plugins.list_plugins():
         t.add_row(info.name, info.version, "built-in" if info.builtin else "installed",
@@ -29,25 +29,25 @@ def _status(corpus) -> str:
         return f"error: {exc}"
 
 
-def registered_table(kind: str) -> Table:
-    t = Table(title=f"charforge {kind}")
+def registered_table(group: str) -> Table:
+    t = Table(title=f"charforge {group}")
     t.add_column("name")
-    if kind == "corpora":
+    if group == "corpora":
         t.add_column("type")
         t.add_column("status")
-    if kind == "samplers":
+    if group == "samplers":
         t.add_column("parameters")
     t.add_column("description")
     t.add_column("from", style="dim")
-    items = plugins.registered(kind)
+    items = plugins.registered(group)
     for name in sorted(items):
         item = items[name]
         row = [name]
-        if kind == "corpora":
+        if group == "corpora":
             row += [item.kind, _status(item)]
-        if kind == "samplers":
+        if group == "samplers":
             row.append(", ".join(f"{k}={p.default:g}" for k, p in item.params.items()) or "-")
-        row += [item.description, plugins.provider(kind, name)]
+        row += [item.description, plugins.provider(group, name)]
         t.add_row(*row)
     return t
 
@@ -67,5 +67,5 @@ def print_plugins(console: Console | None = None) -> None:
     _print(plugins_table(), console)
 
 
-def print_registered(kind: str, console: Console | None = None) -> None:
-    _print(registered_table(kind), console)
+def print_registered(group: str, console: Console | None = None) -> None:
+    _print(registered_table(group), console)

@@ -23,7 +23,7 @@ from .errors import CharforgeError
 DEFAULT_PLUGINS = ("charforge.corpora.builtin", "charforge.cells", "charforge.sampling")
 NOUNS = {"corpora": "corpus", "cells": "cell type", "samplers": "sampler",
          "callbacks": "callback"}
-KINDS = {"corpora": "charforge_register_corpora", "cells": "charforge_register_cells",
+GROUPS = {"corpora": "charforge_register_corpora", "cells": "charforge_register_cells",
          "samplers": "charforge_register_samplers", "callbacks": "charforge_register_callbacks"}
 
 
@@ -37,7 +37,7 @@ class PluginInfo:
 
 @dataclass
 class Registry:
-    """Everything the plugins registered, by kind and name, with who provided it."""
+    """Everything the plugins registered, by group and name, with who provided it."""
     items: dict[str, dict[str, Any]] = field(default_factory=dict)
     providers: dict[tuple[str, str], str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
@@ -108,21 +108,21 @@ def _provider_name(pm: pluggy.PluginManager, plugin: object) -> str:
 _expected: dict[str, type] = {}
 
 
-def expect(kind: str, base: type) -> None:
-    """Declare what a registration of `kind` must be an instance of. The module defining the
+def expect(group: str, base: type) -> None:
+    """Declare what a registration of `group` must be an instance of. The module defining the
     base class says so as it loads (cells, sampling, corpora.base: the built-in plugins, so
     before any registration is collected); the registry itself imports none of them.
     Callbacks are duck-typed (every method is optional) and declare nothing."""
-    _expected[kind] = base
+    _expected[group] = base
 
 
-def _expected_type(kind: str) -> type | None:
-    return _expected.get(kind)
+def _expected_type(group: str) -> type | None:
+    return _expected.get(group)
 
 
-def _collect(pm: pluggy.PluginManager, kind: str, registry: Registry) -> None:
-    hook = getattr(pm.hook, KINDS[kind])
-    expected = _expected_type(kind)
+def _collect(pm: pluggy.PluginManager, group: str, registry: Registry) -> None:
+    hook = getattr(pm.hook, GROUPS[group])
+    expected = _expected_type(group)
     found: dict[str, Any] = {}
     for impl in hook.get_hookimpls():
         provider = _provider_name(pm, impl.plugin)
@@ -130,37 +130,37 @@ def _collect(pm: pluggy.PluginManager, kind: str, registry: Registry) -> None:
         try:
             impl.function(register=batch.append)
         except Exception as exc:
-            msg = (f"plugin {provider} raised in {KINDS[kind]} and was skipped: "
+            msg = (f"plugin {provider} raised in {GROUPS[group]} and was skipped: "
                    f"{type(exc).__name__}: {exc}")
             registry.problems.append(msg)
             _warn(msg)
             continue
         for i, item in enumerate(batch):
-            if kind == "callbacks" and isinstance(item, type):
+            if group == "callbacks" and isinstance(item, type):
                 name = getattr(item, "name", None) or f"{provider}:{item.__name__}"
                 found[name] = item
-                registry.providers[(kind, name)] = provider
+                registry.providers[(group, name)] = provider
                 continue
             if expected is not None and not isinstance(item, expected):
                 _refuse(registry, f"plugin {provider} registered {type(item).__name__!s} "
-                                  f"{item!r:.60} as a {NOUNS[kind]}, not a {expected.__name__}; "
+                                  f"{item!r:.60} as a {NOUNS[group]}, not a {expected.__name__}; "
                                   "it was skipped")
                 continue
             name = getattr(item, "name", None)
-            if kind == "callbacks" and not name:     # callbacks need no name of their own
+            if group == "callbacks" and not name:     # callbacks need no name of their own
                 name = f"{provider}:{type(item).__name__}:{i}"
             if not isinstance(name, str) or not name:
-                _refuse(registry, f"plugin {provider} registered a {NOUNS[kind]} without a "
+                _refuse(registry, f"plugin {provider} registered a {NOUNS[group]} without a "
                                   "name; it was skipped")
                 continue
             if name in found:
-                other = registry.providers[(kind, name)]
-                raise CharforgeError(f"{NOUNS[kind]} name clash: {name!r} is provided by both "
+                other = registry.providers[(group, name)]
+                raise CharforgeError(f"{NOUNS[group]} name clash: {name!r} is provided by both "
                                      f"{other} and {provider}; uninstall or block one "
                                      "(CHARFORGE_BLOCK_PLUGINS)")
             found[name] = item
-            registry.providers[(kind, name)] = provider
-    registry.items[kind] = found
+            registry.providers[(group, name)] = provider
+    registry.items[group] = found
 
 
 def _refuse(registry: Registry, message: str) -> None:
@@ -187,8 +187,8 @@ def registry() -> Registry:
     if _registry is None:
         pm = plugin_manager()
         reg = Registry()
-        for kind in KINDS:
-            _collect(pm, kind, reg)
+        for group in GROUPS:
+            _collect(pm, group, reg)
         _registry = reg
     return _registry
 
@@ -215,13 +215,13 @@ def unregister_plugin(name: str) -> None:
     _registry = None
 
 
-def names(kind: str) -> list[str]:
-    return sorted(registry().items[kind])
+def names(group: str) -> list[str]:
+    return sorted(registry().items[group])
 
 
-def registered(kind: str) -> dict[str, Any]:
-    """Name -> item of one kind (corpora, cells, samplers, callbacks), for listings."""
-    return dict(registry().items[kind])
+def registered(group: str) -> dict[str, Any]:
+    """Name -> item of one group (corpora, cells, samplers, callbacks), for listings."""
+    return dict(registry().items[group])
 
 
 def plugin_callbacks() -> list[Any]:
@@ -240,17 +240,17 @@ def plugin_callbacks() -> list[Any]:
     return out
 
 
-def lookup(kind: str, name: str) -> Any:
-    """A registered item by kind and name, or a one-line error listing the known names."""
-    items = registry().items[kind]
+def lookup(group: str, name: str) -> Any:
+    """A registered item by group and name, or a one-line error listing the known names."""
+    items = registry().items[group]
     if name not in items:
         known = ", ".join(sorted(items)) or "none"
-        raise CharforgeError(f"unknown {NOUNS[kind]} {name!r}; choose one of: {known}")
+        raise CharforgeError(f"unknown {NOUNS[group]} {name!r}; choose one of: {known}")
     return items[name]
 
 
-def provider(kind: str, name: str) -> str:
-    return registry().providers[(kind, name)]
+def provider(group: str, name: str) -> str:
+    return registry().providers[(group, name)]
 
 
 def list_plugins() -> list[PluginInfo]:

@@ -120,8 +120,8 @@ class Repl:
         from . import plugins
         from .pretrained import available
 
-        def names(kind):
-            return lambda text: [n for n in plugins.names(kind) if n.startswith(text)]
+        def names(group):
+            return lambda text: [n for n in plugins.names(group) if n.startswith(text)]
 
         def models(text):
             return [n for n in available() if n.startswith(text)] + self._paths(text)
@@ -195,7 +195,7 @@ class Repl:
         from .pretrained import available
         t = Table(title="models")
         t.add_column("name or path")
-        t.add_column("kind")
+        t.add_column("type")
         for name in available():
             t.add_row(name, "pretrained")
         runs = data_dir() / "runs"
@@ -459,8 +459,8 @@ class Repl:
     def cmd_plugins(self, args):
         from .listing import plugins_table, registered_table
         self.console.print(plugins_table())
-        for kind in ("corpora", "samplers", "cells"):
-            self.console.print(registered_table(kind))
+        for group in ("corpora", "samplers", "cells"):
+            self.console.print(registered_table(group))
 
     def cmd_history(self, args):
         try:
