@@ -166,6 +166,15 @@ cdef inline int team_size(Py_ssize_t hidden, int threads) noexcept nogil:
     return <int>(threads if threads < most else most)
 
 
+cdef inline int team_share(WorkShare* share, Py_ssize_t B, Py_ssize_t H, Py_ssize_t gates,
+                           int threads, Py_ssize_t table_bytes) noexcept nogil:
+    """Every cell kernel's start: its team (team_size threads) and how the team deals out
+    the work (share_init). Returns the team's size."""
+    cdef int n = team_size(H, threads)
+    share_init(share, B, H, gates, n, table_bytes)
+    return n
+
+
 cdef extern from "cf_gemm.h" nogil:
     int cf_packed_gemm_available()
     void cf_prefetch_block(const void* base, Py_ssize_t rows, Py_ssize_t ld,

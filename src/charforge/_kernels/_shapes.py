@@ -57,3 +57,20 @@ def add_thread_tables(dtable, tables):
     tables = np.asarray(tables)
     if dtable is not None and tables.shape[0] > 1:
         np.asarray(dtable)[...] += tables.sum(axis=0)
+
+
+class TableScatter:
+    """A backward kernel's optional input-table gradient (ids, dtable), in one place: checked,
+    its size (for share_init), the tables the threads add into, and their sum at the end."""
+
+    def __init__(self, where, T, B, G, ids, dtable):
+        check_table_scatter(where, T, B, G, ids, dtable)
+        self.dtable = dtable
+        self.on = ids is not None and ids.shape[0] > 0
+        self.table_bytes = np.asarray(dtable).nbytes if self.on else 0
+
+    def tables(self, slots, like):
+        return thread_tables(self.dtable, slots if self.on else 1, like)
+
+    def finish(self, tables):
+        add_thread_tables(self.dtable, tables)

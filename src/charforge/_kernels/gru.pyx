@@ -14,12 +14,11 @@ from cython cimport floating
 from libc.stdlib cimport free
 from libc.stdint cimport int32_t
 from ._cells cimport gru_row, gru_backward_row, scatter_units
-from ._common cimport (cf_barrier, team_size, pack_gate_rows, pack_unit_columns,
-                       prefetch_units, recurrent_nt, recurrent_nn, WorkShare, share_init,
+from ._common cimport (cf_barrier, team_share, pack_gate_rows, pack_unit_columns,
+                       prefetch_units, recurrent_nt, recurrent_nn, WorkShare,
                        share_slots, share_sync, share_units, share_rows)
 
-from ._shapes import (add_thread_tables, check_sequence_buffers, check_table_scatter,
-                      expect_shapes, thread_tables)
+from ._shapes import TableScatter, check_sequence_buffers, expect_shapes
 
 
 cdef void _forward_units(floating* proj, const floating* w_hh, const floating* b_hh,
@@ -120,9 +119,8 @@ def gru_forward(floating[:, :, ::1] proj, const floating[:, ::1] w_hh,
     cdef Py_ssize_t T = proj.shape[0], B = proj.shape[1], H = w_hh.shape[1]
     check_sequence_buffers(3, proj, w_hh, h, hn)
     expect_shapes("gru_forward", b_hh=(b_hh, (3 * H,)), gh=(gh, (B, 3 * H)))
-    cdef int n = team_size(H, threads), tid
     cdef WorkShare share
-    share_init(&share, B, H, 3, n, 0)
+    cdef int n = team_share(&share, B, H, 3, threads, 0), tid
     if T == 0 or B == 0:
         return
     with nogil, parallel(num_threads=n):    # n = 1: the caller's thread alone
@@ -147,14 +145,11 @@ def gru_backward(floating[:, :, ::1] proj, floating[:, :, ::1] dgh,
     check_sequence_buffers(3, proj, w_hh, h, hn)
     expect_shapes("gru_backward", dgh=(dgh, (T, B, 3 * H)), dh_out=(dh_out, (T, B, H)),
                   dh_next=(dh_next, (B, H)))
-    check_table_scatter("gru_backward", T, B, 3 * H, ids, dtable)
-    cdef const int32_t* pid = &ids[0] if ids is not None and ids.shape[0] > 0 else NULL
-    cdef int n = team_size(H, threads), tid
+    scatter = TableScatter("gru_backward", T, B, 3 * H, ids, dtable)
+    cdef const int32_t* pid = &ids[0] if scatter.on else NULL
     cdef WorkShare share
-    share_init(&share, B, H, 3, n,
-               dtable.shape[0] * dtable.shape[1] * sizeof(floating) if pid != NULL else 0)
-    cdef floating[:, :, ::1] tables = thread_tables(
-        dtable, share_slots(&share) if pid != NULL else 1, proj)
+    cdef int n = team_share(&share, B, H, 3, threads, scatter.table_bytes), tid
+    cdef floating[:, :, ::1] tables = scatter.tables(share_slots(&share), proj)
     cdef Py_ssize_t table_size = tables.shape[1] * tables.shape[2]
     if T == 0 or B == 0:
         return
@@ -164,4 +159,4 @@ def gru_backward(floating[:, :, ::1] proj, floating[:, :, ::1] dgh,
                         &hn[0, 0, 0], &dh_out[0, 0, 0], &dh_next[0, 0], pid,
                         &tables[0, 0, 0] if pid != NULL else NULL, table_size,
                         T, B, H, &share, tid)
-    add_thread_tables(dtable, tables)
+    scatter.finish(tables)

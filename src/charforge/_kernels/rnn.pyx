@@ -10,12 +10,11 @@ from cython cimport floating
 from libc.stdlib cimport free
 from libc.stdint cimport int32_t
 from ._cells cimport rnn_backward_row, scatter_units
-from ._common cimport (tanh_to, cf_barrier, team_size, pack_gate_rows, pack_unit_columns,
-                       prefetch_units, recurrent_nt, recurrent_nn, WorkShare, share_init,
+from ._common cimport (tanh_to, cf_barrier, team_share, pack_gate_rows, pack_unit_columns,
+                       prefetch_units, recurrent_nt, recurrent_nn, WorkShare,
                        share_slots, share_sync, share_units, share_rows)
 
-from ._shapes import (add_thread_tables, check_sequence_buffers, check_table_scatter,
-                      expect_shapes, thread_tables)
+from ._shapes import TableScatter, check_sequence_buffers, expect_shapes
 
 
 cdef void _forward_units(floating* proj, const floating* w_hh, floating* h, Py_ssize_t T,
@@ -89,9 +88,8 @@ def rnn_forward(floating[:, :, ::1] proj, const floating[:, ::1] w_hh, floating[
     Reference: charforge.reference.rnn_forward (one step)."""
     cdef Py_ssize_t T = proj.shape[0], B = proj.shape[1], H = w_hh.shape[1]
     check_sequence_buffers(1, proj, w_hh, h)
-    cdef int n = team_size(H, threads), tid
     cdef WorkShare share
-    share_init(&share, B, H, 1, n, 0)
+    cdef int n = team_share(&share, B, H, 1, threads, 0), tid
     if T == 0 or B == 0:
         return
     with nogil, parallel(num_threads=n):    # n = 1: the caller's thread alone
@@ -112,14 +110,11 @@ def rnn_backward(floating[:, :, ::1] proj, const floating[:, ::1] w_hh,
     cdef Py_ssize_t T = proj.shape[0], B = proj.shape[1], H = w_hh.shape[1]
     check_sequence_buffers(1, proj, w_hh, h)
     expect_shapes("rnn_backward", dh_out=(dh_out, (T, B, H)), dh_next=(dh_next, (B, H)))
-    check_table_scatter("rnn_backward", T, B, H, ids, dtable)
-    cdef const int32_t* pid = &ids[0] if ids is not None and ids.shape[0] > 0 else NULL
-    cdef int n = team_size(H, threads), tid
+    scatter = TableScatter("rnn_backward", T, B, H, ids, dtable)
+    cdef const int32_t* pid = &ids[0] if scatter.on else NULL
     cdef WorkShare share
-    share_init(&share, B, H, 1, n,
-               dtable.shape[0] * dtable.shape[1] * sizeof(floating) if pid != NULL else 0)
-    cdef floating[:, :, ::1] tables = thread_tables(
-        dtable, share_slots(&share) if pid != NULL else 1, proj)
+    cdef int n = team_share(&share, B, H, 1, threads, scatter.table_bytes), tid
+    cdef floating[:, :, ::1] tables = scatter.tables(share_slots(&share), proj)
     cdef Py_ssize_t table_size = tables.shape[1] * tables.shape[2]
     if T == 0 or B == 0:
         return
@@ -129,4 +124,4 @@ def rnn_backward(floating[:, :, ::1] proj, const floating[:, ::1] w_hh,
                         &dh_next[0, 0], pid,
                         &tables[0, 0, 0] if pid != NULL else NULL, table_size,
                         T, B, H, &share, tid)
-    add_thread_tables(dtable, tables)
+    scatter.finish(tables)
