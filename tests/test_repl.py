@@ -307,5 +307,8 @@ def test_path_completion(repl, tmp_path):
     repl.send("ti\t")
     repl.expect("tiny-one.safetensors")
     repl.sendcontrol("u")
+    repl.send(f":corpus textfile path={tmp_path}/models/ti\t")   # path= values complete too
+    repl.expect("tiny-one.safetensors")
+    repl.sendcontrol("u")
     repl.sendline("")
     repl.expect(PROMPT)
