@@ -27,7 +27,8 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def _add_arch(p: argparse.ArgumentParser, hidden: int, layers: int, width: str) -> None:
-    p.add_argument("--cell", default="lstm", help="rnn, gru or lstm (default lstm)")
+    p.add_argument("--cell", default="lstm", help="rnn, gru, lstm or a plugin cell "
+                   "(charforge cells lists them; default lstm)")
     p.add_argument("--layers", type=bounded(1, 64), default=layers)
     p.add_argument("--hidden", type=bounded(1, 1 << 16), default=hidden)
     p.add_argument("--embedding", type=embedding, default=embedding(width),
