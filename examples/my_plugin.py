@@ -32,10 +32,11 @@ class Counting(Corpus):
             yield f"{self.WORDS[a]} plus {self.WORDS[b]} is {self.WORDS[a + b]}"
 
 
-def min_p(logits, rng, fraction=0.1):
-    """min-p sampling: keep characters at least `fraction` as likely as the top one."""
+def top_a(logits, rng, a=0.2):
+    """top-a sampling: keep the characters with p >= a x (the top probability)^2, so the cut
+    rises steeply as the model grows sure of one character."""
     p = softmax(logits)
-    p[p < fraction * p.max()] = 0.0
+    p[p < a * p.max() ** 2] = 0.0
     p /= p.sum()
     return int(rng.choice(len(p), p=p))
 
@@ -47,8 +48,8 @@ class MyPlugin:
 
     @hookimpl
     def charforge_register_samplers(self, register):
-        register(Sampler("min_p", "keep characters at least fraction x the top probability",
-                         min_p, {"fraction": Param(0.1, float, 0.0, 1.0, help="in [0, 1]")}))
+        register(Sampler("top_a", "keep characters with p >= a x the top probability squared",
+                         top_a, {"a": Param(0.2, float, 0.0, 1.0, help="in [0, 1]")}))
 
 
 def main() -> None:
@@ -62,8 +63,7 @@ def main() -> None:
                                 reporter=charforge.progress.default_reporter())
     trainer.run()
     for prime in ("two plus ", "four plus three "):
-        print(prime + charforge.generate(trainer.model, prime, 40, "min_p", seed=0,
-                                         fraction=0.2))
+        print(prime + charforge.generate(trainer.model, prime, 40, "top_a", seed=0, a=0.2))
 
 
 if __name__ == "__main__":
