@@ -160,6 +160,8 @@ def test_advice_is_spelled_for_the_front_end():
         assert hints.resume("run") == ":resume run"
         assert hints.switch("overwrite") == "overwrite=true"
     assert hints.resume("run", "lr=0.1") == "Trainer.resume('run', overrides={'lr': 0.1})"
+    assert hints.resume("run", "lr=0.1", "epochs=3") == \
+        "Trainer.resume('run', overrides={'lr': 0.1, 'epochs': 3})"
 
 
 def test_textfile_hint_follows_the_front_end(capsys):

@@ -16,15 +16,6 @@ def main(argv=None) -> int:
         _say("charforge: stopped")
     except BrokenPipeError:
         code = 0
-    except Exception:
-        # A stop that landed inside an extension module's initialisation comes out as that
-        # module's error (numpy: "ImportError: PyCapsule_Import could not import module
-        # 'datetime'"): still a stop, not a crash.
-        from . import stopsignals
-        if stopsignals.received is None:
-            raise
-        code = 128 + int(stopsignals.received)
-        _say("charforge: stopped")
     _quiet_exit()
     return code
 

@@ -29,7 +29,7 @@ def info() -> list[tuple[str, str]]:
     from ._kernels import ops
     from ._version import __version__
     from .corpora.download import DATA_ENV, OFFLINE_ENV, cache_dir, data_dir
-    from .repl import data_dir as user_data_dir
+    from .paths import user_data_folder
     n = threads.get_num_threads()
     how = "chosen" if threads.count_is_chosen() else "default: the usable cores"
     others = threads.other_runnable()
@@ -50,7 +50,7 @@ def info() -> list[tuple[str, str]]:
         ("downloads", "forbidden (CHARFORGE_OFFLINE)" if os.environ.get(OFFLINE_ENV, "")
          not in ("", "0") else "allowed"),
         ("cache", str(cache_dir())),
-        ("REPL history and runs", str(user_data_dir())),
+        ("REPL history and runs", str(user_data_folder())),
     ]
 
 

@@ -45,5 +45,5 @@ def resume(folder: object, *extra: str) -> str:
         return f"charforge train --resume {folder}" + (f" {more}" if more else "")
     if front_end() == "repl":
         return f":resume {folder}" + (f" {more}" if more else "")
-    args = "".join(f", overrides={{{e.split('=')[0]!r}: {e.split('=', 1)[1]}}}" for e in extra)
-    return f"Trainer.resume({str(folder)!r}{args})"
+    pairs = ", ".join(f"{e.split('=', 1)[0]!r}: {e.split('=', 1)[1]}" for e in extra)
+    return f"Trainer.resume({str(folder)!r}" + (f", overrides={{{pairs}}})" if extra else ")")

@@ -48,10 +48,6 @@ class Command:
         self.complete, self.raw = complete, raw
 
 
-def data_dir() -> Path:
-    return user_data_folder()
-
-
 @dataclass
 class Output:
     """The last generation: its texts (prime included) and how they were made."""
@@ -112,9 +108,6 @@ class Repl:
         many = f" ×{self.num}" if self.num > 1 else ""
         return f"{name} · {self._sampler_text()}{many} » "
 
-    def _paths(self, text: str) -> list[str]:
-        return path_options(text)
-
     # ----------------------------------------------------------------- commands
     def _commands(self) -> list[Command]:
         from . import plugins
@@ -124,7 +117,7 @@ class Repl:
             return lambda text: [n for n in plugins.names(group) if n.startswith(text)]
 
         def models(text):
-            return [n for n in available() if n.startswith(text)] + self._paths(text)
+            return [n for n in available() if n.startswith(text)] + path_options(text)
 
         return [
             Command("help", ":help [CMD]", "list the commands, or explain one", self.cmd_help,
@@ -139,9 +132,9 @@ class Repl:
                     "hidden=256 ... out=DIR overwrite=true); Ctrl-C stops and keeps the model",
                     self.cmd_train),
             Command("resume", ":resume RUN [key=value ...]", "continue the training run in "
-                    "the folder RUN (e.g. epochs=5)", self.cmd_resume, self._paths),
+                    "the folder RUN (e.g. epochs=5)", self.cmd_resume, path_options),
             Command("save", ":save PATH", "save the current model as a checkpoint file",
-                    self.cmd_save, self._paths),
+                    self.cmd_save, path_options),
             Command("sampler", ":sampler NAME [key=value ...]", "choose the sampler and its "
                     "parameters", self.cmd_sampler, names("samplers")),
             Command("temp", ":temp X[,Y,...]", "the sampler's temperature (> 0); several: one "
@@ -160,7 +153,7 @@ class Repl:
                     "after TEXT (or the last text), as the sampler draws it", self.cmd_probs,
                     raw=True),
             Command("write", ":write FILE [append]", "save the last text(s) to a new file, or "
-                    "add them to the end of FILE", self.cmd_write, self._paths),
+                    "add them to the end of FILE", self.cmd_write, path_options),
             Command("log", ":log [N] [TEXT]", "the last N generations (containing TEXT), with "
                     "the settings and seed that made them", self.cmd_log),
             Command("info", ":info", "the model: summary, vocabulary, validation loss",
@@ -198,7 +191,7 @@ class Repl:
         t.add_column("type")
         for name in available():
             t.add_row(name, "pretrained")
-        runs = data_dir() / "runs"
+        runs = user_data_folder() / "runs"
         if runs.is_dir():
             for d in sorted(runs.iterdir(), reverse=True)[:10]:
                 if any(d.glob("*.safetensors")):
@@ -728,7 +721,7 @@ class Repl:
             import readline
         except ImportError:
             return None
-        path = data_dir() / "repl_history"
+        path = user_data_folder() / "repl_history"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             if path.exists():
@@ -768,7 +761,7 @@ def _status_sentence(status: str, step: int) -> str:
 
 def _new_run_folder() -> Path:
     """A fresh folder under the data folder's runs/, named by the time."""
-    base = data_dir() / "runs" / time.strftime("%Y%m%d-%H%M%S")
+    base = user_data_folder() / "runs" / time.strftime("%Y%m%d-%H%M%S")
     out, n = base, 1
     while out.exists():
         n += 1

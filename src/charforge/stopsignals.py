@@ -36,7 +36,6 @@ def signal_name(signum: int) -> str:
     return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
 
 
-received: int | None = None      # the last stop signal the default handlers raised
 IMPORT_RETRIES = 5000            # 2 ms apart: ten seconds of imports at most
 
 
@@ -45,8 +44,6 @@ def _raise_stopped(signum, frame, _retries=[0]) -> None:  # noqa: B006 (kept acr
     it into its own ImportError (numpy: 'PyCapsule_Import could not import module
     datetime'), which a library's `except ImportError` fallback may then swallow, losing the
     stop. Inside one, the signal is sent again a moment later, until the import is done."""
-    global received
-    received = signum
     if _inside_import(frame) and _retries[0] < IMPORT_RETRIES:
         _retries[0] += 1
         threading.Thread(target=_send_later, args=(signum,), daemon=True).start()
