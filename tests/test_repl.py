@@ -312,3 +312,15 @@ def test_path_completion(repl, tmp_path):
     repl.sendcontrol("u")
     repl.sendline("")
     repl.expect(PROMPT)
+
+
+def test_piped_input_generates_like_typed_input(tmp_path):
+    """stdin a pipe, not a terminal (a script feeding the REPL): the keyboard handling must
+    not get in the way."""
+    import subprocess
+    env = dict(os.environ, HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "data"))
+    done = subprocess.run([sys.executable, "-m", "charforge", "repl"], env=env,
+                          input=":seed 3\n:length 40\nROMEO:\n:quit\n", capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0 and "error" not in done.stderr, done.stderr
+    assert "ROMEO:" in done.stdout and len(done.stdout.split("ROMEO:", 1)[1].strip()) >= 20

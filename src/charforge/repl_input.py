@@ -94,8 +94,10 @@ def quiet_keyboard() -> Iterator[None]:
     try:
         import termios
         fd = sys.stdin.fileno()
-        saved = termios.tcgetattr(fd)
+        saved = termios.tcgetattr(fd) if os.isatty(fd) else None
     except (ImportError, OSError, ValueError, AttributeError):
+        saved = None
+    if saved is None:                   # a pipe or a file: nothing is echoed anyway
         yield
         return
     quiet = list(saved)
