@@ -3,6 +3,7 @@
 Set CHARFORGE_NO_OPENMP=1 to build without OpenMP (kernels then run on one thread apart from
 BLAS); CHARFORGE_DEBUG=1 builds with bounds checks and -O0 for debugging.
 """
+import glob
 import os
 import sys
 
@@ -13,6 +14,7 @@ from setuptools.command.build_ext import build_ext
 
 KERNELS = ("ops", "optim", "lstm", "gru", "rnn", "sample", "generate", "textenc")
 KERNEL_DIR = os.path.join("src", "charforge", "_kernels")
+HEADERS = sorted(glob.glob(os.path.join(KERNEL_DIR, "*.h")))
 
 
 class BuildExt(build_ext):
@@ -44,6 +46,7 @@ extensions = [
         [os.path.join(KERNEL_DIR, f"{name}.pyx")],
         include_dirs=[numpy.get_include(), KERNEL_DIR],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        depends=HEADERS,
     )
     for name in KERNELS
 ]

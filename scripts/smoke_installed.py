@@ -5,6 +5,7 @@ Exits 1 naming the first thing missing. Used by .ci/run and cibuildwheel's test-
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 import tempfile
@@ -18,8 +19,9 @@ def fail(what: str) -> None:
     sys.exit(1)
 
 
-def run_cli(*args: str, cwd: Path) -> str:
-    done = subprocess.run([sys.executable, "-m", "charforge", *args], cwd=cwd,
+def run_cli(*args: str, cwd: Path, cpu: str | None = None) -> str:
+    env = dict(os.environ, **({"CHARFORGE_CPU": cpu} if cpu else {}))
+    done = subprocess.run([sys.executable, "-m", "charforge", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         fail(f"charforge {' '.join(args)} exited {done.returncode}: {done.stderr.strip()}")
@@ -47,6 +49,12 @@ def main() -> None:
                          cwd=tmp)
         if not text.startswith("ROMEO:") or len(text) < 80:
             fail(f"generate printed {text!r}")
+        from charforge.cpu import LEVELS, hardware_level
+        for level in LEVELS[:LEVELS.index(hardware_level())]:   # the wheel carries each level
+            lower = run_cli("generate", "--prime", "ROMEO:", "--length", "80", "--seed", "1",
+                            cwd=tmp, cpu=level)
+            if lower != text:
+                fail(f"CHARFORGE_CPU={level} generated {lower!r}, the CPU's best {text!r}")
         corpus = tmp / "tiny.txt"
         corpus.write_text("the quick brown fox jumps over the lazy dog\n" * 60, encoding="utf-8")
         run_cli("train", "--corpus", "textfile", "--path", str(corpus), "--cell", "gru",
@@ -58,7 +66,7 @@ def main() -> None:
         if "charforge.sampling" not in listing:
             fail(f"charforge plugins lists no built-in plugins: {listing!r}")
         print(f"smoke test: {version} from {where}: kernels, pretrained model, generate, "
-              "train and plugins all work")
+              "train, plugins and every CPU level all work")
 
 
 if __name__ == "__main__":

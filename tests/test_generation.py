@@ -230,6 +230,40 @@ def test_plugin_sampler_that_raises_is_one_line_error():
         plugins.unregister_plugin("broken")
 
 
+def test_whole_text_sampler_is_called_per_prime_and_checked():
+    calls = []
+
+    def decode(model, prime_ids, length, rng, allowed, eos, repeat=1):
+        calls.append((prime_ids.tolist(), length, int(allowed.sum()), eos))
+        return [int(prime_ids[-1])] * min(length, repeat)
+
+    def bad(model, prime_ids, length, rng, allowed, eos):
+        return [len(allowed)]                       # not a character's id
+
+    class Whole:
+        @hookimpl
+        def charforge_register_samplers(self, register):
+            register(Sampler("echo_last", "repeats the prime's last character", lambda z, r,
+                             repeat=1: 0, {"repeat": Param(1, int, 0, None)}, decode=decode))
+            register(Sampler("bad_whole", "returns a bad id", lambda z, r: 0, decode=bad))
+    plugins.register_plugin(Whole(), "whole")
+    try:
+        m = random_model()
+        pieces = []
+        texts = generate(m, ["ab", "k"], 5, "echo_last", repeat=3,
+                         callback=lambda b, piece: pieces.append((b, piece)))
+        assert texts == ["bbb", "kkk"] and pieces == [(0, "bbb"), (1, "kkk")]
+        assert [c[0] for c in calls] == [m.vocab.encode("ab").tolist(),
+                                         m.vocab.encode("k").tolist()]
+        assert calls[0][1:] == (5, len(m.vocab), None)
+        with pytest.raises(CharforgeError, match="sampler 'bad_whole' returned"):
+            generate(m, "a", 5, "bad_whole")
+        with pytest.raises(CharforgeError, match="chooses whole texts"):
+            generate(m, "a", 5, "echo_last", return_hidden=True)
+    finally:
+        plugins.unregister_plugin("whole")
+
+
 def test_threaded_generation_matches_the_step_path():
     """Models big enough for the threaded kernel (units split over threads, a barrier per
     layer) generate exactly what the single-threaded step path does."""

@@ -8,20 +8,29 @@ from charforge._kernels import ops
 from charforge.reference import model_loss_and_grads
 
 
-def _cpu_has_avx512f() -> bool:
+def _cpu_flags() -> set[str]:
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            return " avx512f" in f.read()
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
     except OSError:
-        return False
+        pass
+    return set()
 
 
 def test_switch_and_detection(monkeypatch):
     monkeypatch.setenv("CHARFORGE_PACKED_GEMM", "0")
     assert not ops.packed_gemm_available()
     monkeypatch.delenv("CHARFORGE_PACKED_GEMM")
-    # On an AVX-512 machine (CI's) the packed path must really run in the tests below.
-    assert ops.packed_gemm_available() == _cpu_has_avx512f()
+    assert ops.packed_gemm_available() == (ops.cpu_level() == 2)
+    # The CPU's level is detected as /proc/cpuinfo states it, so that on an AVX-512 machine
+    # (CI's) the packed path really runs in the tests below unless CHARFORGE_CPU lowers it.
+    flags = _cpu_flags()
+    if flags:
+        v4 = {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"} <= flags
+        v3 = {"avx2", "fma", "bmi1", "bmi2"} <= flags
+        assert ops.hardware_cpu_level() == (2 if v4 else 1 if v3 else 0)
 
 
 @pytest.mark.parametrize("packed", ["1", "0"])

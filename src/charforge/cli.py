@@ -316,6 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     try:
+        from .cpu import requested_level
+        requested_level()                   # a misspelt CHARFORGE_CPU stops here, not silently
         parser = build_parser()             # the plugins register commands and samplers
     except CharforgeError as exc:
         print(f"charforge: error: {exc}", file=sys.stderr)

@@ -7,25 +7,23 @@ import platform
 import sys
 
 
-def _isa() -> str:
-    """The instruction-set level the compiled clones pick on this CPU (Linux: from cpuinfo)."""
+def _cpu_extras() -> str:
+    """Features beyond the levels that this CPU has (Linux: from cpuinfo), for bug reports."""
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
             flags = next((ln.split(":", 1)[1].split() for ln in f if ln.startswith("flags")), [])
     except OSError:
-        return f"unknown ({platform.machine()})"
-    if "avx512f" in flags:
-        return "AVX-512 (x86-64-v4)" + (", AVX512-BF16" if "avx512_bf16" in flags else "")
-    if "avx2" in flags:
-        return "AVX2 (x86-64-v3)"
-    return f"baseline ({platform.machine()})"
+        return f"; {platform.machine()}"
+    known = (("avx512_bf16", "AVX512-BF16"), ("avx512_fp16", "AVX512-FP16"), ("amx_tile", "AMX"))
+    extras = [name for flag, name in known if flag in flags]
+    return f"; {platform.machine()}" + (f", {', '.join(extras)}" if extras else "")
 
 
 def info() -> list[tuple[str, str]]:
     """(label, value) rows."""
     from threadpoolctl import threadpool_info
 
-    from . import threads
+    from . import cpu, threads
     from ._kernels import ops
     from ._version import __version__
     from .corpora.download import DATA_ENV, OFFLINE_ENV, cache_dir, data_dir
@@ -42,9 +40,9 @@ def info() -> list[tuple[str, str]]:
         ("charforge", f"{__version__} (Python {sys.version.split()[0]}, {platform.system()})"),
         ("threads", f"{n} ({how}); {busy}"),
         ("OpenMP", "yes" if ops.openmp_enabled() else "no (built without it: one thread)"),
-        ("instruction set", _isa()),
+        ("instruction set", cpu.describe() + _cpu_extras()),
         ("packed GEMM", "on" if ops.packed_gemm_available() else
-         "off (needs AVX-512F; CHARFORGE_PACKED_GEMM=0 turns it off)"),
+         "off (needs the AVX-512 level; CHARFORGE_PACKED_GEMM=0 turns it off)"),
         ("BLAS", blas or "none found"),
         ("data folder", f"{data_dir() or 'unset'} ({DATA_ENV})"),
         ("downloads", "forbidden (CHARFORGE_OFFLINE)" if os.environ.get(OFFLINE_ENV, "")

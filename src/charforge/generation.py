@@ -93,8 +93,16 @@ def generate(model, prime: str | Sequence[str] = "", length: int = 200,
         raise CharforgeError("keep_text=False needs a callback: the text would go nowhere")
     _check_memory(model, len(vocab), prime_ids, int(length), return_probs, return_hidden,
                   keep_text)
-    out = _run(model, vocab, prime_ids, int(length), s, params, int(seed), callback,
-               _chunk_size(chunk, callback), return_probs, return_hidden, keep_text)
+    if s.decode is not None:
+        if return_probs or return_hidden:
+            raise CharforgeError(f"sampler {s.name!r} chooses whole texts, so it has no "
+                                 "per-step probabilities or activations; use a per-character "
+                                 "sampler such as temperature")
+        out = _run_decoder(model, vocab, prime_ids, int(length), s, params, int(seed),
+                           callback, keep_text)
+    else:
+        out = _run(model, vocab, prime_ids, int(length), s, params, int(seed), callback,
+                   _chunk_size(chunk, callback), return_probs, return_hidden, keep_text)
     if result:
         return out
     return out.texts[0] if single else out.texts
@@ -296,6 +304,45 @@ def _run_stepwise(model, plan: GenerationPlan | None, rows: _Rows, sampler, para
             step_tokens[b, 0] = tok
             rows.cur[b] = tok
         rows.emit(step_tokens, t)
+
+
+def _run_decoder(model, vocab, prime_ids, length, sampler, params, seed, callback,
+                 collect=True) -> GenerationResult:
+    """A whole-text sampler (Sampler.decode), one prime at a time with the seed + i generator
+    batched rows use; its text reaches the callback when it is chosen, all at once."""
+    allowed = allowed_mask(vocab)
+    eos = vocab.eos_id
+    texts, tokens = [], []
+    for b, ids in enumerate(prime_ids):
+        got = _checked_decode(sampler, model, ids, length, np.random.default_rng(seed + b),
+                              allowed, eos, params) if length else []
+        text = vocab.decode(np.asarray(got, np.int32))
+        if callback is not None and text:
+            callback(b, text)
+        texts.append(text if collect else "")
+        tokens.append(got if collect else [])
+    return GenerationResult(texts, tokens, [p.tolist() for p in prime_ids])
+
+
+def _checked_decode(sampler, model, ids, length, rng, allowed, eos, params) -> list[int]:
+    with threads.blas_single_threaded():
+        try:
+            got = sampler.decode(model, np.asarray(ids, np.int32), length, rng, allowed, eos,
+                                 **params)
+        except CharforgeError:
+            raise
+        except Exception as exc:
+            raise CharforgeError(f"sampler {sampler.name!r} raised {type(exc).__name__}: "
+                                 f"{exc}") from None
+    out = [int(t) for t in got] if all(isinstance(t, (int, np.integer)) and
+                                       not isinstance(t, (bool, np.bool_)) for t in got) else None
+    ok = out is not None and len(out) <= length and \
+        all(0 <= t < len(allowed) and allowed[t] for t in out) and \
+        (eos is None or eos not in out[:-1])
+    if not ok:
+        raise CharforgeError(f"sampler {sampler.name!r} returned {list(got)[:10]!r}, not at "
+                             f"most {length} ids of allowed characters")
+    return out
 
 
 def _chunk_size(chunk: int, callback) -> int:

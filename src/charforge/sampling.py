@@ -8,7 +8,7 @@ their whole loop runs in Cython; a plugin sampler is a plain Python callable
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,12 +57,20 @@ class Sampler:
     fn(logits (V,) float64 with disallowed entries at -inf, rng, **params) -> index is the
     reference (and the only path for plugin samplers); `kernel(**params)` returns the fused
     kernel's settings for built-ins (None: use fn per step).
+
+    A sampler that chooses whole texts rather than one character at a time (beam search)
+    sets `decode(model, prime_ids, length, rng, allowed, eos, **params) -> token ids`: it
+    gets the prime's ids (int32), the most characters to add, the row's generator, the
+    (V,) mask of characters it may emit and the <eos> id (None when the vocabulary has
+    none; a text ends at it), and returns the ids it adds. Its `fn` is what it does for one
+    character alone (the REPL's `:pick` and `:probs`).
     """
     name: str
     description: str
     fn: Callable[..., int]
     params: dict[str, Param] = field(default_factory=dict)
     kernel: Callable[..., dict] | None = None
+    decode: Callable[..., Sequence[int]] | None = None
 
     def resolve(self, given: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(given) - set(self.params))

@@ -7,6 +7,8 @@ from libc.stdlib cimport getenv
 
 cdef extern from "cf_math.h" nogil:
     int cf_openmp_enabled()
+    int cf_cpu_level()
+    int cf_hardware_cpu_level()
     void cf_set_num_threads(int n)
     int cf_get_max_threads()
     void cf_barrier()

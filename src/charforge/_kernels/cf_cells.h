@@ -1,6 +1,6 @@
 /* Pointwise updates of one batch row (units [u0, u1)), in C so that each is one fused loop
- * over the units that gcc vectorises (AVX-512 / AVX2 clones through CF_CLONES): written in
- * Cython they were a call per activation and gate block and scalar loops in between
+ * over the units that gcc vectorises (one copy per instruction-set level, cf_levels.h):
+ * written in Cython they were a call per activation and gate block and scalar loops in between
  * (aliasing, baseline instruction set). The forward rows are shared by training and
  * generation, the backward rows by the training kernels. Each cell's forward row and its
  * backward row sit together; the plain statement of the math is charforge/reference.py.
@@ -20,7 +20,7 @@
  * (in-place state) and tcn may be row's i block (generation keeps no activations): each
  * iteration touches element j only and stores tcn after the gates. */
 #define CF_LSTM_ROW(T, NAME, SIG, TANH)                                                       \
-    CF_CLONES static void NAME(T* row, const T* cp, T* cn, T* tcn, T* hn, ptrdiff_t H,        \
+    CF_TARGET static void CF_V(NAME)(T* row, const T* cp, T* cn, T* tcn, T* hn, ptrdiff_t H,  \
                                ptrdiff_t u0, ptrdiff_t u1) {                                  \
         T* ri = row;                                                                          \
         T* rf = row + H;                                                                      \
@@ -41,13 +41,10 @@
         }                                                                                     \
     }
 
-CF_LSTM_ROW(float, cf_lstm_row_f32, cf_sigmoidf, cf_tanhf)
-CF_LSTM_ROW(double, cf_lstm_row_f64, cf_sigmoid, tanh)
-
 /* LSTM backward: row holds the activated gates (i, f, g, o) on entry and d(pre-activation)
  * on exit; dh_next / dc_next carry the gradient arriving from step t+1 in, and leave for step t-1. */
 #define CF_LSTM_BACKWARD_ROW(T, NAME)                                                         \
-    CF_CLONES static void NAME(T* row, const T* restrict dh_t, T* restrict dh_next,           \
+    CF_TARGET static void CF_V(NAME)(T* row, const T* restrict dh_t, T* restrict dh_next,     \
                                T* restrict dc_next, const T* restrict cp,                     \
                                const T* restrict tct, ptrdiff_t H, ptrdiff_t u0,              \
                                ptrdiff_t u1) {                                                \
@@ -68,14 +65,11 @@ CF_LSTM_ROW(double, cf_lstm_row_f64, cf_sigmoid, tanh)
         }                                                                                     \
     }
 
-CF_LSTM_BACKWARD_ROW(float, cf_lstm_backward_row_f32)
-CF_LSTM_BACKWARD_ROW(double, cf_lstm_backward_row_f64)
-
 /* GRU forward: row holds the input pre-activations (r, z, n incl. b_ih), ghr the recurrent
  * ones (incl. b_hh); row gets the activated r, z, n and hn h' = (1 - z) n + z h with
  * n = tanh(x_n + r (W_hn h + b_hn)). */
 #define CF_GRU_ROW(T, NAME, SIG, TANH)                                                        \
-    CF_CLONES static void NAME(T* restrict row, const T* restrict ghr, const T* restrict hp,  \
+    CF_TARGET static void CF_V(NAME)(T* restrict row, const T* restrict ghr, const T* restrict hp, \
                                T* restrict hn, ptrdiff_t H, ptrdiff_t u0, ptrdiff_t u1) {     \
         T* restrict rr = row;                                                                 \
         T* restrict rz = row + H;                                                             \
@@ -91,13 +85,10 @@ CF_LSTM_BACKWARD_ROW(double, cf_lstm_backward_row_f64)
         }                                                                                     \
     }
 
-CF_GRU_ROW(float, cf_gru_row_f32, cf_sigmoidf, cf_tanhf)
-CF_GRU_ROW(double, cf_gru_row_f64, cf_sigmoid, tanh)
-
 /* GRU backward: row holds the activated r, z, n on entry and d(input pre-activation) on
  * exit; drow gets d(W_hh h + b_hh) (the n part scaled by r); hs = W_hn h + b_hn of the step. */
 #define CF_GRU_BACKWARD_ROW(T, NAME)                                                          \
-    CF_CLONES static void NAME(T* row, T* drow, const T* restrict hs, const T* restrict hp,   \
+    CF_TARGET static void CF_V(NAME)(T* row, T* drow, const T* restrict hs, const T* restrict hp, \
                                const T* restrict dh_t, T* restrict dh_next, ptrdiff_t H,      \
                                ptrdiff_t u0, ptrdiff_t u1) {                                  \
         T* restrict rr = row;                                                                 \
@@ -123,21 +114,30 @@ CF_GRU_ROW(double, cf_gru_row_f64, cf_sigmoid, tanh)
         }                                                                                     \
     }
 
-CF_GRU_BACKWARD_ROW(float, cf_gru_backward_row_f32)
-CF_GRU_BACKWARD_ROW(double, cf_gru_backward_row_f64)
-
 /* tanh RNN forward: h' = tanh(row), a vectorised tanh over the row (tanh_to in
  * _common.pxd); no gates to combine, so no row function of its own. */
 
 /* tanh RNN backward: a = (dh_t + dh_next) (1 - h'^2), the gradient at the pre-activation. */
 #define CF_RNN_BACKWARD_ROW(T, NAME)                                                          \
-    CF_CLONES static void NAME(T* restrict a, const T* restrict hn, const T* restrict dh_t,   \
+    CF_TARGET static void CF_V(NAME)(T* restrict a, const T* restrict hn, const T* restrict dh_t, \
                                const T* restrict dh_next, ptrdiff_t u0, ptrdiff_t u1) {       \
         _Pragma("omp simd")                                                                   \
         for (ptrdiff_t j = u0; j < u1; j++) a[j] = (dh_t[j] + dh_next[j]) * (1 - hn[j] * hn[j]); \
     }
 
-CF_RNN_BACKWARD_ROW(float, cf_rnn_backward_row_f32)
-CF_RNN_BACKWARD_ROW(double, cf_rnn_backward_row_f64)
+#define CF_LEVEL_BODY "cf_cells_body.h"
+#include "cf_levels.h"
+#undef CF_LEVEL_BODY
+
+#define cf_lstm_row_f32 CF_PICK(cf_lstm_row_f32)
+#define cf_lstm_row_f64 CF_PICK(cf_lstm_row_f64)
+#define cf_lstm_backward_row_f32 CF_PICK(cf_lstm_backward_row_f32)
+#define cf_lstm_backward_row_f64 CF_PICK(cf_lstm_backward_row_f64)
+#define cf_gru_row_f32 CF_PICK(cf_gru_row_f32)
+#define cf_gru_row_f64 CF_PICK(cf_gru_row_f64)
+#define cf_gru_backward_row_f32 CF_PICK(cf_gru_backward_row_f32)
+#define cf_gru_backward_row_f64 CF_PICK(cf_gru_backward_row_f64)
+#define cf_rnn_backward_row_f32 CF_PICK(cf_rnn_backward_row_f32)
+#define cf_rnn_backward_row_f64 CF_PICK(cf_rnn_backward_row_f64)
 
 #endif

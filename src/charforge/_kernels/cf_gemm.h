@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cf_cpu.h"
+
 #define CF_NR 32
 #define CF_MR 8
 #define CF_KC 256
@@ -30,14 +32,14 @@
 #define CF_HAVE_X86_GEMM 0
 #endif
 
-/* 1 when the packed kernel will be used for float32: AVX-512F present and the environment
- * variable CHARFORGE_PACKED_GEMM not "0" (the switch lets tests and benchmarks compare the
+/* 1 when the packed kernel will be used for float32: the AVX-512 level running (cf_cpu.h)
+ * and the environment variable CHARFORGE_PACKED_GEMM not "0" (the switch lets tests and benchmarks compare the
  * two paths; it is read once per layer call, not per step). */
 static inline int cf_packed_gemm_available(void) {
 #if CF_HAVE_X86_GEMM
     const char* off = getenv("CHARFORGE_PACKED_GEMM");
     if (off != NULL && off[0] == '0' && off[1] == 0) return 0;
-    return __builtin_cpu_supports("avx512f");
+    return cf_cpu_level() >= 2;
 #else
     return 0;
 #endif

@@ -1,8 +1,8 @@
 /* Vectorisable activations and OpenMP helpers for the charforge kernels.
  *
  * Why C: the float32 activations use a polynomial exp that gcc auto-vectorises (libm's expf
- * is a scalar call), and `target_clones` compiles each hot loop for AVX-512, AVX2 and the
- * baseline so one wheel runs everywhere at full width. float64 paths use libm (they exist
+ * is a scalar call), and each hot loop is compiled for AVX-512, AVX2 and the baseline
+ * (cf_levels.h) so one wheel runs everywhere at full width. float64 paths use libm (they exist
  * for gradient checks, where accuracy matters and speed does not).
  */
 #ifndef CF_MATH_H
@@ -18,11 +18,7 @@
 #include <omp.h>
 #endif
 
-#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(CF_NO_CLONES)
-#define CF_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define CF_CLONES
-#endif
+#include "cf_cpu.h"
 
 static inline int cf_openmp_enabled(void) {
 #ifdef _OPENMP
@@ -95,21 +91,11 @@ static inline float cf_sigmoidf(float x) { return 1.0f / (1.0f + cf_expf(-x)); }
 static inline float cf_tanhf(float x) { return 1.0f - 2.0f / (cf_expf(2.0f * x) + 1.0f); }
 static inline double cf_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
 
-CF_CLONES static void cf_tanh_to_f32(const float *restrict x, float *restrict y, ptrdiff_t n) {
-    for (ptrdiff_t i = 0; i < n; i++) y[i] = cf_tanhf(x[i]);
-}
-
 static void cf_tanh_to_f64(const double *x, double *y, ptrdiff_t n) {
     for (ptrdiff_t i = 0; i < n; i++) y[i] = tanh(x[i]);
 }
 
 /* Numerically safe softmax pieces over one row of logits. exp on float32 uses cf_expf. */
-CF_CLONES static inline float cf_exp_shift_sum_f32(float *restrict x, ptrdiff_t n, float shift) {
-    float s = 0.0f;
-    for (ptrdiff_t i = 0; i < n; i++) { x[i] = cf_expf(x[i] - shift); s += x[i]; }
-    return s;
-}
-
 static inline double cf_exp_shift_sum_f64(double *x, ptrdiff_t n, double shift) {
     double s = 0.0;
     for (ptrdiff_t i = 0; i < n; i++) { x[i] = exp(x[i] - shift); s += x[i]; }
@@ -126,33 +112,30 @@ static inline double cf_exp_shift_sum_f64(double *x, ptrdiff_t n, double shift) 
  * what any number of draws can detect) so the row vectorises: libm's double exp was a tenth
  * of batched generation, and a sequential double sum another few percent. */
 #define CF_SAMPLING_WEIGHTS(T, NAME)                                                         \
-    CF_CLONES static ptrdiff_t NAME(const T* restrict logits,                                \
-                                    const unsigned char* restrict allowed, ptrdiff_t v,      \
-                                    double scale, double top, double floor_,                 \
-                                    double* restrict p, double* restrict total) {            \
-        float fscale = scale < FLT_MAX ? (float)scale : FLT_MAX, ftop = (float)top;          \
-        float w[256];                                                                        \
-        ptrdiff_t kept = 0;                                                                  \
-        double sum = 0.0;                                                                    \
-        for (ptrdiff_t j0 = 0; j0 < v; j0 += 256) {                                          \
-            ptrdiff_t n = v - j0 < 256 ? v - j0 : 256;                                       \
-            _Pragma("omp simd")                                                              \
-            for (ptrdiff_t j = 0; j < n; j++)                                                \
-                w[j] = cf_expf(((float)logits[j0 + j] - ftop) * fscale);                     \
-            _Pragma("omp simd reduction(+:kept, sum)")                                       \
-            for (ptrdiff_t j = 0; j < n; j++) {                                              \
-                double e = allowed[j0 + j] && (double)w[j] >= floor_ ? (double)w[j] : 0.0;   \
-                p[j0 + j] = e;                                                               \
-                kept += e > 0.0;                                                             \
-                sum += e;                                                                    \
-            }                                                                                \
-        }                                                                                    \
-        *total = sum;                                                                        \
-        return kept;                                                                         \
+    CF_TARGET static ptrdiff_t CF_V(NAME)(const T* restrict logits,                           \
+                                    const unsigned char* restrict allowed, ptrdiff_t v,       \
+                                    double scale, double top, double floor_,                  \
+                                    double* restrict p, double* restrict total) {             \
+        float fscale = scale < FLT_MAX ? (float)scale : FLT_MAX, ftop = (float)top;           \
+        float w[256];                                                                         \
+        ptrdiff_t kept = 0;                                                                   \
+        double sum = 0.0;                                                                     \
+        for (ptrdiff_t j0 = 0; j0 < v; j0 += 256) {                                           \
+            ptrdiff_t n = v - j0 < 256 ? v - j0 : 256;                                        \
+            _Pragma("omp simd")                                                               \
+            for (ptrdiff_t j = 0; j < n; j++)                                                 \
+                w[j] = cf_expf(((float)logits[j0 + j] - ftop) * fscale);                      \
+            _Pragma("omp simd reduction(+:kept, sum)")                                        \
+            for (ptrdiff_t j = 0; j < n; j++) {                                               \
+                double e = allowed[j0 + j] && (double)w[j] >= floor_ ? (double)w[j] : 0.0;    \
+                p[j0 + j] = e;                                                                \
+                kept += e > 0.0;                                                              \
+                sum += e;                                                                     \
+            }                                                                                 \
+        }                                                                                     \
+        *total = sum;                                                                         \
+        return kept;                                                                          \
     }
-
-CF_SAMPLING_WEIGHTS(float, cf_sampling_weights_f32)
-CF_SAMPLING_WEIGHTS(double, cf_sampling_weights_f64)
 
 /* The first allowed index holding the largest allowed value (-1 when none is allowed): a
  * vectorised max, then a scan for where it is. Disallowed entries are pushed down by 3e38
@@ -160,25 +143,22 @@ CF_SAMPLING_WEIGHTS(double, cf_sampling_weights_f64)
  * never the maximum, and when no allowed entry equals it the first allowed index is
  * returned (every allowed entry NaN or -inf). */
 #define CF_MASKED_ARGMAX(T, NAME)                                                            \
-    CF_CLONES static ptrdiff_t NAME(const T* restrict x, const unsigned char* restrict allowed,\
-                                    ptrdiff_t v) {                                           \
-        T mx = -INFINITY;                                                                    \
-        ptrdiff_t first = -1;                                                                \
-        _Pragma("omp simd reduction(max:mx)")                                                \
-        for (ptrdiff_t j = 0; j < v; j++) {                                                  \
-            T y = x[j] + ((T)allowed[j] - 1) * (T)3e38f;                                     \
-            mx = y > mx ? y : mx;                                                            \
-        }                                                                                    \
-        for (ptrdiff_t j = 0; j < v; j++) {                                                  \
-            if (!allowed[j]) continue;                                                       \
-            if (first < 0) first = j;                                                        \
-            if (x[j] == mx) return j;                                                        \
-        }                                                                                    \
-        return first;                                                                        \
+    CF_TARGET static ptrdiff_t CF_V(NAME)(const T* restrict x, const unsigned char* restrict allowed, \
+                                    ptrdiff_t v) {                                            \
+        T mx = -INFINITY;                                                                     \
+        ptrdiff_t first = -1;                                                                 \
+        _Pragma("omp simd reduction(max:mx)")                                                 \
+        for (ptrdiff_t j = 0; j < v; j++) {                                                   \
+            T y = x[j] + ((T)allowed[j] - 1) * (T)3e38f;                                      \
+            mx = y > mx ? y : mx;                                                             \
+        }                                                                                     \
+        for (ptrdiff_t j = 0; j < v; j++) {                                                   \
+            if (!allowed[j]) continue;                                                        \
+            if (first < 0) first = j;                                                         \
+            if (x[j] == mx) return j;                                                         \
+        }                                                                                     \
+        return first;                                                                         \
     }
-
-CF_MASKED_ARGMAX(float, cf_masked_argmax_f32)
-CF_MASKED_ARGMAX(double, cf_masked_argmax_f64)
 
 /* A counter-based hash (splitmix64 finaliser): dropout masks are a pure function of
  * (seed, index), so backward recomputes them and resumed runs reproduce them exactly. */
@@ -190,39 +170,6 @@ static inline uint64_t cf_hash64(uint64_t seed, uint64_t i) {
 }
 
 
-/* y[n] += dot(W[n, :K], x) for n < N, W row-major with leading dimension ldw. Four rows at a
- * time share each load of x; `omp simd` lets gcc vectorise the reductions at full width. For
- * batch-1 generation, where every weight is read once per character, this beats a BLAS gemv
- * call per gate block (no dispatch, no argument checking, no packing). */
-CF_CLONES static void cf_matvec_f32(const float* restrict W, ptrdiff_t ldw,
-                                    const float* restrict x, float* restrict y,
-                                    ptrdiff_t N, ptrdiff_t K) {
-    ptrdiff_t n = 0;
-    for (; n + 4 <= N; n += 4) {
-        const float* w0 = W + n * ldw;
-        const float* w1 = w0 + ldw;
-        const float* w2 = w1 + ldw;
-        const float* w3 = w2 + ldw;
-        float a0 = 0.f, a1 = 0.f, a2 = 0.f, a3 = 0.f;
-#pragma omp simd reduction(+:a0, a1, a2, a3)
-        for (ptrdiff_t k = 0; k < K; k++) {
-            float xv = x[k];
-            a0 += w0[k] * xv;
-            a1 += w1[k] * xv;
-            a2 += w2[k] * xv;
-            a3 += w3[k] * xv;
-        }
-        y[n] += a0; y[n + 1] += a1; y[n + 2] += a2; y[n + 3] += a3;
-    }
-    for (; n < N; n++) {
-        const float* w0 = W + n * ldw;
-        float a0 = 0.f;
-#pragma omp simd reduction(+:a0)
-        for (ptrdiff_t k = 0; k < K; k++) a0 += w0[k] * x[k];
-        y[n] += a0;
-    }
-}
-
 static void cf_matvec_f64(const double* restrict W, ptrdiff_t ldw, const double* restrict x,
                           double* restrict y, ptrdiff_t N, ptrdiff_t K) {
     for (ptrdiff_t n = 0; n < N; n++) {
@@ -232,5 +179,17 @@ static void cf_matvec_f64(const double* restrict W, ptrdiff_t ldw, const double*
         y[n] += a0;
     }
 }
+
+#define CF_LEVEL_BODY "cf_math_body.h"
+#include "cf_levels.h"
+#undef CF_LEVEL_BODY
+
+#define cf_tanh_to_f32 CF_PICK(cf_tanh_to_f32)
+#define cf_exp_shift_sum_f32 CF_PICK(cf_exp_shift_sum_f32)
+#define cf_sampling_weights_f32 CF_PICK(cf_sampling_weights_f32)
+#define cf_sampling_weights_f64 CF_PICK(cf_sampling_weights_f64)
+#define cf_masked_argmax_f32 CF_PICK(cf_masked_argmax_f32)
+#define cf_masked_argmax_f64 CF_PICK(cf_masked_argmax_f64)
+#define cf_matvec_f32 CF_PICK(cf_matvec_f32)
 
 #endif

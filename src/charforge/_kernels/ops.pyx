@@ -9,7 +9,8 @@ from libc.string cimport memcpy
 from libc.stdint cimport uint64_t, int32_t
 from ._common cimport (split_rows, team_size as team_size_c, unit_bound, cf_matvec_f32, gemm_rm, cf_gemm_tn,
                        cf_gemm_work, cf_packed_gemm_available,
-                       cf_set_num_threads, cf_get_max_threads, cf_openmp_enabled,
+                       cf_set_num_threads, cf_get_max_threads, cf_openmp_enabled, cf_cpu_level,
+                       cf_hardware_cpu_level,
                        cf_exp_shift_sum_f32, cf_exp_shift_sum_f64, cf_hash64)
 
 
@@ -18,9 +19,20 @@ def openmp_enabled():
     return bool(cf_openmp_enabled())
 
 
+def cpu_level():
+    """The instruction-set level the vector loops run at (cf_cpu.h): 2 AVX-512, 1 AVX2, 0
+    the baseline."""
+    return cf_cpu_level()
+
+
+def hardware_cpu_level():
+    """The highest level this CPU supports (what runs when CHARFORGE_CPU is unset)."""
+    return cf_hardware_cpu_level()
+
+
 def packed_gemm_available():
     """Whether float32 recurrent steps and weight gradients use the packed AVX-512 kernel
-    (cf_gemm.h): the CPU has AVX-512F and CHARFORGE_PACKED_GEMM is not "0"."""
+    (cf_gemm.h): the AVX-512 level runs and CHARFORGE_PACKED_GEMM is not "0"."""
     return bool(cf_packed_gemm_available())
 
 

@@ -1,4 +1,4 @@
-"""Samplers charforge's built-ins lack, through the sampler hook.
+"""Truncation samplers: cut the unlikely characters, renormalise, draw.
 
 - `min_p` (Nguyen et al., 2024, "Turning Up the Heat: Min-p Sampling"): after the
   temperature, keep the characters whose probability is at least min_p times the most likely
@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from charforge.hookspecs import hookimpl
-from charforge.sampling import Param, Sampler, softmax
+from charforge.sampling import softmax
 
 
 def min_p_distribution(logits: np.ndarray, min_p: float = 0.1,
@@ -46,22 +45,3 @@ def min_p(logits, rng, min_p=0.1, temperature=1.0) -> int:
 
 def epsilon(logits, rng, epsilon=0.02, temperature=1.0) -> int:
     return _draw(epsilon_distribution(logits, epsilon, temperature), rng)
-
-
-TEMPERATURE = Param(1.0, float, 0.0, None, low_open=True, help="logits are divided by it (> 0)")
-SAMPLERS = (
-    Sampler("min_p", "keep characters with p >= min_p x the top probability (min-p)", min_p,
-            {"min_p": Param(0.1, float, 0.0, 1.0, low_open=True,
-                            help="fraction of the top probability, in (0, 1]"),
-             "temperature": TEMPERATURE}),
-    Sampler("epsilon", "keep characters with p >= epsilon (epsilon sampling)", epsilon,
-            {"epsilon": Param(0.02, float, 0.0, 1.0, high_open=True,
-                              help="probability floor, in [0, 1)"),
-             "temperature": TEMPERATURE}),
-)
-
-
-@hookimpl
-def charforge_register_samplers(register):
-    for sampler in SAMPLERS:
-        register(sampler)
