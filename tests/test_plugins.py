@@ -288,3 +288,48 @@ def test_a_cell_subclass_that_changes_the_math_leaves_the_fused_kernel():
     assert Same.kernel_code == LSTMCell.kernel_code == 2
     assert Changed.kernel_code is None
     assert get_corpus("shakespeare").name == "shakespeare"
+
+
+HEAVY = '''
+    import os
+    from pathlib import Path
+
+    from charforge.hookspecs import hookimpl
+
+    Path(os.environ["HEAVY_MARKER"]).write_text("imported")
+
+    def hello(args):
+        print("hello from a plugin")
+        return 0
+
+    @hookimpl
+    def charforge_register_commands(cli):
+        cli.add_parser("hello", help="say hello from a plugin").set_defaults(func=hello)
+'''
+
+
+def test_help_and_version_do_not_import_plugins(tmp_path):
+    """A heavy plugin must not slow `charforge --help`: after one full load the plugin
+    commands are listed from the cache; a changed installation loads them afresh."""
+    site, marker = tmp_path / "site", tmp_path / "imported"
+    site.mkdir()
+    make_dist(site, "heavy_plugin", HEAVY)
+    env = {"HEAVY_MARKER": str(marker), "CHARFORGE_CACHE_DIR": str(tmp_path / "cache")}
+    assert run_cli(["--version"], site, **env).returncode == 0
+    assert not marker.exists()
+    first = run_cli(["--help"], site, **env)                  # nothing cached: a full load
+    assert first.returncode == 0 and "hello" in first.stdout and marker.exists()
+    marker.unlink()
+    again = run_cli(["--help"], site, **env)
+    assert again.returncode == 0 and "say hello from a plugin" in again.stdout
+    assert not marker.exists()
+    done = run_cli(["hello"], site, **env)
+    assert done.returncode == 0 and done.stdout.strip() == "hello from a plugin"
+    marker.unlink()
+    info = next(site.glob("heavy_plugin-*.dist-info"))
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: heavy_plugin\nVersion: 0.4\n")
+    upgraded = run_cli(["--help"], site, **env)               # another version: load again
+    assert "hello" in upgraded.stdout and marker.exists()
+    marker.unlink()
+    none = run_cli(["--help"], site, CHARFORGE_LOAD_PLUGINS="", **env)
+    assert "hello" not in none.stdout and not marker.exists()

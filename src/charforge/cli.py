@@ -231,7 +231,11 @@ def cmd_repl(args) -> int:
     return run_repl(args.model)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(plugin_commands: list[tuple[str, str]] | None = None
+                 ) -> argparse.ArgumentParser:
+    """The whole command line. With `plugin_commands` (names and help read from the cache)
+    it is the light parser for `charforge --help` and `--version`: no plugin is imported, so
+    no sampler flags and the plugin commands only named."""
     from ._version import __version__
     parser = OneLineParser(
         prog="charforge",
@@ -278,7 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num", type=bounded(1, 10_000), default=1, help="samples per prime")
     p.add_argument("--out", metavar="FILE", help="write the text to a new FILE, not stdout")
     p.add_argument("--append", action="store_true", help="with --out: add to the end of FILE")
-    _add_sampler_flags(p)
+    if plugin_commands is None:
+        _add_sampler_flags(p)
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("log", help="the REPL's generation log: prime, settings, seed, text")
@@ -306,6 +311,10 @@ def build_parser() -> argparse.ArgumentParser:
                        ("samplers", "registered samplers and their parameters")):
         p = sub.add_parser(group, help=text)
         p.set_defaults(func=cmd_list, group=group)
+    if plugin_commands is not None:
+        for name, text in plugin_commands:
+            sub.add_parser(name, help=text)
+        return parser
     try:
         from .plugins import register_commands
         register_commands(sub)
@@ -314,11 +323,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _top_level_only(argv: list[str]) -> bool:
+    """Whether the command line asks only for the top-level help or the version."""
+    return argv in ([], ["-h"], ["--help"], ["--version"])
+
+
+def _parser_for(argv: list[str]) -> argparse.ArgumentParser:
+    """The light parser when it is enough (the version; the help while the plugin command
+    list is cached), else the whole one, which imports the plugins."""
+    if _top_level_only(argv):
+        from .plugins import cached_commands
+        known = [] if argv == ["--version"] else cached_commands()
+        if known is not None:
+            return build_parser(known)
+    return build_parser()
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         from .cpu import requested_level
         requested_level()                   # a misspelt CHARFORGE_CPU stops here, not silently
-        parser = build_parser()             # the plugins register commands and samplers
+        argv = sys.argv[1:] if argv is None else list(argv)
+        parser = _parser_for(argv)          # the plugins register commands and samplers
     except CharforgeError as exc:
         print(f"charforge: error: {exc}", file=sys.stderr)
         return 2

@@ -1,6 +1,6 @@
 """Checks on files named by users, made before opening them: opening a FIFO blocks until a
 writer appears (forever, and Ctrl-C cannot end it), and a device or socket is never a corpus
-or a checkpoint."""
+or a checkpoint. Also where charforge keeps its own files (cache, user data)."""
 from __future__ import annotations
 
 import os
@@ -39,6 +39,17 @@ def is_regular_file(path: Path) -> bool:
         return stat.S_ISREG(os.stat(path).st_mode)
     except OSError:
         return False
+
+
+CACHE_ENV = "CHARFORGE_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """Per-user cache folder: downloads, id caches, the plugin command list
+    (CHARFORGE_CACHE_DIR overrides platformdirs' choice)."""
+    import platformdirs
+    value = os.environ.get(CACHE_ENV)
+    return Path(value).expanduser() if value else Path(platformdirs.user_cache_dir("charforge"))
 
 
 def user_data_folder() -> Path:

@@ -170,8 +170,10 @@ def _refuse(registry: Registry, message: str) -> None:
 
 def register_commands(subparsers: Any) -> None:
     """Each plugin's charforge_register_commands, one at a time: a plugin that raises is one
-    warning line naming it, and every other command (and --help) still works."""
+    warning line naming it, and every other command (and --help) still works. The commands
+    added are remembered for `charforge --help` (cached_commands)."""
     pm = plugin_manager()
+    before = {a.dest for a in subparsers._choices_actions}
     for impl in pm.hook.charforge_register_commands.get_hookimpls():
         try:
             impl.function(cli=subparsers)
@@ -179,6 +181,54 @@ def register_commands(subparsers: Any) -> None:
             _warn(f"plugin {_provider_name(pm, impl.plugin)} raised in "
                   f"charforge_register_commands and its commands were skipped: "
                   f"{type(exc).__name__}: {exc}")
+    added = [(a.dest, a.help or "") for a in subparsers._choices_actions if a.dest not in before]
+    _remember_commands(added)
+
+
+COMMANDS_CACHE = "plugin-commands.json"
+
+
+def _installed_fingerprint() -> str:
+    """What decides the plugin commands: the entry points, their packages' versions and the
+    load switches. A change in any makes the cached list stale."""
+    import json
+    eps = sorted((ep.name, ep.value, ep.dist.name if ep.dist else "",
+                  ep.dist.version if ep.dist else "")
+                 for ep in importlib.metadata.entry_points(group="charforge"))
+    return json.dumps([eps, os.environ.get("CHARFORGE_LOAD_PLUGINS"),
+                       os.environ.get("CHARFORGE_BLOCK_PLUGINS")])
+
+
+def cached_commands() -> list[tuple[str, str]] | None:
+    """The plugin commands (name, help) as the last full load found them, read without
+    importing any plugin (so a heavy plugin does not slow `charforge --help`); None when
+    the installed plugins changed since, or nothing is cached."""
+    import json
+
+    from .paths import cache_dir
+    try:
+        saved = json.loads((cache_dir() / COMMANDS_CACHE).read_text(encoding="utf-8"))
+        if saved["fingerprint"] == _installed_fingerprint():
+            return [(str(name), str(text)) for name, text in saved["commands"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
+def _remember_commands(commands: list[tuple[str, str]]) -> None:
+    import json
+
+    from .paths import cache_dir
+    folder = cache_dir()
+    path = folder / COMMANDS_CACHE
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"fingerprint": _installed_fingerprint(),
+                                   "commands": commands}), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass                      # a read-only cache only costs --help the plugins' import
 
 
 def registry() -> Registry:

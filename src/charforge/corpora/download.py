@@ -10,12 +10,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import platformdirs
-
 from ..errors import CharforgeError
+from ..paths import CACHE_ENV, cache_dir  # noqa: F401  (the corpora's cache)
 
 DATA_ENV = "CHARFORGE_DATA_DIR"
-CACHE_ENV = "CHARFORGE_CACHE_DIR"
 OFFLINE_ENV = "CHARFORGE_OFFLINE"          # 1: never download, say where to put the file
 
 
@@ -23,12 +21,6 @@ def data_dir() -> Path | None:
     """The local data folder named by CHARFORGE_DATA_DIR, if any."""
     value = os.environ.get(DATA_ENV)
     return Path(value).expanduser() if value else None
-
-
-def cache_dir() -> Path:
-    """Per-user cache folder (CHARFORGE_CACHE_DIR overrides platformdirs' choice)."""
-    value = os.environ.get(CACHE_ENV)
-    return Path(value).expanduser() if value else Path(platformdirs.user_cache_dir("charforge"))
 
 
 def sha256_of(path: Path) -> str:
