@@ -67,3 +67,37 @@ def _private_cache(tmp_path_factory, monkeypatch):
 def shakespeare_head(n: int | None = None) -> str:
     text = SHAKESPEARE_HEAD.read_text(encoding="utf-8")
     return text if n is None else text[:n]
+
+
+REQUIRE_BROWSER = os.environ.get("CHARFORGE_REQUIRE_BROWSER", "") not in ("", "0")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium driven by selenium (Debian's chromium and chromium-driver). Skips
+    when either is missing, unless CHARFORGE_REQUIRE_BROWSER=1 (CI), where that fails."""
+    import shutil
+    chrome = next(filter(None, map(shutil.which, ("chromium", "chromium-browser",
+                                                  "google-chrome"))), None)
+    driver_path = shutil.which("chromedriver")
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        webdriver = None
+    missing = [name for name, ok in (("selenium", webdriver), ("chromium", chrome),
+                                     ("chromedriver", driver_path)) if not ok]
+    if missing:
+        if REQUIRE_BROWSER:
+            pytest.fail(f"CHARFORGE_REQUIRE_BROWSER=1 but {', '.join(missing)} missing")
+        pytest.skip(f"needs {', '.join(missing)} (a real browser)")
+    options = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1200,900",
+                "--disable-dev-shm-usage"):
+        options.add_argument(arg)
+    options.binary_location = chrome
+    driver = webdriver.Chrome(options=options, service=Service(driver_path))
+    try:
+        yield driver
+    finally:
+        driver.quit()

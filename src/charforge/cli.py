@@ -300,6 +300,8 @@ def build_parser(plugin_commands: list[tuple[str, str]] | None = None
 
     from .train_cli import add_train_parser
     add_train_parser(sub, cmd_train)
+    from .viz_cli import add_viz_parser
+    add_viz_parser(sub)
 
     p = sub.add_parser("info", help="threads, kernels, BLAS and folders of this installation")
     p.set_defaults(func=cmd_info)

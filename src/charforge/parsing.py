@@ -47,17 +47,26 @@ def number_list(text: str, what: str) -> list[float]:
     return values
 
 
+def bounded_int(text: str, low: int, high: int, what: str) -> int:
+    """A whole number from low to high, or a CharforgeError naming `what`."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:
+        raise CharforgeError(f"{what}: expected a whole number from {low} to {high:,}, "
+                             f"got {text!r}")
+    return value
+
+
 def bounded(low: int, high: int):
     """An argparse type: a whole number from low to high."""
     def parse(text: str) -> int:
         try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or not low <= value <= high:
+            return bounded_int(text, low, high, "value")
+        except CharforgeError:
             raise argparse.ArgumentTypeError(f"expected a whole number from {low} to {high:,}, "
-                                             f"got {text!r}")
-        return value
+                                             f"got {text!r}") from None
     return parse
 
 

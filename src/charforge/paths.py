@@ -56,3 +56,28 @@ def user_data_folder() -> Path:
     """Where the REPL keeps its history, generation log and runs (platformdirs' data folder)."""
     import platformdirs
     return Path(platformdirs.user_data_dir("charforge"))
+
+
+def new_file(path: str | Path, flag: str) -> Path:
+    """`path` for a file about to be written: refused (one line) when it exists, since a
+    view or a report must never replace a file the user has, or when its folder is missing."""
+    target = Path(path).expanduser()
+    if target.is_dir():
+        raise CharforgeError(f"{flag} {target} is a folder; give a file name")
+    if target.exists() or target.is_symlink():
+        raise CharforgeError(f"{flag} {target} exists; choose another name or remove it")
+    if not target.parent.is_dir():
+        raise CharforgeError(f"{flag} {target}: the folder {target.parent} does not exist")
+    return target
+
+
+def read_text_file(path: str | Path, what: str) -> str:
+    """A user's UTF-8 text file, with one-line errors for the usual mistakes."""
+    p = readable_file(path, what)
+    try:
+        return p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise CharforgeError(f"{what} {p} is not UTF-8 text (byte {exc.start}); convert it "
+                             "first") from None
+    except OSError as exc:
+        raise CharforgeError(f"cannot read {what} {p}: {exc.strerror or exc}") from None

@@ -152,6 +152,9 @@ class Repl:
             Command("probs", ":probs [TEXT]", "bar chart of the next-character distribution "
                     "after TEXT (or the last text), as the sampler draws it", self.cmd_probs,
                     raw=True),
+            Command("viz", ":viz [STATE] [LAYER] [UNIT] | :viz top [K]", "colour the last "
+                    "text by a unit's activation (default: the one that follows a feature "
+                    "best); top: the units that follow features of the text", self.cmd_viz),
             Command("write", ":write FILE [append]", "save the last text(s) to a new file, or "
                     "add them to the end of FILE", self.cmd_write, path_options),
             Command("log", ":log [N] [TEXT]", "the last N generations (containing TEXT), with "
@@ -399,6 +402,22 @@ class Repl:
         where = f"after {text[-30:]!r}" if text else "at the start"
         self.console.print(distribution_table(f"next character {where} ({how})", tokens, p,
                                               top))
+
+    def cmd_viz(self, args):
+        from .parsing import bounded_int
+        from .viz import show
+        text = self._last_text()
+        if not text:
+            raise CharforgeError("nothing to show yet: generate a text, then :viz")
+        if args and args[0] == "top":
+            k = bounded_int(args[1], 1, 100, "K") if len(args) > 1 else 5
+            show(self.console, self.model, text, top=k)
+            return
+        state = args.pop(0) if args and not args[0].isdigit() else "h"
+        numbers = [bounded_int(a, 0, 1 << 24, "layer and unit") for a in args]
+        if len(numbers) > 2:
+            raise CharforgeError("usage: :viz [STATE] [LAYER] [UNIT] or :viz top [K]")
+        show(self.console, self.model, text, state, *numbers)
 
     def _last_text(self, index: int = 0) -> str:
         return self.last.texts[index] if self.last else ""

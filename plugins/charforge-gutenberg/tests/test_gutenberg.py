@@ -56,3 +56,17 @@ def test_train_on_a_book_from_the_command_line(data, tmp_path):
     offline = subprocess.run(other, capture_output=True, text=True, timeout=300)
     assert offline.returncode == 2 and len(offline.stderr.strip().splitlines()) == 1
     assert "pg31337.txt" in offline.stderr and "Traceback" not in offline.stderr
+
+
+def test_train_on_a_book_in_the_repl(data, tmp_path):
+    import os
+    env = dict(os.environ, HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "userdata"))
+    script = (":corpus gutenberg id=99999\n"
+              ":train cell=gru layers=1 hidden=16 embedding=8 batch=4 seq=16 max_steps=3 "
+              "val_fraction=0.2\n:length 30\nCHAPTER\n:quit\n")
+    done = subprocess.run([sys.executable, "-m", "charforge", "repl"], input=script, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "error" not in done.stderr, done.stderr
+    assert "gutenberg" in done.stdout and "reached its step budget" in done.stdout
+    assert "CHAPTER" in done.stdout.split("reached its step budget", 1)[1]
+    assert "Traceback" not in done.stdout + done.stderr

@@ -1,0 +1,70 @@
+"""`charforge viz`: a unit's values over a text, in the terminal or as an HTML page, and the
+ranking of units by the features of the text they follow."""
+from __future__ import annotations
+
+import argparse
+
+from .activations import MAX_CHARS
+from .errors import CharforgeError
+from .parsing import bounded
+
+
+def add_viz_parser(sub) -> None:
+    p = sub.add_parser("viz", help="colour a text by one unit's activation; rank the units",
+                       description="Show what one unit of a model does over a text, or find "
+                                   "the units that follow features of it (--top).")
+    p.add_argument("model", nargs="?", default="shakespeare",
+                   help="pretrained name, checkpoint file or run folder (default shakespeare)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--text", metavar="FILE", help="the text to read (UTF-8)")
+    src.add_argument("--prime", help="a text typed here (and the start of --generate)")
+    p.add_argument("--generate", type=bounded(0, MAX_CHARS), default=0, metavar="N",
+                   help="generate N characters after the prime and show them too")
+    p.add_argument("--seed", type=bounded(0, (1 << 63) - 1), default=None)
+    p.add_argument("--temperature", type=float, default=0.8, help="for --generate")
+    p.add_argument("--layer", type=bounded(0, 1 << 16), default=None,
+                   help="layer, from 0 (default: the last)")
+    p.add_argument("--neuron", "--unit", dest="neuron", type=bounded(0, 1 << 24), default=None,
+                   help="unit within the layer (default: the one that follows a feature best)")
+    p.add_argument("--state", default="h",
+                   help="h (hidden), c (LSTM cell), gate (LSTM o / GRU z) or a gate's letter")
+    p.add_argument("--top", type=bounded(1, 100), default=None, metavar="K",
+                   help="list the K units that follow each feature best")
+    p.add_argument("--feature", action="append", metavar="REGEX",
+                   help="also rank by a feature of your own: inside matches of REGEX")
+    p.add_argument("--html", metavar="OUT", help="write the interactive page to a new file")
+    p.set_defaults(func=cmd_viz)
+
+
+def _text(args, model) -> str:
+    from .paths import read_text_file
+    if args.text:
+        text = read_text_file(args.text, "text file")
+    elif args.prime is not None:
+        text = args.prime
+    else:
+        raise CharforgeError("give the text: --text FILE or --prime TEXT")
+    if args.generate:
+        from .generation import generate
+        text += generate(model, text, args.generate, "temperature", args.seed,
+                         temperature=args.temperature)
+    return text
+
+
+def cmd_viz(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from .paths import new_file
+    from .pretrained import load
+    from .viz import distinct, show
+    from .viz_html import write_html
+    html_path = new_file(args.html, "--html") if args.html else None
+    model, _meta = load(args.model)
+    shown = show(Console(highlight=False), model, _text(args, model), args.state, args.layer,
+                 args.neuron, args.top, args.feature)
+    if html_path is not None:
+        heat = distinct([u for units in shown.ranked.values() for u in units], 16)
+        write_html(html_path, shown.trace, shown.ranked, shown.unit, heat,
+                   f"charforge viz: {args.model}")
+        print(f"charforge: wrote {html_path}")
+    return 0
