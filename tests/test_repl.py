@@ -156,7 +156,7 @@ def test_ctrl_c_stops_training_and_keeps_the_model(repl, tmp_path):
     repl.sendline(f":resume {run} max_steps={step + 5}")
     repl.expect(PROMPT)
     said = " ".join(repl.before.split())
-    assert f"reached its step budget (max_steps) at step {step + 5}" in said, said
+    assert f"reached its budget (max_steps or max_seconds) at step {step + 5}" in said, said
     out = send(repl, ":info")
     assert "rnn_0 (SimpleRNN)" in out or "rnn_0" in out
     out = send(repl, "First")

@@ -302,6 +302,10 @@ def build_parser(plugin_commands: list[tuple[str, str]] | None = None
     add_train_parser(sub, cmd_train)
     from .viz_cli import add_viz_parser
     add_viz_parser(sub)
+    from .plot_cli import add_plot_parser
+    add_plot_parser(sub)
+    from .compare_cli import add_compare_parser
+    add_compare_parser(sub)
 
     p = sub.add_parser("info", help="threads, kernels, BLAS and folders of this installation")
     p.set_defaults(func=cmd_info)

@@ -86,9 +86,53 @@ class RichReporter(Reporter):
         self.progress.stop()
 
 
-def default_reporter() -> Reporter:
-    """The command line's: a bar on a terminal, plain log lines in a pipe or a file."""
-    return RichReporter() if sys.stderr.isatty() else PlainReporter()
+class _ChartProgress(Progress):
+    """A Progress that draws a chart above its bar."""
+    chart: Any = None
+
+    def get_renderables(self):
+        if self.chart is not None:
+            yield self.chart
+        yield from super().get_renderables()
+
+
+class ChartReporter(RichReporter):
+    """The bar with a live chart of the training, smoothed and validation losses above it
+    (`charforge train --plot`), redrawn at every logged step."""
+
+    def __init__(self, console: Console | None = None, height: int = 14) -> None:
+        super().__init__(console)
+        self.progress = _ChartProgress(*self.progress.columns, console=self.console,
+                                       transient=False)
+        from .plots import Curves
+        self.curves = Curves("run")
+        self.height = height
+
+    def update(self, m):
+        from rich.text import Text
+
+        from .plots import live_chart
+        c = self.curves
+        c.x.append(m["step"])
+        c.loss.append(m["loss"])
+        c.smooth.append(m["smooth_loss"])
+        if m.get("val_loss") is not None:
+            c.val_x.append(m["step"])
+            c.val.append(m["val_loss"])
+        width = max(40, self.console.width - 2)
+        self.progress.chart = Text.from_ansi(live_chart(c, width, self.height))
+        super().update(m)
+
+
+def default_reporter(plot: bool = False) -> Reporter:
+    """The command line's: a bar on a terminal (with a live loss chart when `plot`), plain
+    log lines in a pipe or a file."""
+    if not sys.stderr.isatty():
+        if plot:
+            print("charforge: --plot needs a terminal; logging lines instead",
+                  file=sys.stderr)
+        return PlainReporter()
+    return ChartReporter() if plot else RichReporter()
 
 
 def terminal_reporter() -> Reporter:

@@ -764,7 +764,7 @@ class Repl:
 
 STATUS_SENTENCES = {
     "finished": "training finished at step {step}",
-    "budget": "training reached its step budget (max_steps) at step {step}",
+    "budget": "training reached its budget (max_steps or max_seconds) at step {step}",
     "interrupted": "training stopped at step {step}, a checkpoint saved",
     "early_stopped": "training stopped early at step {step}: the validation loss stopped "
                      "improving",

@@ -342,7 +342,7 @@ class Trainer:
 
     # ----------------------------------------------------------------- the loop
     def run(self, stop_after: int | None = None) -> TrainResult:
-        """Train until the epochs or step budget are used up, early stopping triggers, the
+        """Train until the epochs, step or time budget are used up, early stopping triggers, the
         loss diverges, a stop signal (Ctrl-C, SIGTERM, SIGHUP) arrives, a save fails, or
         `stop_after` more steps have run (for tests and the REPL)."""
         self.folder.lock({"run": self.run_id})
@@ -377,7 +377,7 @@ class Trainer:
         total = c.epochs * per_epoch if not c.max_steps else min(c.max_steps,
                                                                  c.epochs * per_epoch)
         self._stop: int = 0
-        self._saved_at = monotonic()
+        self._saved_at = started = monotonic()
         status, steps_run = "finished", 0
         self.reporter.start(total, self.step)
         self._call("on_train_start")
@@ -386,7 +386,8 @@ class Trainer:
             while self.epoch < c.epochs and status == "finished":
                 self.optimizer.lr = self.current_lr()
                 for batch in self.batches.epoch(self.epoch, self.batch_index):
-                    if c.max_steps and self.step >= c.max_steps:
+                    if (c.max_steps and self.step >= c.max_steps) or \
+                            (c.max_seconds and monotonic() - started >= c.max_seconds):
                         status = "budget"
                         break
                     state = self.state if (batch.carry and self.mode == "streams") else None

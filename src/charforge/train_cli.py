@@ -32,6 +32,8 @@ def add_train_parser(sub, func) -> None:
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR")
     p.add_argument("--overwrite", action="store_true",
                    help="if --out holds another run, move that run aside to DIR.replaced-TIME")
+    p.add_argument("--plot", action="store_true",
+                   help="a live loss chart above the progress bar (on a terminal)")
     p.add_argument("--path", help="shortcut for --corpus-option path=FILE")
     p.add_argument("--corpus-option", action="append", metavar="KEY=VALUE",
                    help="corpus option (repeatable)")
@@ -75,7 +77,7 @@ def _merge(data: dict, key: str, extra: dict) -> None:
 def run_train(args) -> int:
     from .progress import default_reporter
     from .train import Trainer
-    reporter = default_reporter()
+    reporter = default_reporter(plot=args.plot)
     settings = _settings(args)
     if args.resume:
         trainer = Trainer.resume(args.resume, reporter=reporter, overrides=settings)

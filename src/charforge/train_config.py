@@ -117,6 +117,8 @@ class TrainConfig:
                                    low_open=True)
     epochs: int = setting(10, "int", "epochs to train", low=1)
     max_steps: int = setting(0, "int", "stop after this many steps (0: no limit)", low=0)
+    max_seconds: float = setting(0.0, "float", "stop after this many seconds of training in "
+                                 "this session (0: no limit)", low=0.0, high=1e9)
     val_fraction: float = setting(0.05, "float", "fraction of the corpus held out for "
                                   "validation", low=0.0, high=1.0, low_open=True,
                                   high_open=True)
@@ -203,7 +205,10 @@ def normalise(name: str, value: Any) -> Any:
 def parse_text(name: str, text: str) -> Any:
     """A setting's value from a command-line flag: typed by its Spec, or one line naming
     the setting, the text and what is allowed."""
-    spec = specs()[name][0]
+    known = specs()
+    if name not in known:
+        _known({name: text})                    # the unknown-setting error, with a guess
+    spec = known[name][0]
     value: Any = normalise(name, text)
     if value is not None and spec.kind in ("int", "float"):
         try:

@@ -1,0 +1,202 @@
+"""Train several configurations on the same data order, seed and budget, and compare them:
+parameters, speed, losses and the time each took to reach a common loss, as the Keras family
+post compares SimpleRNN, GRU and LSTM. Also a small sweep over any grid of run settings.
+
+Configurations run one after another, or in `jobs` processes that divide the machine's
+threads between them; the losses do not depend on which (the kernels give the same results
+on any thread count), only the speeds do.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import CharforgeError
+from .train_config import TrainConfig, parse_text
+
+
+@dataclass
+class Entry:
+    name: str
+    settings: dict[str, Any]
+    folder: str
+
+
+@dataclass
+class Row:
+    """One configuration's results."""
+    name: str
+    params: int
+    chars_per_s: float
+    final_loss: float | None
+    best_val: float | None
+    wall: float
+    status: str
+    folder: str
+    curve: list[tuple[float, float]]          # (seconds since start, smoothed loss)
+    time_to_target: float | None = None
+
+
+def grid(base: dict[str, Any], cells: list[str],
+         axes: dict[str, list[str]]) -> list[tuple[str, dict]]:
+    """Every combination of the cells and the axes' values over the base settings, each
+    checked against the schema; names like 'gru hidden=256 lr=0.001'."""
+    typed = {k: [parse_text(k, v) for v in values] for k, values in axes.items()}
+    out = []
+    for cell in cells:
+        for combo in itertools.product(*typed.values()) if typed else [()]:
+            settings = dict(base, cell=cell, **dict(zip(typed, combo, strict=True)))
+            TrainConfig.from_dict(settings).validate()
+            varying = [f"{k}={v}" for k, v in zip(typed, combo, strict=True) if len(typed[k]) > 1]
+            out.append((" ".join([cell, *varying]), settings))
+    names = [n for n, _ in out]
+    if len(set(names)) != len(names):
+        raise CharforgeError("two configurations are the same; give each setting's values once")
+    return out
+
+
+def plan(base: dict[str, Any], cells: list[str], axes: dict[str, list[str]],
+         out: Path) -> list[Entry]:
+    """The runs, each with its own folder under `out`."""
+    entries = []
+    for k, (name, settings) in enumerate(grid(base, cells, axes)):
+        slug = "".join(ch if ch.isalnum() or ch in "=._-" else "_" for ch in name)
+        entries.append(Entry(name, settings, str(out / f"{k + 1:02d}-{slug}")))
+    return entries
+
+
+def _run_entry(entry: Entry, threads: int) -> Row:
+    """Train one configuration into its folder, quietly; a process pool's task."""
+    from .progress import Reporter
+    from .runfolder import read_metrics
+    from .threads import set_num_threads
+    from .train import Trainer
+    set_num_threads(threads)
+    start = time.perf_counter()
+    trainer = Trainer(TrainConfig.from_dict(entry.settings), entry.folder, reporter=Reporter())
+    result = trainer.run()
+    wall = time.perf_counter() - start
+    final_val = trainer.validate()          # every row gets a validation loss at its end
+    best_val = min(v for v in (result.best_val, final_val) if v is not None) \
+        if (result.best_val, final_val) != (None, None) else None
+    records, _ = read_metrics(Path(entry.folder) / "metrics.jsonl")
+    logged = [r for r in records if isinstance(r.get("loss"), (int, float))]
+    wall0 = logged[0]["wall"] - 1e-9 if logged else 0.0
+    speeds = [r["chars_per_s"] for r in logged if r.get("chars_per_s")]
+    return Row(entry.name, trainer.model.param_count,
+               sorted(speeds)[len(speeds) // 2] if speeds else 0.0,
+               trainer.smooth_loss if logged else None, best_val, wall, result.status,
+               entry.folder, [(r["wall"] - wall0, r["smooth_loss"]) for r in logged])
+
+
+def run(entries: list[Entry], jobs: int = 1, threads: int | None = None,
+        on_done=None) -> list[Row]:
+    """Train every entry (in `jobs` processes, the threads divided), rows in entry order."""
+    from .threads import get_num_threads
+    total = threads or get_num_threads()
+    if jobs <= 1:
+        rows = []
+        for e in entries:
+            rows.append(_run_entry(e, total))
+            if on_done:
+                on_done(rows[-1])
+        return rows
+    each = max(1, total // jobs)
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(_run_entry, e, each) for e in entries]
+        rows = []
+        for f in futures:
+            rows.append(f.result())
+            if on_done:
+                on_done(rows[-1])
+        return rows
+
+
+def with_target(rows: list[Row], target: float | None = None) -> float | None:
+    """Fill in each row's time to reach `target` (default: the highest final loss, a loss
+    every configuration reached); returns the target used."""
+    finals = [r.final_loss for r in rows if r.final_loss is not None]
+    if target is None:
+        target = max(finals) if finals else None
+    for r in rows:
+        r.time_to_target = next((t for t, loss in r.curve if loss <= target), None) \
+            if target is not None else None
+    return target
+
+
+def table(rows: list[Row], target: float | None):
+    from rich.table import Table
+    t = Table(title="comparison" + (f" (target loss {target:.3f})" if target else ""))
+    for col in ("configuration", "params", "chars/s", "train loss", "best val",
+                "time to target", "wall s", "status"):
+        t.add_column(col, justify="left" if col in ("configuration", "status") else "right")
+
+    def num(v, fmt):
+        return "-" if v is None else format(v, fmt)
+    for r in rows:
+        t.add_row(r.name, f"{r.params:,}", f"{r.chars_per_s:,.0f}", num(r.final_loss, ".3f"),
+                  num(r.best_val, ".3f"), num(r.time_to_target, ".1f"), f"{r.wall:.1f}",
+                  r.status)
+    return t
+
+
+def save_summary(rows: list[Row], target: float | None, out: Path) -> Path:
+    path = out / "compare.json"
+    path.write_text(json.dumps({"target": target, "rows": [asdict(r) for r in rows]},
+                               indent=1), encoding="utf-8")
+    return path
+
+
+def write_report(rows: list[Row], target: float | None, path: Path) -> Path:
+    """An HTML report (the table and, with matplotlib, the curves inline) or a PNG/SVG of
+    the curves."""
+    from .plots import load_run, save_chart
+    runs = []
+    for r in rows:
+        if r.curve:
+            c = load_run(r.folder)
+            c.name = r.name
+            runs.append(c)
+    if path.suffix.lower() != ".html":
+        if not runs:
+            raise CharforgeError("no run logged a step, so there are no curves to draw")
+        return save_chart(runs, path, raw=False)
+    import html
+    head = ("configuration", "params", "chars/s", "train loss", "best val", "time to target s",
+            "wall s", "status")
+
+    def cell(v, fmt=""):
+        return "-" if v is None else html.escape(format(v, fmt))
+    body = "".join(
+        f"<tr><td>{html.escape(r.name)}</td><td>{r.params:,}</td><td>{r.chars_per_s:,.0f}</td>"
+        f"<td>{cell(r.final_loss, '.3f')}</td><td>{cell(r.best_val, '.3f')}</td>"
+        f"<td>{cell(r.time_to_target, '.1f')}</td><td>{r.wall:.1f}</td><td>{r.status}</td></tr>"
+        for r in rows)
+    chart = "<p>(install charforge[plot] for the loss curves)</p>"
+    if runs and _has_matplotlib():
+        svg_path = path.with_suffix(".tmp.svg")
+        save_chart(runs, svg_path, raw=False)
+        chart = svg_path.read_text(encoding="utf-8")
+        svg_path.unlink()
+    title = f"charforge compare (target loss {target:.3f})" if target else "charforge compare"
+    path.write_text(
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title><style>"
+        "body{font-family:system-ui,sans-serif;margin:1em}table{border-collapse:collapse}"
+        "td,th{padding:3px 10px;border-bottom:1px solid #ddd;text-align:right}"
+        "td:first-child,th:first-child{text-align:left}</style></head><body>"
+        f"<h2>{title}</h2><table><tr>{''.join(f'<th>{h}</th>' for h in head)}</tr>{body}"
+        f"</table>{chart}</body></html>", encoding="utf-8")
+    return path
+
+
+def _has_matplotlib() -> bool:
+    try:
+        import matplotlib  # noqa: F401  (the report's chart is optional)
+    except ImportError:
+        return False
+    return True
