@@ -306,6 +306,8 @@ def build_parser(plugin_commands: list[tuple[str, str]] | None = None
     add_plot_parser(sub)
     from .compare_cli import add_compare_parser
     add_compare_parser(sub)
+    from .serve_cli import add_serve_parser
+    add_serve_parser(sub)
 
     p = sub.add_parser("info", help="threads, kernels, BLAS and folders of this installation")
     p.set_defaults(func=cmd_info)

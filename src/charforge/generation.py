@@ -110,33 +110,40 @@ def generate(model, prime: str | Sequence[str] = "", length: int = 200,
 
 MAX_SEED = (1 << 63) - 1
 MAX_LENGTH = 100_000_000       # characters per generated text (the command line's bound)
-class _UniformStream:
-    """Each row's uniform draws for the kernel, made a chunk at a time (memory O(rows x chunk),
-    not O(rows x length)): a chunk of n steps draws at most n per row, and a row's unused
-    draws carry over, so each row consumes its own seed's stream exactly as one long draw of
-    it would (numpy's Generator.random yields the same numbers in pieces as at once)."""
+class RowDraws:
+    """One row's uniform draws for the kernel, a window at a time (memory O(window), not
+    O(length)): a window of n steps draws at most n, and the unused ones carry over, so the
+    row consumes its seed's stream exactly as one long draw of it would (numpy's
+    Generator.random yields the same numbers in pieces as at once). The server's rows use
+    this too, so a seed gives the same text there as here."""
 
-    def __init__(self, rngs: list[np.random.Generator]) -> None:
-        self.rngs = rngs
-        self.left = [np.zeros(0) for _ in rngs]
-        self.tails: list[np.ndarray] = []
-        self.current = np.zeros((len(rngs), 0))
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.left = np.zeros(0)
 
     def window(self, n: int) -> np.ndarray:
-        """(rows, n): each row's next n draws (the kernel indexes them from 0)."""
-        rows, self.tails = [], []
-        for left, rng in zip(self.left, self.rngs, strict=True):
-            if len(left) < n:
-                left = np.concatenate((left, rng.random(n - len(left))))
-            rows.append(left[:n])
-            self.tails.append(left[n:])
-        self.current = np.ascontiguousarray(np.stack(rows))
-        return self.current
+        """The row's next n draws (not yet consumed)."""
+        if len(self.left) < n:
+            self.left = np.concatenate((self.left, self.rng.random(n - len(self.left))))
+        return self.left[:n]
+
+    def consumed(self, k: int) -> None:
+        """The kernel used the first k draws of the last window."""
+        self.left = self.left[int(k):]
+
+
+class _UniformStream:
+    """Every row's draws as one (rows, n) window for a chunk of n steps."""
+
+    def __init__(self, rngs: list[np.random.Generator]) -> None:
+        self.rows = [RowDraws(rng) for rng in rngs]
+
+    def window(self, n: int) -> np.ndarray:
+        return np.ascontiguousarray(np.stack([r.window(n) for r in self.rows]))
 
     def consumed(self, used: np.ndarray) -> None:
-        """After a chunk: row b used the first used[b] draws of its window."""
-        self.left = [np.concatenate((self.current[b, int(used[b]):], self.tails[b]))
-                     for b in range(len(self.rngs))]
+        for row, k in zip(self.rows, used, strict=True):
+            row.consumed(k)
 
 
 BYTES_PER_STEP = 48        # the kept ids, the decoded text and the token list, per character

@@ -1,0 +1,351 @@
+"""`charforge serve`: the web playground and the HTTP API (Starlette, the optional `serve`
+extra), generation batched across requests by serve_engine.
+
+Routes: `/` the page, `GET /v1/models`, `POST /v1/generate` (JSON, or server-sent events with
+"stream": true), `POST /v1/next` (the next-character distribution after a text), `POST
+/v1/activations` (a unit's values over a text, for the page's colouring), `GET /healthz`,
+`GET /openapi.json`. Requests are checked with the CLI's rules (samplers' parameters, length
+and seed ranges, prime characters) and a mistake is HTTP 422 with the CLI's one-line message.
+Only the models the server was started with can be named, never a path.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+from dataclasses import dataclass
+from importlib.resources import files
+from typing import Any
+
+import numpy as np
+
+from .errors import CharforgeError
+from .generation import MAX_SEED, encode_prime, generate
+from .sampling import get_sampler, kernel_settings, sampler_names
+from .serve_engine import Busy, Engine, Row
+
+MAX_PRIME = 10_000
+MAX_PRIMES = 32
+
+
+@dataclass
+class Limits:
+    max_length: int = 2_000
+    max_rows: int = 64
+
+
+@dataclass
+class Served:
+    name: str
+    model: Any
+    meta: dict
+    engine: Engine
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+class Invalid(CharforgeError):
+    """A request the server refuses (HTTP 422)."""
+
+
+def _field(body: dict, name: str, kind, default, low=None, high=None):
+    value = body.get(name, default)
+    if value is None:
+        return default
+    ok = isinstance(value, kind) and not isinstance(value, bool)
+    if ok and isinstance(value, (int, float)):
+        ok = (low is None or value >= low) and (high is None or value <= high)
+    if not ok:
+        what = {int: "a whole number", str: "text", dict: "an object"}.get(kind, "a value")
+        if low is not None:
+            what += f" from {low} to {high:,}"
+        raise Invalid(f"{name} must be {what}, got {value!r}")
+    return value
+
+
+def _seeds(seed, n: int) -> list[int]:
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy % (2**63))
+    return [seed + i for i in range(n)]
+
+
+class App:
+    """The ASGI application and what it serves."""
+
+    def __init__(self, served: dict[str, Served], limits: Limits,
+                 token: str | None = None) -> None:
+        from starlette.applications import Starlette
+        from starlette.routing import Route
+        self.served, self.limits, self.token = served, limits, token
+        self.default = next(iter(served))
+        self.starlette = Starlette(routes=[
+            Route("/", self.page), Route("/healthz", self.healthz),
+            Route("/openapi.json", self.openapi),
+            Route("/v1/models", self.models),
+            Route("/v1/generate", self.generate, methods=["POST"]),
+            Route("/v1/next", self.next_chars, methods=["POST"]),
+            Route("/v1/activations", self.activations, methods=["POST"]),
+        ], lifespan=self._lifespan)
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app):
+        yield
+        self.close()
+
+    async def __call__(self, scope, receive, send):
+        await self.starlette(scope, receive, send)
+
+    def close(self) -> None:
+        for s in self.served.values():
+            s.engine.close()
+
+    # ------------------------------------------------------------------ helpers
+    def _allowed(self, request) -> bool:
+        if self.token is None:
+            return True
+        given = request.headers.get("authorization", "")
+        return secrets.compare_digest(given, f"Bearer {self.token}")
+
+    @staticmethod
+    def _error(status: int, message: str, **headers):
+        from starlette.responses import JSONResponse
+        return JSONResponse({"error": message}, status_code=status, headers=headers or None)
+
+    async def _body(self, request) -> dict:
+        try:
+            body = await request.json()
+        except (ValueError, UnicodeDecodeError):
+            raise Invalid("the request body must be a JSON object") from None
+        if not isinstance(body, dict):
+            raise Invalid("the request body must be a JSON object")
+        return body
+
+    def _model(self, body: dict) -> Served:
+        name = body.get("model") or self.default
+        if name not in self.served:
+            raise Invalid(f"unknown model {name!r}; this server has: {', '.join(self.served)}")
+        return self.served[name]
+
+    def _sampler(self, body: dict):
+        name = _field(body, "sampler", str, "temperature")
+        params = _field(body, "params", dict, {})
+        sampler = get_sampler(name)
+        return sampler, sampler.resolve(params)
+
+    async def _guarded(self, request, handler):
+        if not self._allowed(request):
+            return self._error(401, "this server needs a token: send Authorization: Bearer "
+                                    "TOKEN", **{"WWW-Authenticate": "Bearer"})
+        try:
+            return await handler(await self._body(request))
+        except _BusyError:
+            return self._error(503, "the server is busy; retry in a moment",
+                               **{"Retry-After": "1"})
+        except CharforgeError as exc:
+            return self._error(422, _one_line(exc))
+
+    # ------------------------------------------------------------------ routes
+    async def page(self, request):
+        from starlette.responses import HTMLResponse
+        return HTMLResponse(files("charforge").joinpath("serve_page.html")
+                            .read_text(encoding="utf-8"))
+
+    async def healthz(self, request):
+        from starlette.responses import JSONResponse
+        return JSONResponse({"ok": True, "models": list(self.served),
+                             "rows": {n: s.engine.load() for n, s in self.served.items()}})
+
+    async def openapi(self, request):
+        from starlette.responses import JSONResponse
+
+        from .serve_api import openapi
+        return JSONResponse(openapi(list(self.served), self.limits))
+
+    async def models(self, request):
+        from starlette.responses import JSONResponse
+        if not self._allowed(request):
+            return self._error(401, "this server needs a token: send Authorization: Bearer "
+                                    "TOKEN")
+        out = []
+        for name, s in self.served.items():
+            c = s.model.config
+            out.append({"name": name, "cell": c.cell, "layers": c.layers, "hidden": c.hidden,
+                        "embedding": c.embedding, "parameters": s.model.param_count,
+                        "vocabulary": list(s.model.vocab.tokens),
+                        "val_loss": s.meta.get("val_loss")})
+        samplers = []
+        for name in sampler_names():
+            sm = get_sampler(name)
+            samplers.append({"name": name, "description": sm.description,
+                             "whole_text": sm.decode is not None,
+                             "params": {k: {"default": p.default, "low": p.low, "high": p.high,
+                                            "kind": p.kind.__name__, "help": p.help}
+                                        for k, p in sm.params.items()}})
+        return JSONResponse({"models": out, "samplers": samplers,
+                             "max_length": self.limits.max_length})
+
+    async def generate(self, request):
+        return await self._guarded(request, lambda body: self._generate(request, body))
+
+    async def _generate(self, request, body: dict):
+        from starlette.responses import JSONResponse, StreamingResponse
+        served = self._model(body)
+        primes = body.get("primes")
+        if primes is None:
+            primes = [_field(body, "prime", str, "")]
+        if not isinstance(primes, list) or not 1 <= len(primes) <= MAX_PRIMES or \
+                not all(isinstance(p, str) for p in primes):
+            raise Invalid(f"primes must be a list of 1 to {MAX_PRIMES} texts")
+        if any(len(p) > MAX_PRIME for p in primes):
+            raise Invalid(f"a prime may have at most {MAX_PRIME:,} characters")
+        length = _field(body, "length", int, 200, 0, self.limits.max_length)
+        seed = _field(body, "seed", int, None, 0, MAX_SEED)
+        stream = body.get("stream", False)
+        if not isinstance(stream, bool):
+            raise Invalid(f"stream must be true or false, got {stream!r}")
+        sampler, params = self._sampler(body)
+        ids = [encode_prime(served.model.vocab, p) for p in primes]
+        seeds = _seeds(seed, len(primes))
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue()
+        rows = self._start(served, sampler, params, ids, length, seeds, loop, queue)
+        head = {"model": served.name, "sampler": sampler.name, "params": params,
+                "seeds": seeds, "length": length}
+        if not stream:
+            texts = ["" for _ in primes]
+            try:
+                async for row, piece in _pieces(queue, len(primes)):
+                    texts[row] += piece
+            finally:
+                for r in rows:
+                    r.cancelled = True
+            return JSONResponse(dict(head, texts=texts))
+
+        async def events():
+            try:
+                yield f"event: start\ndata: {json.dumps(head)}\n\n"
+                async for row, piece in _pieces(queue, len(primes)):
+                    yield f"data: {json.dumps({'row': row, 'text': piece})}\n\n"
+                yield "event: done\ndata: {}\n\n"
+            except CharforgeError as exc:
+                yield f"event: error\ndata: {json.dumps({'error': _one_line(exc)})}\n\n"
+            finally:
+                for r in rows:                       # a client that left frees its rows
+                    r.cancelled = True
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store"})
+
+    def _start(self, served, sampler, params, ids, length, seeds, loop, queue) -> list:
+        """Hand the rows to the batching engine (built-in samplers) or to a thread running
+        generate() (plugin samplers); pieces arrive in `queue` as (row, text | None)."""
+        def sink_for(row: int):
+            def sink(piece):
+                loop.call_soon_threadsafe(queue.put_nowait, (row, piece))
+            return sink
+        knobs = kernel_settings(sampler, params) if sampler.decode is None else None
+        if knobs is not None and served.model.cell.kernel_code is not None:
+            rows = [Row(i_ids, length, knobs, s, sink_for(i))
+                    for i, (i_ids, s) in enumerate(zip(ids, seeds, strict=True))]
+            try:
+                served.engine.submit(rows)
+            except Busy:
+                raise _BusyError from None
+            return rows
+        if served.engine.load() >= self.limits.max_rows:
+            raise _BusyError
+        flags = [_Flag(sink_for(i)) for i in range(len(ids))]
+
+        def run() -> None:
+            for i, (prime_ids, s) in enumerate(zip(ids, seeds, strict=True)):
+                text = served.model.vocab.decode(prime_ids)
+                try:
+                    def stop_if_gone(_row, piece, i=i):
+                        if flags[i].cancelled:
+                            raise _Gone
+                        flags[i].sink(piece)
+                    generate(served.model, text, length, sampler, s, callback=stop_if_gone,
+                             keep_text=False, **params)
+                except _Gone:
+                    pass
+                except CharforgeError as exc:
+                    loop.call_soon_threadsafe(queue.put_nowait, (i, exc))
+                flags[i].sink(None)
+        loop.run_in_executor(None, run)
+        return flags
+
+    async def next_chars(self, request):
+        async def handle(body):
+            from starlette.responses import JSONResponse
+
+            from .sampling import distribution, softmax
+            served = self._model(body)
+            text = _field(body, "text", str, "")
+            if len(text) > MAX_PRIME:
+                raise Invalid(f"text may have at most {MAX_PRIME:,} characters")
+            sampler, params = self._sampler(body)
+            ids = encode_prime(served.model.vocab, text)
+            logits, _ = await asyncio.to_thread(served.model.logits, ids[None, :])
+            z = np.asarray(logits[0, -1], np.float64)
+            for i in (served.model.vocab.unk_id, served.model.vocab.pad_id):
+                if i is not None:
+                    z[i] = -np.inf
+            p = distribution(sampler, params, z)
+            p = softmax(z) if p is None else p
+            top = np.argsort(-p, kind="stable")[:int(_field(body, "top", int, 10, 1, 100))]
+            tokens = served.model.vocab.tokens
+            return JSONResponse({"next": [{"char": tokens[i], "p": float(p[i])} for i in top
+                                          if p[i] > 0]})
+        return await self._guarded(request, handle)
+
+    async def activations(self, request):
+        async def handle(body):
+            from starlette.responses import JSONResponse
+
+            from .activations import trace
+            from .viz import resolve_state, scale_of
+            served = self._model(body)
+            text = _field(body, "text", str, "")
+            if len(text) > MAX_PRIME:
+                raise Invalid(f"text may have at most {MAX_PRIME:,} characters")
+            name = served.model.config.cell
+            state = resolve_state(_field(body, "state", str, "h"), name)
+            L, H = served.model.config.layers, served.model.config.hidden
+            layer = _field(body, "layer", int, L - 1, 0, L - 1)
+            unit = _field(body, "unit", int, 0, 0, H - 1)
+            tr = await asyncio.to_thread(trace, served.model, text, ["h", state])
+            values = tr.neuron(state, layer, unit)
+            return JSONResponse({"values": np.round(values, 4).tolist(),
+                                 "scale": scale_of(values, state),
+                                 "signed": state in ("h", "c", "g", "n")})
+        return await self._guarded(request, handle)
+
+
+@dataclass
+class _Flag:
+    """A plugin-sampler row: where its text goes, and whether its client left."""
+    sink: Any
+    cancelled: bool = False
+
+
+class _BusyError(CharforgeError):
+    """Too many rows queued."""
+
+
+class _Gone(Exception):
+    """The client of a plugin-sampler generation went away."""
+
+
+async def _pieces(queue: asyncio.Queue, rows: int):
+    """(row, text) until every row has ended; a row's error ends the request."""
+    open_rows = rows
+    while open_rows:
+        row, piece = await queue.get()
+        if piece is None:
+            open_rows -= 1
+        elif isinstance(piece, Exception):
+            raise piece
+        else:
+            yield row, piece

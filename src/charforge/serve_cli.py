@@ -1,0 +1,94 @@
+"""`charforge serve`: the playground page and the HTTP API on a port."""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+from pathlib import Path
+
+from .errors import CharforgeError
+from .parsing import bounded
+
+
+def add_serve_parser(sub) -> None:
+    p = sub.add_parser("serve", help="a web playground and an HTTP API (needs charforge[serve])",
+                       description="Serve models to a browser and to programs; concurrent "
+                                   "requests are batched into one kernel call.")
+    p.add_argument("models", nargs="*", metavar="MODEL",
+                   help="pretrained names, checkpoint files or run folders (default "
+                        "shakespeare)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=bounded(0, 65535), default=8000)
+    auth = p.add_mutually_exclusive_group()
+    auth.add_argument("--token", help="require Authorization: Bearer TOKEN on the API")
+    auth.add_argument("--no-token", action="store_true",
+                      help="serve a non-loopback address without a token (explicitly)")
+    p.add_argument("--max-length", type=bounded(1, 1_000_000), default=2_000,
+                   help="characters one request may ask for (default 2000)")
+    p.add_argument("--max-rows", type=bounded(1, 4096), default=64,
+                   help="texts in flight before new requests get 503 (default 64)")
+    p.add_argument("--no-batching", action="store_true",
+                   help="serve one text at a time, in order (to compare)")
+    p.set_defaults(func=cmd_serve)
+
+
+def _is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def model_name(given: str) -> str:
+    """What a served model is called in requests: the pretrained name, a file's stem or a
+    run folder's name."""
+    path = Path(given)
+    if not path.exists():
+        return given
+    return path.stem if path.is_file() else path.resolve().name
+
+
+def build_app(models: list[str], *, token: str | None = None, max_length: int = 2_000,
+              max_rows: int = 64, batching: bool = True):
+    """The ASGI app for these models (what `charforge serve` runs; tests use it directly)."""
+    try:
+        import starlette  # noqa: F401
+    except ImportError:
+        raise CharforgeError("charforge serve needs its web stack: pip install "
+                             "'charforge[serve]'") from None
+    from .pretrained import load
+    from .serve import App, Limits, Served
+    from .serve_engine import Engine
+    served: dict[str, Served] = {}
+    for given in models or ["shakespeare"]:
+        name = model_name(given)
+        if name in served:
+            raise CharforgeError(f"two models would both be called {name!r}; rename one file")
+        model, meta = load(given)
+        served[name] = Served(name, model, meta,
+                              Engine(model, batching=batching, max_rows=max_rows))
+    return App(served, Limits(max_length=max_length, max_rows=max_rows), token)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    if not _is_loopback(args.host) and not args.token and not args.no_token:
+        raise CharforgeError(f"--host {args.host} serves beyond this machine: give --token "
+                             "TOKEN (clients send Authorization: Bearer TOKEN), or --no-token "
+                             "to serve without one")
+    try:
+        import uvicorn
+    except ImportError:
+        raise CharforgeError("charforge serve needs its web stack: pip install "
+                             "'charforge[serve]'") from None
+    app = build_app(args.models, token=args.token, max_length=args.max_length,
+                    max_rows=args.max_rows, batching=not args.no_batching)
+    names = ", ".join(app.served)
+    where = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}"
+    print(f"charforge: serving {names} on {where} (Ctrl-C stops)", flush=True)
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    finally:
+        app.close()
+    return 0
