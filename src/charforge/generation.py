@@ -108,6 +108,18 @@ def generate(model, prime: str | Sequence[str] = "", length: int = 200,
     return out.texts[0] if single else out.texts
 
 
+def next_distribution(model, text: str, sampler, params: dict) -> tuple[np.ndarray, bool]:
+    """The next character's probabilities after `text` as `sampler` draws them, and True;
+    for a plugin sampler, whose rule is a function, the model's own softmax and False."""
+    from .sampling import distribution, get_sampler, softmax
+    vocab = _vocab(model)
+    ids = encode_prime(vocab, text)
+    logits, _ = model.logits(ids[None, :])
+    z = np.where(allowed_mask(vocab) > 0, logits[0, -1].astype(np.float64), -np.inf)
+    p = distribution(get_sampler(sampler), params, z)
+    return (softmax(z), False) if p is None else (p, True)
+
+
 MAX_SEED = (1 << 63) - 1
 MAX_LENGTH = 100_000_000       # characters per generated text (the command line's bound)
 class RowDraws:

@@ -382,18 +382,11 @@ class Repl:
 
     def _distribution(self, text: str):
         """(tokens, probabilities as the sampler draws them, how they were made)."""
-        import numpy as np
-
-        from .generation import allowed_mask, encode_prime
-        from .sampling import distribution, get_sampler, softmax
-        vocab = self.model.vocab
-        ids = encode_prime(vocab, text[-CONTEXT_CHARS:])
-        logits, _ = self.model.logits(ids[None, :])
-        z = np.where(allowed_mask(vocab) > 0, logits[0, -1].astype(np.float64), -np.inf)
-        p = distribution(get_sampler(self.sampler), self.sampler_params, z)
-        if p is None:
-            return vocab.tokens, softmax(z), "the model's own (a plugin sampler)"
-        return vocab.tokens, p, self._sampler_text()
+        from .generation import next_distribution
+        p, own = next_distribution(self.model, text[-CONTEXT_CHARS:], self.sampler,
+                                   self.sampler_params)
+        how = self._sampler_text() if own else "the model's own (a plugin sampler)"
+        return self.model.vocab.tokens, p, how
 
     def cmd_probs(self, args, top: int = 12):
         from .repl_views import distribution_table

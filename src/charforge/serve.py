@@ -66,6 +66,13 @@ def _field(body: dict, name: str, kind, default, low=None, high=None):
     return value
 
 
+def _text(body: dict) -> str:
+    text = _field(body, "text", str, "")
+    if len(text) > MAX_PRIME:
+        raise Invalid(f"text may have at most {MAX_PRIME:,} characters")
+    return text
+
+
 def _seeds(seed, n: int) -> list[int]:
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % (2**63))
@@ -280,20 +287,11 @@ class App:
         async def handle(body):
             from starlette.responses import JSONResponse
 
-            from .sampling import distribution, softmax
-            served = self._model(body)
-            text = _field(body, "text", str, "")
-            if len(text) > MAX_PRIME:
-                raise Invalid(f"text may have at most {MAX_PRIME:,} characters")
+            from .generation import next_distribution
+            served, text = self._model(body), _text(body)
             sampler, params = self._sampler(body)
-            ids = encode_prime(served.model.vocab, text)
-            logits, _ = await asyncio.to_thread(served.model.logits, ids[None, :])
-            z = np.asarray(logits[0, -1], np.float64)
-            for i in (served.model.vocab.unk_id, served.model.vocab.pad_id):
-                if i is not None:
-                    z[i] = -np.inf
-            p = distribution(sampler, params, z)
-            p = softmax(z) if p is None else p
+            p, _ = await asyncio.to_thread(next_distribution, served.model, text, sampler,
+                                           params)
             top = np.argsort(-p, kind="stable")[:int(_field(body, "top", int, 10, 1, 100))]
             tokens = served.model.vocab.tokens
             return JSONResponse({"next": [{"char": tokens[i], "p": float(p[i])} for i in top
@@ -304,12 +302,9 @@ class App:
         async def handle(body):
             from starlette.responses import JSONResponse
 
-            from .activations import trace
+            from .activations import SIGNED, trace
             from .viz import resolve_state, scale_of
-            served = self._model(body)
-            text = _field(body, "text", str, "")
-            if len(text) > MAX_PRIME:
-                raise Invalid(f"text may have at most {MAX_PRIME:,} characters")
+            served, text = self._model(body), _text(body)
             name = served.model.config.cell
             state = resolve_state(_field(body, "state", str, "h"), name)
             L, H = served.model.config.layers, served.model.config.hidden
@@ -319,7 +314,7 @@ class App:
             values = tr.neuron(state, layer, unit)
             return JSONResponse({"values": np.round(values, 4).tolist(),
                                  "scale": scale_of(values, state),
-                                 "signed": state in ("h", "c", "g", "n")})
+                                 "signed": state in SIGNED})
         return await self._guarded(request, handle)
 
 
