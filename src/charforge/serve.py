@@ -79,6 +79,37 @@ def _seeds(seed, n: int) -> list[int]:
     return [seed + i for i in range(n)]
 
 
+class Mailbox:
+    """Pieces from the engine threads to the requests' queues on the event loop, handed over
+    in one wake-up per chunk rather than one per piece."""
+
+    def __init__(self) -> None:
+        import collections
+        import threading
+        self.items: collections.deque = collections.deque()
+        self.lock = threading.Lock()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.scheduled = False
+
+    def post(self, queue: asyncio.Queue, item) -> None:
+        self.items.append((queue, item))
+
+    def flush(self) -> None:
+        """From an engine thread, after a chunk: wake the loop once to deliver."""
+        with self.lock:
+            if self.scheduled or not self.items or self.loop is None:
+                return
+            self.scheduled = True
+        self.loop.call_soon_threadsafe(self._deliver)
+
+    def _deliver(self) -> None:
+        with self.lock:
+            self.scheduled = False
+        while self.items:
+            queue, item = self.items.popleft()
+            queue.put_nowait(item)
+
+
 class App:
     """The ASGI application and what it serves."""
 
@@ -88,6 +119,9 @@ class App:
         from starlette.routing import Route
         self.served, self.limits, self.token = served, limits, token
         self.default = next(iter(served))
+        self.mailbox = Mailbox()
+        for s in served.values():
+            s.engine.after_chunk = self.mailbox.flush
         self.starlette = Starlette(routes=[
             Route("/", self.page), Route("/healthz", self.healthz),
             Route("/openapi.json", self.openapi),
@@ -217,6 +251,7 @@ class App:
         ids = [encode_prime(served.model.vocab, p) for p in primes]
         seeds = _seeds(seed, len(primes))
         loop = asyncio.get_running_loop()
+        self.mailbox.loop = loop
         queue: asyncio.Queue = asyncio.Queue()
         rows = self._start(served, sampler, params, ids, length, seeds, loop, queue)
         head = {"model": served.name, "sampler": sampler.name, "params": params,
@@ -249,7 +284,12 @@ class App:
         """Hand the rows to the batching engine (built-in samplers) or to a thread running
         generate() (plugin samplers); pieces arrive in `queue` as (row, text | None)."""
         def sink_for(row: int):
-            def sink(piece):
+            def sink(piece):                   # from the engine: delivered after the chunk
+                self.mailbox.post(queue, (row, piece))
+            return sink
+
+        def direct_sink_for(row: int):
+            def sink(piece):                   # from a generate() thread: at once
                 loop.call_soon_threadsafe(queue.put_nowait, (row, piece))
             return sink
         knobs = kernel_settings(sampler, params) if sampler.decode is None else None
@@ -263,7 +303,7 @@ class App:
             return rows
         if served.engine.load() >= self.limits.max_rows:
             raise _BusyError
-        flags = [_Flag(sink_for(i)) for i in range(len(ids))]
+        flags = [_Flag(direct_sink_for(i)) for i in range(len(ids))]
 
         def run() -> None:
             for i, (prime_ids, s) in enumerate(zip(ids, seeds, strict=True)):
@@ -334,13 +374,20 @@ class _Gone(Exception):
 
 
 async def _pieces(queue: asyncio.Queue, rows: int):
-    """(row, text) until every row has ended; a row's error ends the request."""
+    """(row, text) until every row has ended, a row's pieces that wait together joined into
+    one (fewer, larger events); a row's error ends the request."""
     open_rows = rows
     while open_rows:
-        row, piece = await queue.get()
-        if piece is None:
-            open_rows -= 1
-        elif isinstance(piece, Exception):
-            raise piece
-        else:
-            yield row, piece
+        items = [await queue.get()]
+        while not queue.empty():
+            items.append(queue.get_nowait())
+        joined: dict[int, str] = {}
+        for row, piece in items:
+            if piece is None:
+                open_rows -= 1
+            elif isinstance(piece, Exception):
+                raise piece
+            else:
+                joined[row] = joined.get(row, "") + piece
+        for row, text in joined.items():
+            yield row, text

@@ -2,11 +2,13 @@
 same kernel call at the next chunk boundary, since a batch of 32 rows makes several times
 the characters per second of one row.
 
-One engine per model runs in its own thread. Every few characters (a chunk) it gathers the
-running rows that share sampler settings into one generation plan sized to them (1, 2, 4 ...
-32 rows), loads each row's state, runs the chunk, and stores the states back, so rows come
-and go freely. Each row draws from its own seed's stream (generation.RowDraws) and the kernel
-computes each row alone, so a seed gives the same text alone, batched, or from
+One engine per model runs in its own thread. The rows that share sampler settings form a
+group; a group's rows live in the slots of one generation plan (1, 2, 4 ... 64 rows), whose
+state arrays keep each row's state between chunks, so a chunk costs one kernel call and a
+little bookkeeping per row. A row that arrives takes a free slot (its state zeroed); when the
+rows outgrow the plan, or shrink to a quarter of it, they move to a plan of the right size,
+their states copied. Each row draws from its own seed's stream (generation.RowDraws) and the
+kernel computes each row alone, so a seed gives the same text alone, batched, or from
 `charforge generate`. Rows of a request that went away are dropped at the next chunk.
 """
 from __future__ import annotations
@@ -21,8 +23,15 @@ import numpy as np
 from .generation import RowDraws
 from .generation_plan import GenerationPlan, allowed_mask
 
-CAPACITIES = (1, 2, 4, 8, 16, 32)
+CAPACITIES = (1, 2, 4, 8, 16, 32, 64)
 PLANS_KEPT = 12
+ROW_STEPS = 768          # a chunk's work: 64 steps for one row ... 12 for 32 rows (~10 ms)
+
+
+def chunk_steps(rows: int) -> int:
+    """Steps per chunk for this many rows: short enough that a request arriving waits
+    about 10 ms for the next boundary, long enough that the bookkeeping stays small."""
+    return max(8, min(64, ROW_STEPS // max(rows, 1)))
 
 
 class Busy(Exception):
@@ -31,21 +40,18 @@ class Busy(Exception):
 
 @dataclass
 class Row:
-    """One text being generated: its prime still to read, draws, budget and state."""
+    """One text being generated: its prime still to read, draws and budget."""
     ids: np.ndarray
     length: int
     knobs: dict
     seed: int
     sink: Callable[[str | None], None]      # text pieces, then None when the row ends
     cancelled: bool = False
-    cur: int = 0
     prime_left: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     remaining: int = 0
     draws: RowDraws | None = None
-    state: list | None = None
 
     def __post_init__(self) -> None:
-        self.cur = int(self.ids[0])
         self.prime_left = np.asarray(self.ids[1:], np.int32)
         self.remaining = self.length
         self.draws = RowDraws(np.random.default_rng(self.seed))
@@ -55,19 +61,97 @@ class Row:
         return tuple(sorted(self.knobs.items()))
 
 
+class _Group:
+    """The rows of one sampler setting, in the slots of one plan, with the chunk's arrays."""
+
+    def __init__(self, engine: Engine, key: tuple, knobs: dict) -> None:
+        self.engine, self.key, self.knobs = engine, key, knobs
+        self.plan: GenerationPlan | None = None
+        self.slots: list[Row | None] = []
+        self.cur = np.zeros(0, np.int32)        # each slot's next input (the kernel's cur)
+
+    @property
+    def rows(self) -> list[Row]:
+        return [r for r in self.slots if r is not None]
+
+    def resize(self, wanted: int) -> None:
+        """Move the rows to a plan of the size `wanted` rows need (states copied)."""
+        size = next(c for c in CAPACITIES if c >= max(wanted, 1))
+        if self.plan is not None and len(self.slots) == size:
+            return
+        plan = self.engine.plan(self.key, self.knobs, size)
+        kept = [(i, r) for i, r in enumerate(self.slots) if r is not None]
+        slots: list[Row | None] = [None] * size
+        for j, (i, row) in enumerate(kept):
+            for new, old in ((plan.h, self.plan.h), (plan.c, self.plan.c)):
+                for layer in range(len(new)):
+                    if new[layer] is not None:
+                        new[layer][j] = old[layer][i]
+            slots[j] = row
+        cur = np.zeros(size, np.int32)
+        for j, (i, _row) in enumerate(kept):
+            cur[j] = self.cur[i]
+        self.plan, self.slots, self.cur = plan, slots, cur
+
+    def add(self, row: Row) -> None:
+        j = self.slots.index(None)
+        self.slots[j] = row
+        for arr in (*self.plan.h, *self.plan.c):
+            if arr is not None:
+                arr[j] = 0
+        self.cur[j] = int(row.ids[0])
+
+    def chunk(self, n: int) -> None:
+        B = len(self.slots)
+        forced = np.full((B, n), -1, np.int32)
+        uniforms = np.zeros((B, n))
+        used = np.zeros(B, np.int64)
+        remaining = np.zeros(B, np.int64)
+        done = np.ones(B, np.uint8)
+        out = np.full((B, n), -1, np.int32)
+        for j, row in enumerate(self.slots):
+            if row is None:
+                continue
+            k = min(n, len(row.prime_left))
+            forced[j, :k] = row.prime_left[:k]
+            uniforms[j] = row.draws.window(n)
+            remaining[j] = row.remaining
+            done[j] = 0
+        ran = self.plan.run(self.cur, forced, uniforms, used, remaining, done, out)
+        decode = self.engine.vocab.decode
+        for j, row in enumerate(self.slots):
+            if row is None:
+                continue
+            row.draws.consumed(used[j])
+            read = min(ran, len(row.prime_left))
+            row.prime_left = row.prime_left[read:]
+            made = out[j, read:ran]
+            made = made[made >= 0]
+            row.remaining = 0 if done[j] else int(remaining[j])
+            if made.size:
+                text = decode(made)
+                if text:
+                    row.sink(text)
+            if row.remaining <= 0:
+                row.sink(None)
+                self.slots[j] = None
+
+
 class Engine:
     """The batching loop of one model. `batching=False` serves one row at a time, in order
     of arrival (the benchmark's comparison)."""
 
     def __init__(self, model, *, batching: bool = True, max_rows: int = 64,
-                 chunk: int = 16) -> None:
+                 after_chunk: Callable[[], None] | None = None) -> None:
         self.model = model
         self.vocab = model.vocab
         self.allowed = allowed_mask(self.vocab)
         self.eos = -1 if self.vocab.eos_id is None else int(self.vocab.eos_id)
-        self.batching, self.max_rows, self.chunk = batching, max_rows, chunk
+        self.batching, self.max_rows = batching, max_rows
+        self.after_chunk = after_chunk          # e.g. hand the chunk's pieces on at once
         self.pending: list[Row] = []
-        self.active: list[Row] = []
+        self.groups: dict[tuple, _Group] = {}
+        self.running_rows = 0
         self.plans: OrderedDict[tuple, GenerationPlan] = OrderedDict()
         self.wake = threading.Condition()
         self.running = True
@@ -77,7 +161,7 @@ class Engine:
     def submit(self, rows: list[Row]) -> None:
         """Queue rows (all of one request, or none: Busy)."""
         with self.wake:
-            if len(self.pending) + len(self.active) + len(rows) > self.max_rows:
+            if len(self.pending) + self.running_rows + len(rows) > self.max_rows:
                 raise Busy
             self.pending.extend(rows)
             self.wake.notify()
@@ -85,7 +169,7 @@ class Engine:
     def load(self) -> int:
         """Rows waiting or running."""
         with self.wake:
-            return len(self.pending) + len(self.active)
+            return len(self.pending) + self.running_rows
 
     def close(self) -> None:
         with self.wake:
@@ -93,40 +177,7 @@ class Engine:
             self.wake.notify()
         self.thread.join(timeout=5)
 
-    # ------------------------------------------------------------------ the loop
-    def _loop(self) -> None:
-        while True:
-            with self.wake:
-                while self.running and not self.pending and not self.active:
-                    self.wake.wait()
-                if not self.running:
-                    return
-                if self.batching:
-                    self.active.extend(self.pending)
-                    self.pending.clear()
-                elif not self.active and self.pending:
-                    self.active.append(self.pending.pop(0))
-                rows = [r for r in self.active if not self._drop_cancelled(r)]
-                self.active = rows
-            groups: dict[tuple, list[Row]] = {}
-            for row in rows:
-                groups.setdefault(row.key, []).append(row)
-            for group in groups.values():
-                for start in range(0, len(group), CAPACITIES[-1]):
-                    self._chunk(group[start:start + CAPACITIES[-1]])
-            with self.wake:
-                self.active = [r for r in self.active if r.remaining > 0 and not r.cancelled
-                               and r.state is not None]
-
-    @staticmethod
-    def _drop_cancelled(row: Row) -> bool:
-        if row.cancelled:
-            row.sink(None)
-            return True
-        return False
-
-    def _plan(self, key: tuple, knobs: dict, rows: int) -> GenerationPlan:
-        size = next(c for c in CAPACITIES if c >= rows)
+    def plan(self, key: tuple, knobs: dict, size: int) -> GenerationPlan:
         k = (key, size)
         plan = self.plans.get(k)
         if plan is None:
@@ -137,51 +188,55 @@ class Engine:
         self.plans.move_to_end(k)
         return plan
 
-    def _chunk(self, rows: list[Row]) -> None:
-        """One chunk of steps for rows sharing their sampler settings."""
-        plan = self._plan(rows[0].key, rows[0].knobs, len(rows))
-        B, n = plan.h[0].shape[0], self.chunk
-        cur = np.zeros(B, np.int32)
-        forced = np.full((B, n), -1, np.int32)
-        uniforms = np.zeros((B, n))
-        used = np.zeros(B, np.int64)
-        remaining = np.zeros(B, np.int64)
-        done = np.ones(B, np.uint8)
-        out = np.full((B, n), -1, np.int32)
-        for i, row in enumerate(rows):
-            self._load(plan, i, row)
-            cur[i] = row.cur
-            k = min(n, len(row.prime_left))
-            forced[i, :k] = row.prime_left[:k]
-            uniforms[i] = row.draws.window(n)
-            remaining[i] = row.remaining
-            done[i] = 0 if row.remaining > 0 else 1
-        ran = plan.run(cur, forced, uniforms, used, remaining, done, out)
-        for i, row in enumerate(rows):
-            row.draws.consumed(used[i])
-            read = min(ran, len(row.prime_left))
-            row.prime_left = row.prime_left[read:]
-            made = out[i, read:ran]
-            made = made[made >= 0]
-            row.cur = int(cur[i])
-            row.remaining = int(remaining[i]) if not done[i] else 0
-            row.state = [(h[i].copy(), None if c is None else c[i].copy())
-                         for h, c in zip(plan.h, plan.c, strict=True)]
-            if made.size:
-                text = self.vocab.decode(made)
-                if text:
-                    row.sink(text)
-            if row.remaining <= 0:
-                row.sink(None)
+    # ------------------------------------------------------------------ the loop
+    def _loop(self) -> None:
+        while True:
+            with self.wake:
+                while self.running and not self.pending and not self.running_rows:
+                    self.wake.wait()
+                if not self.running:
+                    return
+                arrived = self._admit()
+            for group, rows in arrived.items():
+                group.resize(len(group.rows) + len(rows))
+                for row in rows:
+                    group.add(row)
+            for group in list(self.groups.values()):
+                for j, row in enumerate(group.slots):
+                    if row is not None and row.cancelled:
+                        row.sink(None)
+                        group.slots[j] = None
+                if group.rows:
+                    if len(group.rows) * 4 <= len(group.slots) and len(group.slots) > 1:
+                        group.resize(len(group.rows))
+                    group.chunk(chunk_steps(self.running_rows))
+            if self.after_chunk is not None:
+                self.after_chunk()
+            with self.wake:
+                for key in [k for k, g in self.groups.items() if not g.rows]:
+                    del self.groups[key]
+                self.running_rows = sum(len(g.rows) for g in self.groups.values())
 
-    @staticmethod
-    def _load(plan: GenerationPlan, i: int, row: Row) -> None:
-        for layer, h in enumerate(plan.h):
-            if row.state is None:
-                h[i] = 0
-                if plan.c[layer] is not None:
-                    plan.c[layer][i] = 0
-            else:
-                h[i] = row.state[layer][0]
-                if plan.c[layer] is not None:
-                    plan.c[layer][i] = row.state[layer][1]
+    def _admit(self) -> dict[_Group, list[Row]]:
+        """Pending rows that get a slot now (caller holds the lock): all of them when
+        batching (up to the largest plan per setting), else one when nothing runs."""
+        arrived: dict[_Group, list[Row]] = {}
+        if not self.batching:
+            if self.running_rows or not self.pending:
+                return arrived
+            take, self.pending = self.pending[:1], self.pending[1:]
+        else:
+            take, self.pending = self.pending, []
+        for row in take:
+            if row.cancelled:
+                row.sink(None)
+                continue
+            group = self.groups.get(row.key)
+            if group is None:
+                group = self.groups[row.key] = _Group(self, row.key, row.knobs)
+            if len(group.rows) + len(arrived.get(group, [])) >= CAPACITIES[-1]:
+                self.pending.append(row)              # waits for a free slot
+                continue
+            arrived.setdefault(group, []).append(row)
+        self.running_rows += sum(len(v) for v in arrived.values())
+        return arrived
