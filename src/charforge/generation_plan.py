@@ -93,15 +93,19 @@ class GenerationPlan:
     and `run` (the kernel's Plan.run) for each chunk of steps."""
 
     def __init__(self, model, batch: int, allowed: np.ndarray, eos: int,
-                 knobs: dict | None = None, nthreads: int | None = None) -> None:
+                 knobs: dict | None = None, nthreads: int | None = None,
+                 net: KernelNet | None = None, packed_cache: dict | None = None) -> None:
+        """`net` and `packed_cache` (team -> packed weights) let a caller that makes many
+        plans of one model (the server) lay out and pack its weights once."""
         dt = model.dtype
         H, L = model.config.hidden, model.config.layers
         free = threads.free_threads(threads.get_num_threads()) if nthreads is None \
             else nthreads
         self.split_rows = free > 1 and splits_rows(model, batch, free)
         self.threads = free if self.split_rows else min(free, loop_threads(model, free))
-        with threads.blas_single_threaded():    # ops.linear calls BLAS inside its threads
-            net = KernelNet(model)
+        if net is None:
+            with threads.blas_single_threaded():    # ops.linear calls BLAS inside its threads
+                net = KernelNet(model)
         state = model.initial_state(batch)
         self.h = [np.ascontiguousarray(s[0]) for s in state]
         self.c = [np.ascontiguousarray(s[1]) for s in state] \
@@ -109,7 +113,13 @@ class GenerationPlan:
         proj = np.zeros((batch, model.cell.gates * H), dt)
         self.logits = np.zeros((batch, len(allowed)), dt)
         k = dict(GREEDY_OFF, **(knobs or {}))
-        packed = packed_weights(net, batch, dt, 1 if self.split_rows else self.threads)
+        team = 1 if self.split_rows else self.threads
+        if packed_cache is not None and batch >= 2 and team in packed_cache:
+            packed = packed_cache[team]
+        else:
+            packed = packed_weights(net, batch, dt, team)
+            if packed_cache is not None and batch >= 2:
+                packed_cache[team] = packed
         self.packed = packed[1] is not None
         self.kernel = _gen.Plan(
             net.code, net.w_ih, net.w_hh, net.b_in, net.b_rec, net.table, net.w_out,

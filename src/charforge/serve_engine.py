@@ -153,6 +153,11 @@ class Engine:
         self.groups: dict[tuple, _Group] = {}
         self.running_rows = 0
         self.plans: OrderedDict[tuple, GenerationPlan] = OrderedDict()
+        from . import threads
+        from .generation_plan import KernelNet
+        with threads.blas_single_threaded():
+            self.net = KernelNet(model)             # laid out once for all plans
+        self.packed: dict = {}
         self.wake = threading.Condition()
         self.running = True
         self.thread = threading.Thread(target=self._loop, name="charforge-engine", daemon=True)
@@ -181,7 +186,8 @@ class Engine:
         k = (key, size)
         plan = self.plans.get(k)
         if plan is None:
-            plan = GenerationPlan(self.model, size, self.allowed, self.eos, knobs)
+            plan = GenerationPlan(self.model, size, self.allowed, self.eos, knobs,
+                                  net=self.net, packed_cache=self.packed)
             self.plans[k] = plan
             while len(self.plans) > PLANS_KEPT:
                 self.plans.popitem(last=False)
