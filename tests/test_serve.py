@@ -22,7 +22,14 @@ httpx = pytest.importorskip("httpx")
 uvicorn = pytest.importorskip("uvicorn")
 pytest.importorskip("starlette")
 
+from conftest import loopback_works  # noqa: E402
+
 from charforge.serve_cli import build_app  # noqa: E402
+
+if not loopback_works():
+    if os.environ.get("CHARFORGE_REQUIRE_SERVE") == "1":
+        raise RuntimeError("CHARFORGE_REQUIRE_SERVE=1 but 127.0.0.1 cannot be reached")
+    pytest.skip("needs a loopback network (127.0.0.1)", allow_module_level=True)
 
 
 class Live:
