@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -121,6 +122,8 @@ def test_train_plot_without_a_terminal_says_so(tmp_path):
 def test_max_seconds_stops_the_run(tmp_path):
     result = tiny_run(tmp_path / "r", steps=0, epochs=1000, max_seconds=0.3)
     assert result.status == "budget" and result.step > 0
+    from charforge.checkpoint import load
+    assert load(tmp_path / "r", prefer="latest").meta["train"]["position"]["step"] == result.step
 
 
 def _rows(folder):
@@ -159,8 +162,37 @@ def test_compare_a_grid_and_its_mistakes(tmp_path):
     for bad, message in ((["--steps", "4", "--grid", "lrr=1"], "unknown training setting"),
                          (["--steps", "4", "--grid", "lr=-1"], "lr must be"),
                          ([], "give the budget"),
-                         (["--steps", "4", "--out", "g"], "not an empty folder")):
+                         (["--steps", "4", "--out", "g"], "not an empty folder"),
+                         (["--steps", "4", "--cells", "gru,nope", "--out", "n"],
+                          "unknown cell type 'nope'")):
         failed = cli("compare", "--cells", "gru", "--corpus", "textfile", "--path", CORPUS,
                      *bad, cwd=tmp_path)
         assert failed.returncode == 2, (bad, failed.stderr)
         assert len(failed.stderr.strip().splitlines()) == 1 and message in failed.stderr
+    assert not (tmp_path / "n").exists()                   # found before any training
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_stopped_comparison_saves_its_runs_and_starts_no_more(tmp_path, jobs):
+    """SIGINT to compare alone (a scheduler's kill, not a terminal's Ctrl-C): the runs in
+    progress save and stop, the rest never start, exit 130; every folder resumes."""
+    import signal
+    proc = subprocess.Popen([sys.executable, "-m", "charforge", "compare", "--corpus",
+                             "textfile", "--path", CORPUS, "--hidden", "16", "--steps",
+                             "1000000", "--jobs", jobs, "--out", "c"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = tmp_path / "c" / "01-rnn" / "metrics.jsonl"
+    for _ in range(600):
+        if first.exists() and first.stat().st_size > 0:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    assert "charforge: stopped;" in err and "Traceback" not in err
+    folders = sorted(p.name for p in (tmp_path / "c").iterdir() if p.is_dir())
+    assert folders == (["01-rnn"] if jobs == "1" else ["01-rnn", "02-gru"])
+    for name in folders:
+        assert f"done: {name[3:]} (interrupted" in out
+        again = cli("train", "--resume", f"c/{name}", "--max-steps", "1", cwd=tmp_path)
+        assert again.returncode == 0, again.stderr

@@ -165,8 +165,8 @@ def test_next_characters_and_activations(live, model):
                                           "unit": 82}).json()
     assert len(acts["values"]) == 9 and acts["signed"] and acts["scale"] > 0
     bad = post(live, "/v1/activations", {"text": "ROMEO", "layer": 9})
-    assert bad.status_code == 422 and "layer must be a whole number from 0 to 1" in \
-        bad.json()["error"]
+    assert bad.status_code == 422 and bad.json()["error"] == \
+        "layer 9: the model has layers 0 to 1"
 
 
 def test_a_client_that_leaves_frees_its_row(live):
@@ -227,6 +227,15 @@ def test_the_command_line_refuses_an_open_address_without_a_token(tmp_path):
                           capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
     assert "give --token TOKEN" in done.stderr
+    import socket
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = str(held.getsockname()[1])
+        taken = subprocess.run([sys.executable, "-m", "charforge", "serve", "--port", port],
+                               capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert taken.returncode == 2 and len(taken.stderr.strip().splitlines()) == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in taken.stderr
     code = ("import sys; sys.modules['uvicorn'] = None; from charforge.cli import main; "
             "sys.exit(main(['serve']))")
     missing = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

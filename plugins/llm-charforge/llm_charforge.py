@@ -95,20 +95,16 @@ class CharforgeModel(llm.Model):
 
     def settings(self, options) -> tuple[str, dict]:
         """The sampler and its parameters from llm's -o options."""
-        sampler = options.sampler or "temperature"
-        params: dict = {}
+        charforge = _charforge()
+        from charforge.parsing import key_values
+        try:
+            params = key_values([p for p in (options.params or "").split(",") if p], "params")
+        except charforge.CharforgeError as exc:
+            raise llm.ModelError(str(exc)) from None
         for name in ("temperature", "k", "p"):
             if getattr(options, name) is not None:
                 params[name] = getattr(options, name)
-        for item in filter(None, (options.params or "").split(",")):
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise llm.ModelError(f"params: {item!r} is not key=value")
-            params[key.strip()] = float(value) if "." in value or "e" in value.lower() \
-                else int(value)
-        if sampler == "temperature" and "temperature" not in params:
-            params["temperature"] = 0.8
-        return sampler, params
+        return options.sampler or "temperature", params
 
     def context(self, prompt, conversation) -> str:
         """What the reply continues: the system text, the conversation so far and the new
@@ -126,8 +122,7 @@ class CharforgeModel(llm.Model):
         length = prompt.options.length or 300
         seed = prompt.options.seed
         if seed is None:
-            import numpy as np
-            seed = int(np.random.SeedSequence().entropy % (2**63))
+            seed = charforge.generation.fresh_seed()
         response.response_json = {"sampler": sampler, "params": params, "seed": seed,
                                   "length": length}
         pieces: queue.Queue = queue.Queue()

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import reference
 from .errors import CharforgeError
+from .generation import encode_text
 
 MAX_CHARS = 20_000
 # Which element of a built-in cell's reference cache holds each gate (reference.py).
@@ -65,17 +66,6 @@ class Trace:
         k = min(k, self.probs.shape[1])
         idx = np.argsort(-self.probs, axis=1, kind="stable")[:, :k]
         return idx, np.take_along_axis(self.probs, idx, 1)
-
-
-def encode_text(vocab, text: str) -> np.ndarray:
-    """The text's ids, one per character (unseen ones are an error, or the unknown token)."""
-    missing = vocab.unseen(text)
-    if missing and vocab.unk_id is None:
-        shown = ", ".join(repr(c) for c in missing[:10])
-        raise CharforgeError(f"the text has characters this model never saw: {shown}; "
-                             "remove or replace them")
-    return np.asarray([vocab.unk_id if c in missing else vocab.id_of(c) for c in text],
-                      np.int32)
 
 
 def trace(model, text: str, states: Sequence[str] | None = None) -> Trace:

@@ -8,15 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CharforgeError
+from .errors import CharforgeError, one_line
 from .generation import MAX_LENGTH, MAX_SEED
 from .parsing import bounded, embedding, key_values, number_list, scalar
 from .threads import MAX_THREADS
-
-
-def one_line(exc: BaseException) -> str:
-    """An error's message on one line (a newline in a path must not split it)."""
-    return str(exc).replace("\r", "\\r").replace("\n", "\\n")
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -40,12 +40,18 @@ class Row:
     folder: str
     curve: list[tuple[float, float]]          # (seconds since start, smoothed loss)
     time_to_target: float | None = None
+    signal: int | None = None                 # the stop signal that interrupted this run
 
 
 def grid(base: dict[str, Any], cells: list[str],
          axes: dict[str, list[str]]) -> list[tuple[str, dict]]:
     """Every combination of the cells and the axes' values over the base settings, each
     checked against the schema; names like 'gru hidden=256 lr=0.001'."""
+    from .cells import get_cell
+    from .corpora import get_corpus
+    for cell in cells:                       # a misspelt cell fails before any training
+        get_cell(cell)
+    get_corpus(base.get("corpus", "shakespeare"))
     typed = {k: [parse_text(k, v) for v in values] for k, values in axes.items()}
     out = []
     for cell in cells:
@@ -70,15 +76,37 @@ def plan(base: dict[str, Any], cells: list[str], axes: dict[str, list[str]],
     return entries
 
 
+class _NotStarted(Exception):
+    """A queued configuration that the stop reached before it began."""
+
+
+_STOP = None          # in a pool's worker: the parent's "stop now" (a multiprocessing Event)
+
+
+def _init_worker(stop) -> None:
+    global _STOP
+    _STOP = stop
+
+
 def _run_entry(entry: Entry, threads: int) -> Row:
     """Train one configuration into its folder, quietly; a process pool's task."""
     from .progress import Reporter
     from .runfolder import read_metrics
     from .threads import set_num_threads
-    from .train import Trainer
+    from .train import Trainer, TrainingCallback
+
+    class StopWhenAsked(TrainingCallback):
+        """The parent was stopped (a signal only it received): save and stop here too."""
+
+        def on_step(self, trainer, metrics):
+            if _STOP is not None and _STOP.is_set():
+                trainer.request_stop()
+    if _STOP is not None and _STOP.is_set():
+        raise _NotStarted                     # queued before the stop: not begun at all
     set_num_threads(threads)
     start = time.perf_counter()
-    trainer = Trainer(TrainConfig.from_dict(entry.settings), entry.folder, reporter=Reporter())
+    trainer = Trainer(TrainConfig.from_dict(entry.settings), entry.folder, reporter=Reporter(),
+                      callbacks=[StopWhenAsked()])
     result = trainer.run()
     wall = time.perf_counter() - start
     final_val = trainer.validate()          # every row gets a validation loss at its end
@@ -91,30 +119,49 @@ def _run_entry(entry: Entry, threads: int) -> Row:
     return Row(entry.name, trainer.model.param_count,
                sorted(speeds)[len(speeds) // 2] if speeds else 0.0,
                trainer.smooth_loss if logged else None, best_val, wall, result.status,
-               entry.folder, [(r["wall"] - wall0, r["smooth_loss"]) for r in logged])
+               entry.folder, [(r["wall"] - wall0, r["smooth_loss"]) for r in logged],
+               signal=result.signal)
 
 
 def run(entries: list[Entry], jobs: int = 1, threads: int | None = None,
-        on_done=None) -> list[Row]:
-    """Train every entry (in `jobs` processes, the threads divided), rows in entry order."""
+        on_done=None) -> tuple[list[Row], int | None]:
+    """Train the entries (in `jobs` processes, the threads divided): the rows in entry order
+    and the stop signal, if one came. A stop (Ctrl-C, SIGTERM) ends the comparison: each run
+    that was training saves its checkpoint and stops, and no further one starts."""
     from .threads import get_num_threads
     total = threads or get_num_threads()
+    rows: list[Row] = []
+
+    def done(row: Row) -> bool:
+        rows.append(row)
+        if on_done:
+            on_done(row)
+        return row.signal is not None
     if jobs <= 1:
-        rows = []
         for e in entries:
-            rows.append(_run_entry(e, total))
-            if on_done:
-                on_done(rows[-1])
-        return rows
-    each = max(1, total // jobs)
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(_run_entry, e, each) for e in entries]
-        rows = []
+            if done(_run_entry(e, total)):
+                return rows, rows[-1].signal
+        return rows, None
+    import multiprocessing
+    stop = multiprocessing.Event()
+    pool = ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(stop,))
+    futures = [pool.submit(_run_entry, e, max(1, total // jobs)) for e in entries]
+    stopped = None
+    try:
         for f in futures:
-            rows.append(f.result())
-            if on_done:
-                on_done(rows[-1])
-        return rows
+            if done(f.result()):
+                stopped = rows[-1].signal
+                break
+    except KeyboardInterrupt as exc:           # the running workers save and stop
+        stopped = int(getattr(exc, "signum", 2))
+        stop.set()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    for f in futures[len(rows):]:              # runs that finished or saved meanwhile
+        if f.done() and not f.cancelled() and f.exception() is None:
+            done(f.result())
+    return rows, stopped if stopped is not None else next(
+        (r.signal for r in rows if r.signal is not None), None)
 
 
 def with_target(rows: list[Row], target: float | None = None) -> float | None:
@@ -145,6 +192,19 @@ def table(rows: list[Row], target: float | None):
     return t
 
 
+def curves(rows: list[Row]) -> list:
+    """The loss curves of the rows' runs, named as the table names them (runs too short to
+    log a step have none)."""
+    from .plots import load_run
+    runs = []
+    for r in rows:
+        if r.curve:
+            c = load_run(r.folder)
+            c.name = r.name
+            runs.append(c)
+    return runs
+
+
 def save_summary(rows: list[Row], target: float | None, out: Path) -> Path:
     path = out / "compare.json"
     path.write_text(json.dumps({"target": target, "rows": [asdict(r) for r in rows]},
@@ -155,13 +215,8 @@ def save_summary(rows: list[Row], target: float | None, out: Path) -> Path:
 def write_report(rows: list[Row], target: float | None, path: Path) -> Path:
     """An HTML report (the table and, with matplotlib, the curves inline) or a PNG/SVG of
     the curves."""
-    from .plots import load_run, save_chart
-    runs = []
-    for r in rows:
-        if r.curve:
-            c = load_run(r.folder)
-            c.name = r.name
-            runs.append(c)
+    from .plots import save_chart
+    runs = curves(rows)
     if path.suffix.lower() != ".html":
         if not runs:
             raise CharforgeError("no run logged a step, so there are no curves to draw")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -88,33 +89,27 @@ def cmd_compare(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
     console.print(f"comparing {len(entries)} configurations into {out} "
                   f"({args.jobs} at a time)")
-    rows = compare.run(entries, args.jobs, on_done=lambda r: console.print(
+    rows, stopped = compare.run(entries, args.jobs, on_done=lambda r: console.print(
         f"  done: {r.name} ({r.status}, {r.wall:.1f} s)"))
     target = compare.with_target(rows, args.target)
     console.print(compare.table(rows, target))
     _print_curves(rows)
     compare.save_summary(rows, target, out)
-    if report is not None:
+    if report is not None and rows:
         compare.write_report(rows, target, report)
         console.print(f"charforge: wrote {report}")
+    if stopped is not None:
+        from .stopsignals import exit_status
+        print(f"charforge: stopped; {len(rows)} of {len(entries)} configurations are in {out} "
+              "(an interrupted one continues with charforge train --resume FOLDER)",
+              file=sys.stderr)
+        return exit_status(stopped)
     return 0
 
 
 def _print_curves(rows) -> None:
-    import shutil
-    import sys
-
-    import plotext
-
-    from .plots import load_run, terminal_chart
-    runs = []
-    for r in rows:
-        if r.curve:                             # a run too short to log has no curve
-            c = load_run(r.folder)
-            c.name = r.name
-            runs.append(c)
-    if not runs:
-        return
-    cols, _ = shutil.get_terminal_size((100, 30))
-    chart = terminal_chart(runs, raw=False, width=cols, height=24)
-    print(chart if sys.stdout.isatty() else plotext.uncolorize(chart))
+    from .compare import curves
+    from .plots import print_chart
+    runs = curves(rows)
+    if runs:
+        print_chart(runs, raw=False, height=24)

@@ -38,19 +38,29 @@ def _vocab(model) -> Vocabulary:
     return model.vocab
 
 
-def encode_prime(vocab: Vocabulary, prime: str) -> np.ndarray:
-    """Ids to feed before sampling: unseen characters are an error naming them, or map to the
-    unknown token when the vocabulary has one; document models start from <eos>."""
-    missing = vocab.unseen(prime)
+def encode_text(vocab: Vocabulary, text: str, what: str = "text") -> np.ndarray:
+    """One id per character: unseen characters are an error naming them, or map to the
+    unknown token when the vocabulary has one."""
+    missing = vocab.unseen(text)
     if missing and vocab.unk_id is None:
         shown = ", ".join(repr(c) for c in missing[:10])
-        raise CharforgeError(f"the prime has characters this model never saw: {shown}; "
+        raise CharforgeError(f"the {what} has characters this model never saw: {shown}; "
                              "remove or replace them")
     if missing:
         unk = vocab.unk_id
-        ids = np.asarray([vocab.id_of(c) if c not in missing else unk for c in prime], np.int32)
-    else:
-        ids = vocab.encode(prime) if prime else np.zeros(0, np.int32)
+        return np.asarray([vocab.id_of(c) if c not in missing else unk for c in text], np.int32)
+    return vocab.encode(text) if text else np.zeros(0, np.int32)
+
+
+def fresh_seed() -> int:
+    """A seed drawn from the OS for a generation that was given none (so it can be logged
+    and made again)."""
+    return int(np.random.SeedSequence().entropy % (2**63))
+
+
+def encode_prime(vocab: Vocabulary, prime: str) -> np.ndarray:
+    """Ids to feed before sampling (encode_text's rules); document models start from <eos>."""
+    ids = encode_text(vocab, prime, "prime")
     if vocab.eos_id is not None:
         ids = np.concatenate(([vocab.eos_id], ids)).astype(np.int32)
     if len(ids) == 0:
@@ -84,7 +94,7 @@ def generate(model, prime: str | Sequence[str] = "", length: int = 200,
     s = get_sampler(sampler)
     params = s.resolve(sampler_params)
     if seed is None:
-        seed = int(np.random.SeedSequence().entropy % (2**63))
+        seed = fresh_seed()
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or \
             not 0 <= seed < 2**63:
         raise CharforgeError(f"seed must be a whole number from 0 to 2**63 - 1, got {seed!r}")

@@ -24,7 +24,7 @@ def add_plot_parser(sub) -> None:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     from .paths import new_file
-    from .plots import load_run, save_chart, terminal_chart
+    from .plots import load_run, print_chart, save_chart
     target = new_file(args.out, "--out") if args.out else None
     runs = [load_run(r, args.x) for r in args.runs]
     names = [r.name for r in runs]
@@ -35,12 +35,5 @@ def cmd_plot(args: argparse.Namespace) -> int:
         save_chart(runs, target, args.x, raw=not args.no_raw)
         print(f"charforge: wrote {target}")
     else:
-        import shutil
-        import sys
-
-        import plotext
-        cols, rows = shutil.get_terminal_size((100, 32))
-        chart = terminal_chart(runs, args.x, raw=not args.no_raw, width=args.width or cols,
-                               height=args.height or max(20, rows - 4))
-        print(chart if sys.stdout.isatty() else plotext.uncolorize(chart))
+        print_chart(runs, args.x, raw=not args.no_raw, width=args.width, height=args.height)
     return 0

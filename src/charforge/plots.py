@@ -91,10 +91,22 @@ def terminal_chart(runs: list[Curves], axis: str = "steps", raw: bool = True,
     for run in runs:
         plt.plot(run.x, run.lr, label=f"{run.name} lr" if several else "lr", marker="braille")
     plt.xlabel(AXES[axis])
-    plt.plotsize(width or 100, height or 30)
-    plt.subplot(1, 1).plotsize(width or 100, int((height or 30) * 0.7))
-    plt.subplot(2, 1).plotsize(width or 100, (height or 30) - int((height or 30) * 0.7))
+    width, height = width or 100, height or 30
+    plt.subplot(1, 1).plotsize(width, int(height * 0.7))
+    plt.subplot(2, 1).plotsize(width, height - int(height * 0.7))
     return plt.build()
+
+
+def print_chart(runs: list[Curves], axis: str = "steps", raw: bool = True,
+                width: int | None = None, height: int | None = None) -> None:
+    """The terminal chart at the terminal's size, without colour codes in a pipe."""
+    import shutil
+    import sys
+
+    import plotext
+    cols, rows = shutil.get_terminal_size((100, 32))
+    chart = terminal_chart(runs, axis, raw, width or cols, height or max(20, rows - 4))
+    print(chart if sys.stdout.isatty() else plotext.uncolorize(chart))
 
 
 def live_chart(run: Curves, width: int, height: int = 14) -> str:

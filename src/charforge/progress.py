@@ -47,10 +47,11 @@ class PlainReporter(Reporter):
 
 class RichReporter(Reporter):
     """A live bar with step, epoch, losses, speed and ETA; text goes above it."""
+    progress_class = Progress
 
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
-        self.progress = Progress(
+        self.progress = self.progress_class(
             TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
             TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("eta"),
             TimeRemainingColumn(), console=self.console, transient=False)
@@ -100,10 +101,10 @@ class ChartReporter(RichReporter):
     """The bar with a live chart of the training, smoothed and validation losses above it
     (`charforge train --plot`), redrawn at every logged step."""
 
+    progress_class = _ChartProgress
+
     def __init__(self, console: Console | None = None, height: int = 14) -> None:
         super().__init__(console)
-        self.progress = _ChartProgress(*self.progress.columns, console=self.console,
-                                       transient=False)
         from .plots import Curves
         self.curves = Curves("run")
         self.height = height

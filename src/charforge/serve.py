@@ -6,22 +6,28 @@ Routes: `/` the page, `GET /v1/models`, `POST /v1/generate` (JSON, or server-sen
 /v1/activations` (a unit's values over a text, for the page's colouring), `GET /healthz`,
 `GET /openapi.json`. Requests are checked with the CLI's rules (samplers' parameters, length
 and seed ranges, prime characters) and a mistake is HTTP 422 with the CLI's one-line message.
-Only the models the server was started with can be named, never a path.
+Only the models the server was started with can be named, never a path. Importing this
+module needs the `serve` extra (serve_cli checks for it first, with a hint).
 """
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import secrets
+import threading
 from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any
 
 import numpy as np
+from starlette.applications import Starlette
+from starlette.responses import HTMLResponse, JSONResponse, StreamingResponse
+from starlette.routing import Route
 
-from .errors import CharforgeError
-from .generation import MAX_SEED, encode_prime, generate
+from .errors import CharforgeError, one_line
+from .generation import MAX_SEED, encode_prime, fresh_seed, generate
 from .sampling import get_sampler, kernel_settings, sampler_names
 from .serve_engine import Busy, Engine, Row
 
@@ -41,10 +47,6 @@ class Served:
     model: Any
     meta: dict
     engine: Engine
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 class Invalid(CharforgeError):
@@ -75,7 +77,7 @@ def _text(body: dict) -> str:
 
 def _seeds(seed, n: int) -> list[int]:
     if seed is None:
-        seed = int(np.random.SeedSequence().entropy % (2**63))
+        seed = fresh_seed()
     return [seed + i for i in range(n)]
 
 
@@ -84,8 +86,6 @@ class Mailbox:
     in one wake-up per chunk rather than one per piece."""
 
     def __init__(self) -> None:
-        import collections
-        import threading
         self.items: collections.deque = collections.deque()
         self.lock = threading.Lock()
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -115,11 +115,10 @@ class App:
 
     def __init__(self, served: dict[str, Served], limits: Limits,
                  token: str | None = None) -> None:
-        from starlette.applications import Starlette
-        from starlette.routing import Route
         self.served, self.limits, self.token = served, limits, token
         self.default = next(iter(served))
         self.mailbox = Mailbox()
+        self.outside, self.outside_lock = 0, threading.Lock()
         for s in served.values():
             s.engine.after_chunk = self.mailbox.flush
         self.starlette = Starlette(routes=[
@@ -150,9 +149,12 @@ class App:
         given = request.headers.get("authorization", "")
         return secrets.compare_digest(given, f"Bearer {self.token}")
 
+    def _unauthorized(self):
+        return self._error(401, "this server needs a token: send Authorization: Bearer TOKEN",
+                           **{"WWW-Authenticate": "Bearer"})
+
     @staticmethod
     def _error(status: int, message: str, **headers):
-        from starlette.responses import JSONResponse
         return JSONResponse({"error": message}, status_code=status, headers=headers or None)
 
     async def _body(self, request) -> dict:
@@ -178,38 +180,32 @@ class App:
 
     async def _guarded(self, request, handler):
         if not self._allowed(request):
-            return self._error(401, "this server needs a token: send Authorization: Bearer "
-                                    "TOKEN", **{"WWW-Authenticate": "Bearer"})
+            return self._unauthorized()
         try:
             return await handler(await self._body(request))
         except _BusyError:
             return self._error(503, "the server is busy; retry in a moment",
                                **{"Retry-After": "1"})
         except CharforgeError as exc:
-            return self._error(422, _one_line(exc))
+            return self._error(422, one_line(exc))
 
     # ------------------------------------------------------------------ routes
     async def page(self, request):
-        from starlette.responses import HTMLResponse
         return HTMLResponse(files("charforge").joinpath("serve_page.html")
                             .read_text(encoding="utf-8"))
 
     async def healthz(self, request):
-        from starlette.responses import JSONResponse
         return JSONResponse({"ok": True, "models": list(self.served),
                              "rows": {n: s.engine.load() for n, s in self.served.items()}})
 
     async def openapi(self, request):
-        from starlette.responses import JSONResponse
 
         from .serve_api import openapi
         return JSONResponse(openapi(list(self.served), self.limits))
 
     async def models(self, request):
-        from starlette.responses import JSONResponse
         if not self._allowed(request):
-            return self._error(401, "this server needs a token: send Authorization: Bearer "
-                                    "TOKEN")
+            return self._unauthorized()
         out = []
         for name, s in self.served.items():
             c = s.model.config
@@ -232,7 +228,6 @@ class App:
         return await self._guarded(request, lambda body: self._generate(request, body))
 
     async def _generate(self, request, body: dict):
-        from starlette.responses import JSONResponse, StreamingResponse
         served = self._model(body)
         primes = body.get("primes")
         if primes is None:
@@ -253,7 +248,7 @@ class App:
         loop = asyncio.get_running_loop()
         self.mailbox.loop = loop
         queue: asyncio.Queue = asyncio.Queue()
-        rows = self._start(served, sampler, params, ids, length, seeds, loop, queue)
+        rows = self._start(served, sampler, params, primes, ids, length, seeds, loop, queue)
         head = {"model": served.name, "sampler": sampler.name, "params": params,
                 "seeds": seeds, "length": length}
         if not stream:
@@ -273,14 +268,15 @@ class App:
                     yield f"data: {json.dumps({'row': row, 'text': piece})}\n\n"
                 yield "event: done\ndata: {}\n\n"
             except CharforgeError as exc:
-                yield f"event: error\ndata: {json.dumps({'error': _one_line(exc)})}\n\n"
+                yield f"event: error\ndata: {json.dumps({'error': one_line(exc)})}\n\n"
             finally:
                 for r in rows:                       # a client that left frees its rows
                     r.cancelled = True
         return StreamingResponse(events(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store"})
 
-    def _start(self, served, sampler, params, ids, length, seeds, loop, queue) -> list:
+    def _start(self, served, sampler, params, primes, ids, length, seeds, loop,
+               queue) -> list:
         """Hand the rows to the batching engine (built-in samplers) or to a thread running
         generate() (plugin samplers); pieces arrive in `queue` as (row, text | None)."""
         def sink_for(row: int):
@@ -301,32 +297,34 @@ class App:
             except Busy:
                 raise _BusyError from None
             return rows
-        if served.engine.load() >= self.limits.max_rows:
-            raise _BusyError
-        flags = [_Flag(direct_sink_for(i)) for i in range(len(ids))]
+        with self.outside_lock:                # rows run beside the batch count too
+            if served.engine.load() + self.outside + len(primes) > self.limits.max_rows:
+                raise _BusyError
+            self.outside += len(primes)
+        flags = [_Flag(direct_sink_for(i)) for i in range(len(primes))]
 
         def run() -> None:
-            for i, (prime_ids, s) in enumerate(zip(ids, seeds, strict=True)):
-                text = served.model.vocab.decode(prime_ids)
+            for i, (prime, s) in enumerate(zip(primes, seeds, strict=True)):
                 try:
                     def stop_if_gone(_row, piece, i=i):
                         if flags[i].cancelled:
                             raise _Gone
                         flags[i].sink(piece)
-                    generate(served.model, text, length, sampler, s, callback=stop_if_gone,
+                    generate(served.model, prime, length, sampler, s, callback=stop_if_gone,
                              keep_text=False, **params)
                 except _Gone:
                     pass
                 except CharforgeError as exc:
                     loop.call_soon_threadsafe(queue.put_nowait, (i, exc))
+                finally:
+                    with self.outside_lock:
+                        self.outside -= 1
                 flags[i].sink(None)
         loop.run_in_executor(None, run)
         return flags
 
     async def next_chars(self, request):
         async def handle(body):
-            from starlette.responses import JSONResponse
-
             from .generation import next_distribution
             served, text = self._model(body), _text(body)
             sampler, params = self._sampler(body)
@@ -340,16 +338,12 @@ class App:
 
     async def activations(self, request):
         async def handle(body):
-            from starlette.responses import JSONResponse
-
             from .activations import SIGNED, trace
-            from .viz import resolve_state, scale_of
+            from .viz import checked_unit, scale_of
             served, text = self._model(body), _text(body)
-            name = served.model.config.cell
-            state = resolve_state(_field(body, "state", str, "h"), name)
-            L, H = served.model.config.layers, served.model.config.hidden
-            layer = _field(body, "layer", int, L - 1, 0, L - 1)
-            unit = _field(body, "unit", int, 0, 0, H - 1)
+            state, layer, unit = checked_unit(served.model, _field(body, "state", str, "h"),
+                                              _field(body, "layer", int, None),
+                                              _field(body, "unit", int, 0))
             tr = await asyncio.to_thread(trace, served.model, text, ["h", state])
             values = tr.neuron(state, layer, unit)
             return JSONResponse({"values": np.round(values, 4).tolist(),

@@ -72,6 +72,23 @@ def build_app(models: list[str], *, token: str | None = None, max_length: int = 
     return App(served, Limits(max_length=max_length, max_rows=max_rows), token)
 
 
+def _check_port(host: str, port: int) -> None:
+    """A port another program holds is one line before anything loads, not uvicorn's log."""
+    import socket
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise CharforgeError(f"--host {host}: {exc.strerror or exc}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(address)
+        except OSError as exc:
+            raise CharforgeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
+                                 "choose another --port, or stop what holds it") from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     if not _is_loopback(args.host) and not args.token and not args.no_token:
         raise CharforgeError(f"--host {args.host} serves beyond this machine: give --token "
@@ -82,6 +99,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ImportError:
         raise CharforgeError("charforge serve needs its web stack: pip install "
                              "'charforge[serve]'") from None
+    _check_port(args.host, args.port)
     app = build_app(args.models, token=args.token, max_length=args.max_length,
                     max_rows=args.max_rows, batching=not args.no_batching)
     names = ", ".join(app.served)

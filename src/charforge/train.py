@@ -338,6 +338,11 @@ class Trainer:
 
     def _on_stop_signal(self, signum: int) -> None:
         """Only a flag: printing from a signal handler could cut the output being written."""
+        self.request_stop(signum)
+
+    def request_stop(self, signum: int = 2) -> None:
+        """Finish the current step, save a checkpoint and stop, as the stop signal `signum`
+        would (for a caller told to stop some other way, e.g. a process pool's parent)."""
         self._stop = signum
 
     # ----------------------------------------------------------------- the loop

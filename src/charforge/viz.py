@@ -116,6 +116,20 @@ def resolve_state(state: str, cell_name: str) -> str:
     return state
 
 
+def checked_unit(model, state: str, layer: int | None,
+                 unit: int | None) -> tuple[str, int, int | None]:
+    """A unit as the user names it, checked against the model (the last layer by default);
+    every front end's one rule and message."""
+    state = resolve_state(state, getattr(model.cell, "name", str(model.cell)))
+    L, H = model.config.layers, model.config.hidden
+    layer = L - 1 if layer is None else layer
+    if not 0 <= layer < L:
+        raise CharforgeError(f"layer {layer}: the model has layers 0 to {L - 1}")
+    if unit is not None and not 0 <= unit < H:
+        raise CharforgeError(f"unit {unit}: each layer has units 0 to {H - 1}")
+    return state, layer, unit
+
+
 @dataclass
 class Shown:
     trace: Trace
@@ -130,13 +144,7 @@ def show(console, model, text: str, state: str = "h", layer: int | None = None,
     text coloured by `unit` of `layer` (default: the last layer; with no unit given, the one
     that follows a feature best)."""
     name = getattr(model.cell, "name", str(model.cell))
-    state = resolve_state(state, name)
-    L, H = model.config.layers, model.config.hidden
-    layer = L - 1 if layer is None else layer
-    if not 0 <= layer < L:
-        raise CharforgeError(f"layer {layer}: the model has layers 0 to {L - 1}")
-    if unit is not None and not 0 <= unit < H:
-        raise CharforgeError(f"unit {unit}: each layer has units 0 to {H - 1}")
+    state, layer, unit = checked_unit(model, state, layer, unit)
     kept = [s for s in ("h", "c") if s in states_of(name)]
     tr = trace(model, text, kept + ([state] if state not in kept else []))
     ranked = rank_units(tr, list(tr.states), feature_values(text, patterns), top=top or 5)

@@ -70,7 +70,7 @@ def test_mistakes_are_one_line_model_errors():
         model.prompt("ROMEO:", sampler="nope", length=5).text()
     with pytest.raises(llm.ModelError, match="characters this model never saw"):
         model.prompt("ROMEO:\u2603", length=5).text()
-    with pytest.raises(llm.ModelError, match="not key=value"):
+    with pytest.raises(llm.ModelError, match="params must look like key=value, got 'alpha'"):
         model.prompt("ROMEO:", params="alpha", sampler="sharpened", length=5).text()
     with pytest.raises(Exception, match="greater than 0"):
         model.prompt("ROMEO:", temperature=-1, length=5).text()
