@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import time
 
-from _common import parser, run_dir
+from _common import parser, run, run_dir
 
 import charforge
 
 
 def main() -> None:
-    p = parser(__doc__.splitlines()[0])
+    p = parser(__doc__)
     p.add_argument("--epochs", type=int, default=3)
     args = p.parse_args()
     data = charforge.load_corpus("shakespeare")
@@ -41,4 +41,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -2,7 +2,8 @@
 sequences of 25, AdaGrad, the smooth loss, a gradient-check table and "sharpened" sampling.
 
 The book is under copyright: point the script at your own plain-text copy
-(--path goblet_book.txt or CHARFORGE_HARRY_POTTER); without it the script says so and stops.
+(--path goblet_book.txt or CHARFORGE_HARRY_POTTER); without it the script says so in one
+line and exits with status 2.
 
     python examples/harry_potter_rnn.py --path ~/books/goblet_book.txt
     python examples/harry_potter_rnn.py --quick --path small_sample.txt
@@ -12,14 +13,14 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-from _common import parser, run_dir
+from _common import parser, run, run_dir
 
 import charforge
 from charforge.gradcheck import format_report, gradcheck
 
 
 def main() -> None:
-    p = parser(__doc__.splitlines()[0])
+    p = parser(__doc__)
     p.add_argument("--path", help="your copy of the book as plain text")
     p.add_argument("--epochs", type=int, default=1)
     args = p.parse_args()
@@ -27,8 +28,9 @@ def main() -> None:
     try:
         data = charforge.load_corpus("harry_potter", options)
     except charforge.CharforgeError as exc:
-        print(f"{exc}. Nothing to train on, stopping.")
-        return
+        raise charforge.CharforgeError(
+            f"nothing to train on: {str(exc).split(': pass')[0]}; give --path FILE or set "
+            "CHARFORGE_HARRY_POTTER=FILE") from None
     print(f"{len(data.ids):,} characters, {len(data.vocab)} distinct")
 
     # Gradient check of the same architecture in float64 (the from-scratch table).
@@ -58,4 +60,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

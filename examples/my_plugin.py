@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
-from _common import parser, run_dir
+from _common import parser, run, run_dir
 
 import charforge
 from charforge.corpora import Corpus, CorpusOption
@@ -53,7 +53,7 @@ class MyPlugin:
 
 
 def main() -> None:
-    args = parser(__doc__.splitlines()[0]).parse_args()
+    args = parser(__doc__).parse_args()
     register_plugin(MyPlugin(), "my-plugin")
     config = charforge.TrainConfig(corpus="counting", cell="gru", layers=1,
                                    hidden=16 if args.quick else 64, embedding=8, batch=32,
@@ -67,4 +67,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -7,13 +7,13 @@ carried between chunks; samples at several temperatures including 0.5.
 """
 from __future__ import annotations
 
-from _common import parser, run_dir
+from _common import parser, run, run_dir
 
 import charforge
 
 
 def main() -> None:
-    p = parser(__doc__.splitlines()[0])
+    p = parser(__doc__)
     p.add_argument("--epochs", type=int, default=1)
     args = p.parse_args()
     config = charforge.TrainConfig(
@@ -34,4 +34,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

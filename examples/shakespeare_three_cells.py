@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from _common import parser, run_dir
+from _common import parser, run, run_dir
 
 import charforge
 
@@ -17,7 +17,7 @@ SETUPS = [("rnn", 1, 1024), ("gru", 2, 1024), ("lstm", 2, 1024)]
 
 
 def main() -> None:
-    p = parser(__doc__.splitlines()[0])
+    p = parser(__doc__)
     p.add_argument("--steps", type=int, default=300, help="training steps per model")
     args = p.parse_args()
     hidden_scale, steps, batch = (32 / 1024, 6, 8) if args.quick else (1.0, args.steps, 64)
@@ -44,4 +44,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -432,3 +432,28 @@ def test_arbitrary_toml_documents_only_raise_charforge_errors(lines, noise, tmp_
             TrainConfig.from_dict(load_toml(path)).validate()
         except CharforgeError:
             pass
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["generate", "--lenght", "5"], "charforge generate: error: unrecognized arguments: "
+                                    "--lenght; did you mean --length? (see charforge generate "
+                                    "--help)"),
+    (["train", "--hiden", "5"], "did you mean --hidden? (see charforge train --help)"),
+    (["--bogus"], "charforge: error: unrecognized arguments: --bogus (see charforge --help)"),
+])
+def test_a_misspelt_flag_points_at_the_subcommands_help(argv, expected, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and expected in err
+
+
+def test_save_into_a_missing_folder_is_refused(tmp_path):
+    import os
+    env = dict(os.environ, HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "data"))
+    target = tmp_path / "no" / "such" / "dir" / "x.safetensors"
+    done = subprocess.run([sys.executable, "-m", "charforge", "repl"], env=env,
+                          input=f":save {target}\n:quit\n", capture_output=True, text=True,
+                          timeout=120)
+    said = done.stdout + done.stderr
+    assert f"the folder {target.parent} does not exist" in said
+    assert not (tmp_path / "no").exists()

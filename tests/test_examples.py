@@ -9,14 +9,15 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
-def run(name, *args, tmp_path):
+def run(name, *args, tmp_path, code=0, **env_changes):
     env = dict(os.environ)
     env.pop("CHARFORGE_HARRY_POTTER", None)
+    env.update(env_changes)
     r = subprocess.run([sys.executable, str(EXAMPLES / name), "--quick", "--out",
                         str(tmp_path), *args], capture_output=True, text=True, env=env,
                        timeout=600, cwd=tmp_path)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    return r.stdout
+    assert r.returncode == code, r.stdout[-2000:] + r.stderr[-2000:]
+    return r.stdout if code == 0 else r.stderr
 
 
 @pytest.mark.corpora
@@ -39,8 +40,34 @@ def test_numpy_lstm(tmp_path):
 
 
 def test_harry_potter_without_the_book(tmp_path):
-    out = run("harry_potter_rnn.py", tmp_path=tmp_path)
-    assert "own plain-text copy" in out and "stopping" in out
+    err = run("harry_potter_rnn.py", tmp_path=tmp_path, code=2)
+    assert len(err.strip().splitlines()) == 1 and "own plain-text copy" in err
+    assert err.startswith("harry_potter_rnn.py: nothing to train on") and "--path FILE" in err
+
+
+@pytest.mark.parametrize("script,corpus_file", [
+    ("shakespeare_three_cells.py", "tinyshakespeare.txt"), ("gru_tutorial.py",
+                                                            "tinyshakespeare.txt"),
+    ("numpy_lstm_2x512.py", "tinyshakespeare.txt"), ("ag_news_titles.py", "ag_news_test.csv")])
+def test_a_missing_corpus_is_one_line(script, corpus_file, tmp_path):
+    """No data folder, an empty cache and no network: one line naming the file, exit 2."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    err = run(script, tmp_path=tmp_path, code=2, CHARFORGE_DATA_DIR=str(empty),
+              CHARFORGE_CACHE_DIR=str(empty), CHARFORGE_OFFLINE="1")
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert err.startswith(f"{script}: ") and corpus_file in err
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in EXAMPLES.glob("*.py")
+                                          if not p.name.startswith("_")))
+def test_help_describes_in_whole_sentences(script, tmp_path):
+    r = subprocess.run([sys.executable, str(EXAMPLES / script), "--help"], capture_output=True,
+                       text=True, timeout=120, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    description = r.stdout.split("\n\n")[1]
+    assert description.rstrip().endswith((".", ")")), description
+    assert f"python examples/{script}" in r.stdout             # the usage lines, as epilog
 
 
 def test_harry_potter_with_a_synthetic_book(tmp_path):

@@ -1,5 +1,7 @@
 """Samplers and the generation engine: distributions (chi-square through the fused kernel),
 argmax against the model's own step path, limits, special tokens, batching, seeds, plugins."""
+import re
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -343,3 +345,25 @@ def test_streaming_chunks_give_the_same_text(sampler, params):
                                   callback=lambda r, p: pieces[r].append(p), **params)
     assert streamed == whole == ["".join(p) for p in pieces]
     assert all(len(t) == 1500 for t in whole)
+
+
+def test_a_callback_that_cannot_take_index_and_piece_is_refused_up_front():
+    from charforge.pretrained import load
+    model, _ = load("shakespeare")
+    got = []
+    for bad, words in ((got.append, "must accept two arguments, callback(index, piece)"),
+                       (lambda piece: None, "must accept two arguments"),
+                       (5, "must be a function")):
+        with pytest.raises(CharforgeError, match=re.escape(words)):
+            generate(model, "ROMEO:", 20, seed=1, callback=bad)
+    assert got == []
+    pieces = []
+    text = generate(model, "ROMEO:", 40, seed=1, callback=lambda i, piece: pieces.append(piece))
+    assert "".join(pieces) == text
+
+    rows = []
+
+    def with_defaults(index, piece, *, extra=None):
+        rows.append(index)
+    generate(model, ["a", "b"], 5, seed=1, callback=with_defaults)
+    assert set(rows) == {0, 1}

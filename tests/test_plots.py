@@ -29,8 +29,9 @@ def needs_matplotlib():
 
 def tiny_run(folder, cell="gru", steps=24, **kw):
     cfg = TrainConfig(corpus="textfile", corpus_options={"path": CORPUS}, cell=cell, layers=1,
-                      hidden=16, embedding=8, batch=8, seq=32, max_steps=steps, log_every=4,
-                      eval_every=8, sample_length=0, seed=3, **kw)
+                      hidden=16, embedding=8, batch=8, seq=32, max_steps=steps,
+                      log_every=kw.pop("log_every", 4), eval_every=8, sample_length=0, seed=3,
+                      **kw)
     return Trainer(cfg, folder).run()
 
 
@@ -51,6 +52,39 @@ def test_curves_on_each_axis():
     assert steps.smooth == [4.1, 3.5] and steps.lr == [0.1, 0.05]
 
 
+def test_validation_is_drawn_at_the_step_it_was_measured(tmp_path):
+    """eval_every=8 with log_every=3: the evaluations at 8, 16, 24 are drawn there (not at
+    the next log line, 9, 18, 24), once each, however many log lines come between."""
+    from charforge.plots import load_run
+    tiny_run(tmp_path / "r", log_every=3)
+    curves = load_run(tmp_path / "r")
+    assert curves.val_x == [8, 16, 24] and len(curves.val) == 3
+    assert curves.x == [3, 6, 9, 12, 15, 18, 21, 24]
+    # a metrics file of an older charforge repeated the last validation on every line
+    old = [{"step": s, "loss": 3.0, "val_loss": 2.5 if s < 12 else 2.0} for s in (4, 8, 12)]
+    older = curves_from_records("r", [{"step": 2, "loss": 3.0, "val_loss": None}, *old])
+    assert older.val_x == [4, 12] and older.val == [2.5, 2.0]
+
+
+def test_the_learning_rate_is_drawn_on_its_own_row():
+    """A constant lr of 0.002 at 80x24: the row labelled 0.002 holds the line, and no row
+    is labelled with a value the run never had."""
+    import plotext
+
+    from charforge.plots import Curves, terminal_chart
+    for lrs in ([0.002] * 50, [0.002 * 0.5 ** (i // 10) for i in range(50)]):
+        run = Curves("r", x=list(range(0, 500, 10)), loss=[3.0] * 50, smooth=[3.0] * 50,
+                     lr=lrs)
+        chart = plotext.uncolorize(terminal_chart([run], width=80, height=24))
+        lines = chart.splitlines()
+        top = max(i for i, ln in enumerate(lines) if ln.strip().startswith("┌"))
+        lower = lines[top + 1:]
+        labelled = {ln.split("┤")[0].strip(): ln.split("┤")[1] for ln in lower if "┤" in ln}
+        assert set(labelled) == {f"{v:.3g}" for v in (min(lrs), max(lrs))}, chart
+        for label, row in labelled.items():
+            assert any(ch not in " │⢕" for ch in row.replace("lr", "")), (label, chart)
+
+
 def test_plot_in_the_terminal_and_overlaid(tmp_path):
     tiny_run(tmp_path / "a")
     tiny_run(tmp_path / "b", cell="rnn")
@@ -61,8 +95,12 @@ def test_plot_in_the_terminal_and_overlaid(tmp_path):
     both = cli("plot", "a", "b", "--x", "chars", cwd=tmp_path)
     assert "a smoothed" in both.stdout and "b smoothed" in both.stdout
     assert "characters seen" in both.stdout
+    (tmp_path / "notes.txt").write_text("step 1 loss 3\n", encoding="utf-8")
+    (tmp_path / "other.jsonl").write_text("not json\n", encoding="utf-8")
     for bad, message in ((["nope"], "not a run folder"), (["a", "--out", "x.txt"], "give a file "
-                                                                                  "ending in")):
+                                                                                  "ending in"),
+                         (["notes.txt"], "notes.txt is not a run folder"),
+                         (["other.jsonl"], "none of its lines is a logged step")):
         failed = cli("plot", *bad, cwd=tmp_path)
         assert failed.returncode == 2 and message in failed.stderr
         assert len(failed.stderr.strip().splitlines()) == 1
@@ -102,9 +140,11 @@ def test_the_live_chart_beside_the_bar():
     reporter = ChartReporter(Console(file=buf, force_terminal=True, width=90))
     reporter.start(50, 0)
     for step in range(1, 30):
+        if step == 20:
+            reporter.evaluated(20, 3.0)
         reporter.update({"step": step, "epoch": 0, "loss": 4 - 0.05 * step,
                          "smooth_loss": 4 - 0.04 * step, "chars_per_s": 1000.0,
-                         "val_loss": 3.0 if step == 20 else None})
+                         "val_loss": 3.0 if step >= 20 else None})
     reporter.progress.refresh()
     reporter.stop()
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", buf.getvalue())
@@ -143,8 +183,9 @@ def test_compare_gives_one_row_each_and_the_same_losses_in_parallel(tmp_path):
         assert x["params"] == y["params"] and x["status"] == y["status"] == "budget"
         assert x["final_loss"] == pytest.approx(y["final_loss"], rel=1e-9)
         assert x["best_val"] == pytest.approx(y["best_val"], rel=1e-9)
-    table = [line for line in one.stdout.splitlines() if line.startswith("│")]
-    assert [line.split("│")[1].strip() for line in table] == ["rnn", "gru", "lstm"]
+    lines = one.stdout.splitlines()
+    rule = next(i for i, line in enumerate(lines) if set(line.strip()) == {"─"})
+    assert [line.split()[0] for line in lines[rule + 1:rule + 4]] == ["rnn", "gru", "lstm"]
     for name in ("01-rnn", "02-gru", "03-lstm"):
         assert (tmp_path / "one" / name / "metrics.jsonl").is_file()
     report = (tmp_path / "one.html").read_text(encoding="utf-8")
@@ -196,3 +237,24 @@ def test_a_stopped_comparison_saves_its_runs_and_starts_no_more(tmp_path, jobs):
         assert f"done: {name[3:]} (interrupted" in out
         again = cli("train", "--resume", f"c/{name}", "--max-steps", "1", cwd=tmp_path)
         assert again.returncode == 0, again.stderr
+
+
+def test_the_comparison_table_keeps_every_setting_whole_at_80_columns():
+    """Piped or at 80 columns, lr=0.001 and lr=0.002 stay readable (no 'lr=0.0...')."""
+    from rich.console import Console
+
+    from charforge.compare import Row, compact, table
+    names = ["gru hidden=256 lr=0.001 seq=100", "gru hidden=256 lr=0.002 seq=100",
+             "lstm hidden=1024 lr=0.002 seq=50 dropout=0.25"]
+    rows = [Row(n, 12_345_678, 45_678.0, 1.234, 1.345, 100.0, "interrupted", "f", [], 12.5)
+            for n in names]
+    buf = io.StringIO()
+    Console(file=buf, width=80).print(table(rows, 1.5))
+    lines = buf.getvalue().splitlines()
+    assert max(len(ln) for ln in lines) <= 80
+    words = [w for ln in lines for w in ln.split()]
+    for name in names:
+        assert all(w in words for w in name.split()), (name, buf.getvalue())
+    assert words.count("interrupted") == 3 and words.count("12.3M") == 3
+    assert [compact(n) for n in (950, 45_678, 12_345_678, 123_456_789)] == \
+        ["950", "45.7k", "12.3M", "123M"]

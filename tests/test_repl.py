@@ -69,6 +69,7 @@ def test_session(repl):
     assert ":probs [TEXT]" in out
     out = send(repl, ":info")
     assert "Total" in out and "vocabulary: 65" in out and "validation loss" in out
+    assert 'tokens  "\\n ' in out and "\\\\n" not in out   # a newline shows as \n, not \\n
     out = send(repl, ":plugins")
     assert "charforge.sampling" in out
 
@@ -150,8 +151,9 @@ def test_ctrl_c_stops_training_and_keeps_the_model(repl, tmp_path):
     repl.expect(PROMPT)
     said = " ".join(repl.before.split())
     assert "training stopped at step" in said and "the model stays loaded" in said
-    run = said.split(":resume ", 1)[1].split()[0]
-    assert "--" not in said                    # REPL advice, not command-line flags
+    advice = said[said.index("training stopped at step"):]   # the samples above are random
+    run = advice.split(":resume ", 1)[1].split()[0]
+    assert "--" not in advice                  # REPL advice, not command-line flags
     step = int(said.split("stopped at step ", 1)[1].split(",")[0])
     repl.sendline(f":resume {run} max_steps={step + 5}")
     repl.expect(PROMPT)
@@ -233,11 +235,21 @@ def test_several_samples_and_temperatures_side_by_side(repl, tmp_path):
     assert [e["row"] for e in entries[:3]] == [0, 1, 2]
     assert [e["params"]["temperature"] for e in entries[3:]] == [0.2, 1.5]
     assert entries[3]["output"] == _api_text("KING:", 30, 2, temperature=0.2)
+    assert "Enter continues [1] temperature 0.2; :more N continues sample N (1 to 2)" in \
+        " ".join(out.split())
+    out = send(repl, ":more 2")                     # says which one it carries on
+    assert "continuing [2] temperature 1.5" in out
     out = send(repl, ":sampler sharpened")
     assert "sharpened" in out
     out = send(repl, ":temp 0.5")                  # never a silent switch of sampler
     assert "error: the sharpened sampler has no temperature" in out
     assert "sharpened" in send(repl, ":settings")
+    send(repl, ":sampler temperature")
+    send(repl, ":temp 1.3")
+    out = send(repl, ":sampler temperature")       # a sampler switch keeps the temperature
+    assert "temperature 1.3" in out and "0.8" not in out
+    out = send(repl, ":sampler top_k k=5")
+    assert "top_k k=5 temperature=1.3" in out, out
 
 
 def test_pick_mode_write_and_log(repl, tmp_path):

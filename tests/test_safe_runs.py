@@ -58,7 +58,13 @@ def hashes(folder: Path) -> dict[str, str]:
 
 
 def losses(folder: Path) -> list[tuple[int, float]]:
-    return [(r["step"], r["loss"]) for r in read_metrics(folder / "metrics.jsonl")[0]]
+    return [(r["step"], r["loss"]) for r in read_metrics(folder / "metrics.jsonl")[0]
+            if "loss" in r]
+
+
+def validations(folder: Path) -> list[tuple[int, float]]:
+    return [(r["step"], r["val_loss"]) for r in read_metrics(folder / "metrics.jsonl")[0]
+            if "loss" not in r]
 
 
 def final_weights(folder: Path) -> np.ndarray:
@@ -122,7 +128,7 @@ def test_sigkill_at_random_moments_resumes_bit_exact(straight, tmp_path):
         raise AssertionError("the run never finished")
     assert kills >= 4                              # the loop really interrupted the run
     assert np.array_equal(final_weights(out), final_weights(straight))
-    assert losses(out) == losses(straight)
+    assert losses(out) == losses(straight) and validations(out) == validations(straight)
     assert not list(out.glob(".*.tmp"))            # what killed writers left is gone
 
 
@@ -142,7 +148,7 @@ def test_stop_signals_save_and_resume_bit_exact(signum, status, straight, tmp_pa
     code, err = finish(charforge("train", "--resume", str(out)))
     assert code == 0, err
     assert np.array_equal(final_weights(out), final_weights(straight))
-    assert losses(out) == losses(straight)
+    assert losses(out) == losses(straight) and validations(out) == validations(straight)
 
 
 def test_nohup_keeps_sighup_ignored(tmp_path):
@@ -423,7 +429,7 @@ def test_fifo_inputs_return_at_once(where, tmp_path, capsys):
     fifo.parent.mkdir(exist_ok=True)
     os.mkfifo(fifo)
     argv = {"corpus": ["train", *RUN, "--path", str(fifo), "--out", str(tmp_path / "r")],
-            "corpus folder": ["train", *RUN, "--path", str(fifo.parent),
+            "corpus folder": ["train", *RUN[4:], "--path", str(fifo.parent),
                               "--out", str(tmp_path / "r")],
             "checkpoint": ["generate", str(fifo), "--length", "5"],
             "config": ["train", "--config", str(fifo), "--out", str(tmp_path / "r")]}[where]

@@ -58,8 +58,8 @@ def test_stopped_and_resumed_equals_uninterrupted(mode, corpus_file, tmp_path):
     assert again.history == straight.history
     def lines(d):
         return [json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines()]
-    a = [(m["step"], m["loss"]) for m in lines(tmp_path / "straight")]
-    b = [(m["step"], m["loss"]) for m in lines(tmp_path / "resumed")]
+    a = [(m["step"], m.get("loss"), m.get("val_loss")) for m in lines(tmp_path / "straight")]
+    b = [(m["step"], m.get("loss"), m.get("val_loss")) for m in lines(tmp_path / "resumed")]
     assert a == b and len(a) >= 4
 
 
@@ -75,9 +75,16 @@ def test_run_folder_contents_and_generation(corpus_file, tmp_path):
     assert best.meta["train"]["best_val"] == pytest.approx(result.best_val)
     model, _ = charforge.load_model(tmp_path / "run")     # no extra arguments needed
     assert len(charforge.generate(model, "The", 30, seed=0)) == 30
-    m = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
-    assert {"step", "epoch", "loss", "smooth_loss", "val_loss", "lr", "chars_per_s",
-            "wall"} <= set(m)
+    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text()
+               .splitlines()]
+    steps = [r for r in records if "loss" in r]
+    assert steps and all({"step", "epoch", "loss", "smooth_loss", "lr", "chars_per_s",
+                          "wall"} == set(r) for r in steps)
+    # validation: a line of its own at the step it was measured, once per evaluation
+    evals = [r for r in records if "loss" not in r]
+    assert [(r["step"], r["val_loss"]) for r in evals] == \
+        [(h["step"], h["val_loss"]) for h in t.history]
+    assert all(set(r) == {"step", "epoch", "val_loss", "wall"} for r in evals)
 
 
 def test_divergence_stops_with_last_good_checkpoint(corpus_file, tmp_path):
@@ -203,3 +210,120 @@ def test_python_api_shows_progress_on_a_terminal_only(corpus_file, tmp_path, mon
     assert type(Trainer(cfg, tmp_path / "b", progress=False).reporter) is Reporter
     monkeypatch.setattr("sys.stderr.isatty", lambda: False)
     assert type(Trainer(cfg, tmp_path / "c").reporter) is Reporter
+
+
+# ---------------------------------------------------------------- run folders that do not mislead
+def _cli(*args, cwd):
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, "-m", "charforge", *args], capture_output=True,
+                          text=True, timeout=300, cwd=cwd)
+
+
+TINY = ("--cell", "gru", "--layers", "1", "--hidden", "8", "--embedding", "4", "--batch", "4",
+        "--seq", "16", "--sample-length", "0", "--log-every", "1")
+
+
+def test_resume_refuses_what_the_run_is_built_on_and_records_what_changes(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "my.txt").write_text(shakespeare_head(3000), encoding="utf-8")
+    first = _cli("train", "--path", "data/my.txt", *TINY, "--epochs", "1", "--out", "run",
+                 cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    before = (tmp_path / "run" / "config.json").read_text()
+    for flag, value in (("--hidden", "512"), ("--cell", "lstm"), ("--seq", "32"),
+                        ("--optimizer", "sgd"), ("--seed", "9")):
+        refused = _cli("train", "--resume", "run", "--epochs", "3", flag, value, cwd=tmp_path)
+        assert refused.returncode == 2, refused.stderr
+        line = refused.stderr.strip()
+        assert "\n" not in line and f"{flag[2:]} cannot change when a run resumes" in line
+        assert (tmp_path / "run" / "config.json").read_text() == before    # nothing written
+    steps = json.loads(before)
+    done = _cli("train", "--resume", "run", "--epochs", "2", "--lr", "0.001", "--hidden",
+                str(steps["hidden"]), cwd=tmp_path)                          # same value: fine
+    assert done.returncode == 0, done.stderr
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    ckpt = load(tmp_path / "run", prefer="latest")
+    at = config["changes"][0]["step"]
+    assert config["changes"] == [{"step": at, "changed": {"epochs": [1, 2],
+                                                          "lr": [0.002, 0.001]}}]
+    assert config["epochs"] == 2 and config["lr"] == 0.001 and config["hidden"] == 8
+    assert ckpt.meta["train"]["changes"] == config["changes"]
+    assert at == ckpt.meta["train"]["position"]["step"] // 2                # one epoch of two
+    assert "after epoch 2" in done.stderr                         # the bar's count, from 1
+
+
+def test_a_run_folder_works_from_anywhere(tmp_path):
+    """The corpus path is stored absolute: resume and eval from another folder; a moved
+    corpus is named with its recorded path and a way to point at the new place."""
+    work = tmp_path / "work"
+    (work / "data").mkdir(parents=True)
+    (work / "data" / "my.txt").write_text(shakespeare_head(3000), encoding="utf-8")
+    done = _cli("train", "--path", "data/my.txt", *TINY, "--max-steps", "3", "--out", "run",
+                cwd=work)
+    assert done.returncode == 0, done.stderr
+    config = json.loads((work / "run" / "config.json").read_text())
+    recorded = str(work / "data" / "my.txt")
+    assert config["corpus_options"]["path"] == recorded
+    assert config["corpus_files"] == [recorded]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert _cli("eval", str(work / "run"), cwd=elsewhere).returncode == 0
+    again = _cli("train", "--resume", str(work / "run"), "--max-steps", "5", cwd=elsewhere)
+    assert again.returncode == 0, again.stderr
+    (work / "data" / "my.txt").rename(work / "data" / "moved.txt")
+    for args in (("eval", str(work / "run")),
+                 ("train", "--resume", str(work / "run"), "--max-steps", "7")):
+        failed = _cli(*args, cwd=elsewhere)
+        assert failed.returncode == 2 and len(failed.stderr.strip().splitlines()) == 1
+        assert recorded in failed.stderr and "--path NEW" in failed.stderr, failed.stderr
+    moved = _cli("train", "--resume", str(work / "run"), "--max-steps", "7", "--path",
+                 "data/moved.txt", cwd=work)
+    assert moved.returncode == 0, moved.stderr
+    config = json.loads((work / "run" / "config.json").read_text())
+    assert config["corpus_files"] == [str(work / "data" / "moved.txt")]
+    assert config["changes"][-1]["changed"]["corpus_options"][1]["path"] == \
+        str(work / "data" / "moved.txt")
+
+
+def test_several_files_folders_and_globs(tmp_path):
+    text = shakespeare_head(4000)
+    (tmp_path / "a.txt").write_text(text[:2000], encoding="utf-8")
+    book = tmp_path / "book"
+    (book / "part").mkdir(parents=True)
+    (book / "one.md").write_text(text[2000:3000], encoding="utf-8")
+    (book / "part" / "two.py").write_text(text[3000:], encoding="utf-8")
+    (book / "cover.png").write_bytes(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR" + bytes(range(256)))
+    (book / ".git").mkdir()
+    (book / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    done = _cli("train", "--path", "a.txt", "--path", "book", *TINY, "--max-steps", "2",
+                "--out", "run", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "skipped 1 file(s) that are not text" in done.stderr
+    assert "cover.png (is binary)" in done.stderr
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["corpus_files"] == [str(tmp_path / "a.txt"), str(book / "one.md"),
+                                      str(book / "part" / "two.py")]
+    assert config["corpus_options"]["path"] == [str(tmp_path / "a.txt"), str(book)]
+    data = charforge.load_corpus("textfile", config["corpus_options"])
+    assert data.vocab.decode(data.ids) == text                     # every part, in order
+    only_md = charforge.load_corpus("textfile", {"path": str(book), "glob": "*.md"})
+    assert only_md.files == (str(book / "one.md"),)
+    globbed = charforge.load_corpus("textfile", {"path": str(tmp_path / "**" / "*.py")})
+    assert globbed.files == (str(book / "part" / "two.py"),)
+    for paths, message in (([str(tmp_path / "a.txt"), str(tmp_path / "a.txt")],
+                            "is named twice"),
+                           ([str(tmp_path / "a.txt"), str(tmp_path / "*.txt")], "named twice"),
+                           ([str(tmp_path / "*.rst")], "matches no file"),
+                           ([str(book / "cover.png")], "not valid UTF-8")):
+        with pytest.raises(CharforgeError, match=message):
+            charforge.load_corpus("textfile", {"path": paths})
+    with pytest.raises(CharforgeError, match="holds no text files"):
+        charforge.load_corpus("textfile", {"path": str(book), "glob": "*.png"})
+    repeated = _cli("train", "--corpus", "textfile", "--corpus-option", "path=a.txt",
+                    "--corpus-option", "path=book/one.md", *TINY, "--max-steps", "1", "--out",
+                    "run2", cwd=tmp_path)
+    assert repeated.returncode == 0, repeated.stderr
+    twice = _cli("train", "--opt", "rho=0.9", "--opt", "rho=0.95", "--path", "a.txt", *TINY,
+                 "--out", "run3", cwd=tmp_path)
+    assert twice.returncode == 2 and "rho is given twice" in twice.stderr

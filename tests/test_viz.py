@@ -187,6 +187,25 @@ def test_viz_from_the_command_line(tmp_path):
     assert none.returncode == 2 and "--text FILE or --prime TEXT" in none.stderr
 
 
+def test_no_ranking_where_the_text_cannot_support_one(tmp_path):
+    """Two characters gave r = +1.000: a ranking needs a minimum length, and a feature that
+    barely varies is left out with a line saying so."""
+    short = _cli("viz", "shakespeare", "--prime", "KI", "--top", "1", cwd=tmp_path)
+    assert short.returncode == 2 and len(short.stderr.strip().splitlines()) == 1
+    assert "at least 64 characters" in short.stderr and "--generate" in short.stderr
+    flat = np.zeros(200)
+    flat[:4] = 1                                          # on at 4 places: too few
+    assert not features.varies_enough(flat)
+    flat[:5] = 1
+    assert features.varies_enough(flat) and not features.varies_enough(flat[:63])
+    (tmp_path / "plain.txt").write_text("and so it goes on and on " * 8, encoding="utf-8")
+    plain = _cli("viz", "shakespeare", "--text", "plain.txt", "--top", "1", cwd=tmp_path)
+    assert plain.returncode == 0, plain.stderr
+    note = next(ln for ln in plain.stdout.splitlines() if ln.startswith("not ranked"))
+    assert note.endswith("quote, upper, speaker, bracket")
+    assert "inside a word" in plain.stdout
+
+
 def test_viz_in_the_repl(tmp_path):
     env = dict(os.environ, HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "data"))
     done = subprocess.run([sys.executable, "-m", "charforge", "repl"], env=env,
@@ -198,6 +217,11 @@ def test_viz_in_the_repl(tmp_path):
     assert "characters since the last newline" in done.stdout
     assert "c layer 0 unit 5" in done.stdout
     assert "each layer has units 0 to" in done.stdout + done.stderr
+    short = subprocess.run([sys.executable, "-m", "charforge", "repl"], env=env,
+                           input=":length 5\nROMEO:\n:viz top\n:quit\n", capture_output=True,
+                           text=True, timeout=300)
+    assert "ranking units needs at least 64 characters" in short.stdout + short.stderr
+    assert "(:length 200)" in short.stdout + short.stderr
 
 
 def test_the_page_in_a_real_browser(browser, tmp_path):

@@ -100,6 +100,9 @@ def check_train(train: Any) -> None:
     history = train.get("history", [])
     if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
         raise CheckpointError("train.history must be a list of objects")
+    changes = train.get("changes", [])
+    if not isinstance(changes, list) or not all(isinstance(c, dict) for c in changes):
+        raise CheckpointError("train.changes must be a list of objects")
 
 
 def check_tensors(declared: dict[str, tuple[str, tuple[int, ...]]],

@@ -20,6 +20,34 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
+    def parse_args(self, args=None, namespace=None):
+        """Unknown flags are found by the top parser after a subcommand has run: name that
+        subcommand's help (`charforge generate --help`), where the right spelling is."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = getattr(parsed, "command", None)
+            prog = f"{self.prog} {command}" if command else self.prog
+            close = _close_flag(extras[0], self._subcommand(command))
+            self.exit(2, f"{prog}: error: unrecognized arguments: {' '.join(extras)}"
+                         f"{close} (see {prog} --help)\n")
+        return parsed
+
+    def _subcommand(self, name: str | None) -> argparse.ArgumentParser | None:
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction) and name in action.choices:
+                return action.choices[name]
+        return None
+
+
+def _close_flag(given: str, parser: argparse.ArgumentParser | None) -> str:
+    """'; did you mean --length?' for a misspelt flag."""
+    import difflib
+    if parser is None or not given.startswith("--"):
+        return ""
+    flags = [o for a in parser._actions for o in a.option_strings if o.startswith("--")]
+    close = difflib.get_close_matches(given.split("=", 1)[0], flags, 1)
+    return f"; did you mean {close[0]}?" if close else ""
+
 
 def _add_arch(p: argparse.ArgumentParser, hidden: int, layers: int, width: str) -> None:
     p.add_argument("--cell", default="lstm", help="rnn, gru, lstm or a plugin cell "

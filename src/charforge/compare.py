@@ -177,19 +177,34 @@ def with_target(rows: list[Row], target: float | None = None) -> float | None:
 
 
 def table(rows: list[Row], target: float | None):
+    from rich import box
     from rich.table import Table
-    t = Table(title="comparison" + (f" (target loss {target:.3f})" if target else ""))
-    for col in ("configuration", "params", "chars/s", "train loss", "best val",
-                "time to target", "wall s", "status"):
-        t.add_column(col, justify="left" if col in ("configuration", "status") else "right")
+    t = Table(title="comparison" + (f" (target loss {target:.3f})" if target else ""),
+              box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+    # the configuration tells the rows apart, so no setting in it is ever cut (a cut
+    # 'lr=0.0...' hid 0.001 vs 0.002): a narrow table wraps it between settings, and the
+    # numbers are compact (compare.json and the report keep them whole)
+    widest = max(len(word) for r in rows for word in r.name.split()) if rows else 0
+    t.add_column("configuration", min_width=max(widest, 6), overflow="fold")
+    for col in ("params", "chars/s", "train\nloss", "best\nval", "time to\ntarget", "wall\ns"):
+        t.add_column(col, justify="right", no_wrap=True)
+    t.add_column("status", no_wrap=True)
 
     def num(v, fmt):
         return "-" if v is None else format(v, fmt)
     for r in rows:
-        t.add_row(r.name, f"{r.params:,}", f"{r.chars_per_s:,.0f}", num(r.final_loss, ".3f"),
+        t.add_row(r.name, compact(r.params), compact(r.chars_per_s), num(r.final_loss, ".3f"),
                   num(r.best_val, ".3f"), num(r.time_to_target, ".1f"), f"{r.wall:.1f}",
                   r.status)
     return t
+
+
+def compact(n: float) -> str:
+    """12,345,678 -> '12.3M', 45,678 -> '45.7k', 950 -> '950'."""
+    for size, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= size:
+            return f"{n / size:.3g}{unit}" if abs(n) < 100 * size else f"{n / size:.0f}{unit}"
+    return f"{n:.0f}"
 
 
 def curves(rows: list[Row]) -> list:

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from .errors import CharforgeError
-from .parsing import bounded
+from .parsing import add_corpus_flags, bounded, corpus_options
 
 
 def add_compare_parser(sub) -> None:
@@ -21,9 +21,9 @@ def add_compare_parser(sub) -> None:
     p.add_argument("--embedding", help="comma list of embedding widths (none: one-hot)")
     p.add_argument("--grid", action="append", metavar="KEY=V1,V2",
                    help="any run setting and its values, e.g. lr=1e-3,2e-3 (repeatable)")
-    p.add_argument("--corpus", default="shakespeare")
-    p.add_argument("--path", help="shortcut for --corpus-option path=FILE")
-    p.add_argument("--corpus-option", action="append", metavar="KEY=VALUE")
+    p.add_argument("--corpus", default=None,
+                   help="corpus name (default: textfile with --path, else shakespeare)")
+    add_corpus_flags(p)
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--budget", type=float, metavar="SECONDS",
                         help="train each configuration for this long")
@@ -59,7 +59,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from . import compare
-    from .parsing import key_values
     from .paths import new_file
     report = new_file(args.report, "--report") if args.report else None
     if report is not None and report.suffix.lower() not in (".html", ".png", ".svg", ".pdf"):
@@ -67,10 +66,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     out = Path(args.out or time.strftime("compare-%Y%m%d-%H%M%S")).expanduser()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise CharforgeError(f"--out {out} exists and is not an empty folder; choose another")
-    options = key_values(args.corpus_option, "--corpus-option")
-    if args.path:
-        options["path"] = args.path
-    base = {"corpus": args.corpus, "corpus_options": options, "seed": args.seed,
+    corpus = args.corpus or ("textfile" if args.path else "shakespeare")
+    base = {"corpus": corpus, "corpus_options": corpus_options(args), "seed": args.seed,
             "sample_length": 0, "checkpoint_minutes": 0.0, "log_every": 10}
     if args.budget is not None:
         if not args.budget > 0:

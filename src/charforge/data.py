@@ -65,6 +65,8 @@ class CorpusData:
     vocab: Vocabulary
     ids: np.ndarray | None = None
     docs: Documents | None = None
+    files: tuple[str, ...] = ()          # the files read, when the corpus names them
+    notes: tuple[str, ...] = ()          # what the user should hear (files passed over, ...)
 
     @property
     def size(self) -> int:
@@ -102,7 +104,22 @@ def load_corpus(name: str, options: dict | None = None,
     except Exception as exc:        # a corpus plugin's bug: one line naming it, no traceback
         raise CharforgeError(f"corpus {name!r} ({plugins.provider('corpora', name)}) raised "
                              f"{type(exc).__name__}: {exc}") from None
-    return CorpusData(name, "text", vocab, ids=ids)
+    return CorpusData(name, "text", vocab, ids=ids, files=tuple(map(str, source.files)),
+                      notes=tuple(source.notes))
+
+
+def load_recorded_corpus(name: str, options: dict | None, vocab: Vocabulary | None,
+                         where: str) -> CorpusData:
+    """A corpus as a run or a model file recorded it: a file that has moved since is named with
+    its recorded path, and how to read it from its new place."""
+    try:
+        return load_corpus(name, options, vocab)
+    except CharforgeError as exc:
+        if "does not exist" not in str(exc) and "matches no file" not in str(exc):
+            raise
+        raise CharforgeError(f"{exc} (the corpus path recorded in {where}); put the file back "
+                             f"or give its new place with {hints.setting('path', 'NEW')}"
+                             ) from None
 
 
 def _load_documents(corpus, opts: dict, vocab: Vocabulary | None) -> CorpusData:

@@ -4,7 +4,7 @@ on). The trainer's validation and `charforge eval` both come here, so they agree
 from __future__ import annotations
 
 from . import hints
-from .data import CorpusData, evaluation_batches, load_corpus
+from .data import CorpusData, evaluation_batches, load_recorded_corpus
 from .errors import CharforgeError
 from .train_state import TrainState
 
@@ -53,7 +53,7 @@ def evaluate_checkpoint(path, split: str = "val", options: dict | None = None):
     d = data_settings(meta)
     opts = dict(d.get("options") or {})
     opts.update(options or {})
-    data = load_corpus(d["name"], opts, model.vocab)
+    data = load_recorded_corpus(d["name"], opts, model.vocab, str(path))
     val, test = d["val_fraction"], d.get("test_fraction", 0.0)
     parts = data.split(split_fractions(val, test))
     part = parts[split]

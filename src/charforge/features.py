@@ -138,14 +138,28 @@ def correlations(values: np.ndarray, feature: np.ndarray) -> np.ndarray:
     return np.where(denom > 1e-12, r, 0.0)
 
 
+MIN_TEXT = 64       # characters before a correlation over the text means anything
+MIN_SUPPORT = 5     # positions where a feature leaves its most common value
+
+
+def varies_enough(feature: np.ndarray) -> bool:
+    """A feature that leaves its most common value at fewer than MIN_SUPPORT positions gives
+    perfect correlations by chance (two characters, one capital: some unit has r = 1)."""
+    if len(feature) < MIN_TEXT:
+        return False
+    _, counts = np.unique(feature, return_counts=True)
+    return len(feature) - int(counts.max()) >= MIN_SUPPORT
+
+
 def rank_units(trace, states: list[str], features: dict[str, np.ndarray],
                top: int = 5) -> dict[str, list[Unit]]:
-    """For each feature that varies over the text, the `top` units (of the given states, all
-    layers) whose values follow it best, by |r|, best first (ties: lower layer, unit)."""
+    """For each feature that varies enough over the text, the `top` units (of the given
+    states, all layers) whose values follow it best, by |r|, best first (ties: lower layer,
+    unit)."""
     ranked: dict[str, list[Unit]] = {}
     L, H = trace.layers, trace.hidden
     for name, feature in features.items():
-        if feature.std() == 0:
+        if not varies_enough(feature):
             continue
         units: list[Unit] = []
         for state in states:

@@ -99,6 +99,7 @@ def generate(model, prime: str | Sequence[str] = "", length: int = 200,
             not 0 <= seed < 2**63:
         raise CharforgeError(f"seed must be a whole number from 0 to 2**63 - 1, got {seed!r}")
     prime_ids = [encode_prime(vocab, p) for p in primes]
+    _check_callback(callback)
     if not keep_text and callback is None:
         raise CharforgeError("keep_text=False needs a callback: the text would go nowhere")
     _check_memory(model, len(vocab), prime_ids, int(length), return_probs, return_hidden,
@@ -372,6 +373,26 @@ def _checked_decode(sampler, model, ids, length, rng, allowed, eos, params) -> l
         raise CharforgeError(f"sampler {sampler.name!r} returned {list(got)[:10]!r}, not at "
                              f"most {length} ids of allowed characters")
     return out
+
+
+def _check_callback(callback) -> None:
+    """callback(index, piece) is called from inside the loop: a callable that cannot take
+    those two arguments (`got.append`) is said up front, not as a TypeError from within."""
+    if callback is None:
+        return
+    if not callable(callback):
+        raise CharforgeError(f"callback must be a function callback(index, piece), got "
+                             f"{type(callback).__name__}")
+    import inspect
+    try:
+        inspect.signature(callback).bind(0, "")
+    except TypeError:
+        raise CharforgeError(
+            f"callback {getattr(callback, '__qualname__', callback)!r} must accept two "
+            "arguments, callback(index, piece): the sample's index (0 for a single prime) "
+            "and the text just generated, e.g. lambda i, piece: got.append(piece)") from None
+    except ValueError:                # a builtin without a signature: it will tell at call
+        pass
 
 
 def _chunk_size(chunk: int, callback) -> int:

@@ -21,15 +21,47 @@ def scalar(text: str):
     return None if low in ("none", "null") else text
 
 
-def key_values(items: list[str] | None, what: str) -> dict:
-    """key=value pairs (numbers parsed as numbers), from repeated options or REPL words."""
+def key_values(items: list[str] | None, what: str, lists: bool = False) -> dict:
+    """key=value pairs (numbers parsed as numbers), from repeated options or REPL words. A key
+    given twice is a mistake, or with `lists` (corpus options: path=a path=b) a list."""
     out: dict = {}
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise CharforgeError(f"{what} must look like key=value, got {item!r}")
-        out[key.strip().replace("-", "_")] = scalar(value.strip())
+        key = key.strip().replace("-", "_")
+        typed = scalar(value.strip())
+        if key in out and not lists:
+            raise CharforgeError(f"{what}: {key} is given twice; give it once")
+        if key in out:
+            before = out[key] if isinstance(out[key], list) else [out[key]]
+            typed = [*before, typed]
+        out[key] = typed
     return out
+
+
+def add_corpus_flags(parser: argparse.ArgumentParser) -> None:
+    """--corpus-option KEY=VALUE and --path, repeatable (several files, folders, globs)."""
+    parser.add_argument("--path", action="append", metavar="FILE",
+                        help="shortcut for --corpus-option path=FILE: a file, a folder or a "
+                             "glob pattern (repeatable; alone it means --corpus textfile)")
+    parser.add_argument("--corpus-option", action="append", metavar="KEY=VALUE",
+                        help="corpus option (repeatable)")
+
+
+def corpus_options(args: argparse.Namespace) -> dict:
+    """The options that --corpus-option and --path give (one path, or a list of several)."""
+    options = key_values(args.corpus_option, "--corpus-option", lists=True)
+    if args.path:
+        paths = [*_as_list(options.get("path")), *args.path]
+        options["path"] = paths[0] if len(paths) == 1 else paths
+    return options
+
+
+def _as_list(value) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
 
 
 def number_list(text: str, what: str) -> list[float]:

@@ -35,18 +35,25 @@ def curves_from_records(name: str, records: list[dict], axis: str = "steps",
         raise CharforgeError(f"--x {axis!r}: use one of {', '.join(AXES)}")
     out = Curves(name)
     wall0 = next((r["wall"] for r in records if isinstance(r.get("wall"), (int, float))), 0.0)
+    last_val = None
     for r in records:
-        if not isinstance(r.get("loss"), (int, float)):
-            continue
         x = {"steps": r["step"], "chars": r["step"] * chars_per_step,
              "time": float(r.get("wall", wall0)) - wall0}[axis]
+        val = r.get("val_loss")
+        is_number = isinstance(val, (int, float)) and not isinstance(val, bool)
+        if not isinstance(r.get("loss"), (int, float)):
+            if is_number:                   # a validation line, at the step it was measured
+                out.val_x.append(x)
+                out.val.append(float(val))
+            continue
         out.x.append(x)
         out.loss.append(float(r["loss"]))
         out.smooth.append(float(r.get("smooth_loss", r["loss"])))
         out.lr.append(float(r.get("lr", 0.0)))
-        if isinstance(r.get("val_loss"), (int, float)):
+        if is_number and val != last_val:   # older runs repeated the last one on every line
             out.val_x.append(x)
-            out.val.append(float(r["val_loss"]))
+            out.val.append(float(val))
+            last_val = val
     return out
 
 
@@ -57,7 +64,13 @@ def load_run(path: str | Path, axis: str = "steps") -> Curves:
     metrics = folder / METRICS_FILE if folder.is_dir() else folder
     if not metrics.is_file():
         raise CharforgeError(f"{path} is not a run folder: it has no {METRICS_FILE}")
-    records, _dropped = read_metrics(metrics)
+    if metrics.suffix != ".jsonl":
+        raise CharforgeError(f"{path} is not a run folder (give the folder a training run "
+                             f"wrote, or its {METRICS_FILE})")
+    records, dropped = read_metrics(metrics)
+    if dropped and not records:
+        raise CharforgeError(f"{path} is not a run's {METRICS_FILE}: none of its lines is a "
+                             "logged step")
     if not any(isinstance(r.get("loss"), (int, float)) for r in records):
         raise CharforgeError(f"{metrics} has no logged steps yet")
     chars = 1
@@ -75,7 +88,7 @@ def terminal_chart(runs: list[Curves], axis: str = "steps", raw: bool = True,
                    width: int | None = None, height: int | None = None) -> str:
     """The curves as text (ANSI colours), losses above and the learning rate below."""
     import plotext as plt
-    plt.clf()
+    plt.main().clear_figure()      # the whole figure: clf() clears only the active subplot
     plt.subplots(2, 1)
     plt.subplot(1, 1)
     several = len(runs) > 1
@@ -90,11 +103,26 @@ def terminal_chart(runs: list[Curves], axis: str = "steps", raw: bool = True,
     plt.subplot(2, 1)
     for run in runs:
         plt.plot(run.x, run.lr, label=f"{run.name} lr" if several else "lr", marker="braille")
+    _value_ticks([v for run in runs for v in run.lr])
     plt.xlabel(AXES[axis])
     width, height = width or 100, height or 30
     plt.subplot(1, 1).plotsize(width, int(height * 0.7))
     plt.subplot(2, 1).plotsize(width, height - int(height * 0.7))
     return plt.build()
+
+
+def _value_ticks(values: list[float]) -> None:
+    """Ticks at the lowest and highest value, in a range padded around them: plotext's own
+    ticks on a few rows can label a row with a value the line is not at (a constant 0.002
+    drawn on the row marked 0.003)."""
+    import plotext as plt
+    if not values:
+        return
+    lo, hi = min(values), max(values)
+    pad = (hi - lo) * 0.15 or abs(hi) * 0.5 or 1.0
+    plt.ylim(lo - pad, hi + pad)
+    ticks = [lo] if hi == lo else [lo, hi]
+    plt.yticks(ticks, [f"{v:.3g}" for v in ticks])
 
 
 def print_chart(runs: list[Curves], axis: str = "steps", raw: bool = True,
@@ -112,7 +140,7 @@ def print_chart(runs: list[Curves], axis: str = "steps", raw: bool = True,
 def live_chart(run: Curves, width: int, height: int = 14) -> str:
     """A compact chart of one run's losses for the live view of `train --plot`."""
     import plotext as plt
-    plt.clf()
+    plt.main().clear_figure()      # the whole figure: clf() clears only the active subplot
     plt.plot(run.x, run.loss, label="train", marker="braille")
     plt.plot(run.x, run.smooth, label="smoothed", marker="braille")
     if run.val:

@@ -16,12 +16,23 @@ class Reporter:
     def update(self, m: dict[str, Any]) -> None: ...
     def message(self, text: str) -> None: ...
     def sample(self, text: str) -> None: ...
+    def evaluated(self, step: int, val_loss: float) -> None: ...
     def done(self, step: int, finished: bool) -> None: ...
     def stop(self) -> None: ...
 
 
+def where_in_training(step: int, epoch: int, batch_index: int) -> str:
+    """'step 530, in epoch 3' or 'step 950, after epoch 5': epochs counted from 1, as the
+    progress bar shows them (`epoch` is how many have finished)."""
+    if batch_index == 0 and epoch > 0:
+        return f"step {step}, after epoch {epoch}"
+    return f"step {step}, in epoch {epoch + 1}"
+
+
 def _fmt(m: dict[str, Any]) -> str:
-    parts = [f"step {m['step']}", f"epoch {m['epoch']}", f"loss {m['loss']:.4f}",
+    """A log line; the epoch is the one in progress, counted from 1 (metrics.jsonl keeps the
+    number of finished epochs)."""
+    parts = [f"step {m['step']}", f"epoch {m['epoch'] + 1}", f"loss {m['loss']:.4f}",
              f"smooth {m['smooth_loss']:.4f}"]
     if m.get("val_loss") is not None:
         parts.append(f"val {m['val_loss']:.4f}")
@@ -63,7 +74,7 @@ class RichReporter(Reporter):
                                            info="")
 
     def update(self, m):
-        info = f"ep {m['epoch']} loss {m['loss']:.3f} smooth {m['smooth_loss']:.3f}"
+        info = f"ep {m['epoch'] + 1} loss {m['loss']:.3f} smooth {m['smooth_loss']:.3f}"
         if m.get("val_loss") is not None:
             info += f" val {m['val_loss']:.3f}"
         info += f" {m['chars_per_s']:,.0f} ch/s"
@@ -117,12 +128,14 @@ class ChartReporter(RichReporter):
         c.x.append(m["step"])
         c.loss.append(m["loss"])
         c.smooth.append(m["smooth_loss"])
-        if m.get("val_loss") is not None:
-            c.val_x.append(m["step"])
-            c.val.append(m["val_loss"])
         width = max(40, self.console.width - 2)
         self.progress.chart = Text.from_ansi(live_chart(c, width, self.height))
         super().update(m)
+
+    def evaluated(self, step, val_loss):
+        """A validation point at the step it was measured (drawn with the next redraw)."""
+        self.curves.val_x.append(step)
+        self.curves.val.append(val_loss)
 
 
 def default_reporter(plot: bool = False) -> Reporter:

@@ -207,11 +207,16 @@ class Repl:
             return
         from .corpora import get_corpus
         corpus = get_corpus(args[0])
-        opts = corpus.resolve_options(self._kv(args[1:]))
-        if corpus.status(**opts) == "needs a file" and corpus.kind == "text":
-            corpus.text_source(**opts)          # raises the corpus's own "provide X" message
-        self.corpus = (args[0], {k: v for k, v in opts.items() if v is not None})
-        self.info(f"corpus: {args[0]} ({corpus.status(**opts)})")
+        opts = corpus.resolve_options(key_values(args[1:], "corpus options", lists=True))
+        files = ""
+        if corpus.kind == "text" and corpus.status(**opts) in ("ready", "needs a file"):
+            source = corpus.text_source(**opts)   # raises the corpus's own "provide X" message
+            for note in source.notes:
+                self.info(note)
+            files = f", {len(source.files)} files" if len(source.files) > 1 else ""
+        self.corpus = (args[0], corpus.absolute_options(
+            {k: v for k, v in opts.items() if v is not None}))
+        self.info(f"corpus: {args[0]} ({corpus.status(**opts)}{files})")
 
     def cmd_train(self, args):
         from .progress import RichReporter
@@ -280,6 +285,9 @@ class Repl:
                                  f":save {path / 'model.safetensors'}")
         if path.suffix != ".safetensors":
             path = path.with_suffix(".safetensors")
+        if not path.parent.is_dir():               # a typo must not create folders
+            raise CharforgeError(f"the folder {path.parent} does not exist; create it first "
+                                 "or save elsewhere")
         extra = {"val_loss": self.meta["val_loss"]} if self.meta.get("val_loss") else {}
         try:
             extra["corpus"] = data_settings(self.meta)  # so `charforge eval` works on it
@@ -293,7 +301,10 @@ class Repl:
         if not args:
             return self.cmd_settings([])
         s = get_sampler(args[0])
-        params = s.resolve(self._kv(args[1:]))
+        given = self._kv(args[1:])
+        # settings the new sampler shares with the old (a :temp 1.0) carry over unless given
+        kept = {k: v for k, v in self.sampler_params.items() if k in s.params and k not in given}
+        params = s.resolve({**kept, **given})
         self.sampler, self.sampler_params = s.name, params
         if self.temperatures and "temperature" not in s.params:
             self.temperatures = None
@@ -454,8 +465,7 @@ class Repl:
     def cmd_info(self, args):
         self.console.print(self.model.summary().to_rich())
         v = self.model.vocab
-        shown = "".join(v.chars).replace("\n", "\\n")
-        self.console.print(f"vocabulary: {len(v)} tokens  {shown!r}", markup=False)
+        self.console.print(f"vocabulary: {len(v)} tokens  {''.join(v.chars)!r}", markup=False)
         if self.meta.get("val_loss") is not None:
             self.console.print(f"validation loss: {self.meta['val_loss']:.4f} nats/char",
                                markup=False)
@@ -552,14 +562,21 @@ class Repl:
             self.info("[generation stopped]")
             if not columns:
                 return
+        labels = [f"[{c * self.num + r + 1}]" + (f" temperature {t:g}" if t else "")
+                  for c, t in enumerate(temps[:len(columns)]) for r in range(self.num)]
         if self.temperatures:
             heads = [f"temperature {t:g}" for t in self.temperatures[:len(columns)]]
-            self.console.print(side_by_side(heads, columns))
+            numbers = [[labels[c * self.num + r].split()[0] for r in range(self.num)]
+                       for c in range(len(columns))]
+            self.console.print(side_by_side(heads, columns, numbers))
         else:
             for part in numbered(columns[0]):
                 self.console.print(part)
-        self.last = Output([x for col in columns for x in col])
+        self.last = Output([x for col in columns for x in col], labels)
         self.after_stream = False
+        if len(labels) > 1:
+            self.info(f"Enter continues {labels[0]}; :more N continues sample N "
+                      f"(1 to {len(labels)})")
 
     def cmd_more(self, args, typed_rows: int = 1):
         if not self.last:
@@ -572,6 +589,9 @@ class Repl:
         if not 1 <= k <= n or len(args) > 1:
             raise CharforgeError(f"usage: :more [N] (N: which sample, 1 to {n})")
         full = self.last.texts[k - 1]
+        if n > 1:
+            label = self.last.labels[k - 1] if len(self.last.labels) == n else f"[{k}]"
+            self.info(f"continuing {label}")
         context = full[-CONTEXT_CHARS:]
         tail = full.rsplit("\n", 1)[-1]
         columns = terminal_columns()
@@ -587,7 +607,7 @@ class Repl:
         text, complete = self._stream(context, seed)
         self.last.texts[k - 1] = full + text
         if n > 1:
-            self.last.texts = [self.last.texts[k - 1]]
+            self.last = Output([self.last.texts[k - 1]])
         self._log(context, text, self.sampler, self.sampler_params, seed, continued=True,
                   **({} if complete else {"stopped": True}))
         self.after_stream = complete

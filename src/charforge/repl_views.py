@@ -18,13 +18,19 @@ def shown_char(token: str) -> str:
     return repr(token) if len(token) == 1 else token
 
 
-def side_by_side(headers: list[str], columns: list[list[str]]) -> Table:
-    """One column per header (a temperature), one row per sample."""
+def side_by_side(headers: list[str], columns: list[list[str]],
+                 numbers: list[list[str]] | None = None) -> Table:
+    """One column per header (a temperature), one row per sample; each text under the number
+    that :more N continues."""
     t = Table(show_lines=True, expand=True)
     for h in headers:
         t.add_column(h, overflow="fold", ratio=1)
-    for row in zip(*columns, strict=True):
-        t.add_row(*(Text(cell) for cell in row))
+    for r, row in enumerate(zip(*columns, strict=True)):
+        cells = []
+        for c, cell in enumerate(row):
+            text = Text(f"{numbers[c][r]} ", style="bold") if numbers else Text()
+            cells.append(text.append(cell))
+        t.add_row(*cells)
     return t
 
 

@@ -21,7 +21,8 @@ import numpy as np
 from . import checkpoint as ckpt
 from . import hints, plugins
 from ._kernels import ops
-from .data import CorpusData, default_mode, load_corpus, make_batches
+from .corpora import get_corpus
+from .data import CorpusData, default_mode, load_corpus, load_recorded_corpus, make_batches
 from .divergence import DivergenceWatch
 from .errors import CharforgeError, CheckpointError
 from .evaluation import evaluate, evaluation_seq, split_fractions
@@ -85,6 +86,17 @@ def _step_seed(seed: int, step: int) -> int:
                >> 1)
 
 
+def _corpus_overrides(config: TrainConfig, overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """Resume's overrides with corpus options laid over the run's (a new path for a moved
+    file keeps the other options) and their paths made absolute."""
+    out = {str(k).replace("-", "_"): v for k, v in (overrides or {}).items()}
+    extra = out.get("corpus_options")
+    if isinstance(extra, dict) and isinstance(out.get("corpus", config.corpus), str):
+        corpus = get_corpus(out.get("corpus", config.corpus))
+        out["corpus_options"] = {**config.corpus_options, **corpus.absolute_options(extra)}
+    return out
+
+
 class Trainer:
     """Train a model on a corpus into a run folder (see TrainConfig for the settings).
 
@@ -97,7 +109,13 @@ class Trainer:
                  callbacks: list[TrainingCallback] | None = None, model: CharModel | None = None,
                  data: CorpusData | None = None, overwrite: bool = False,
                  progress: bool = True) -> None:
-        self.config = config.validate()
+        config = config.validate()
+        if data is None:
+            corpus = get_corpus(config.corpus)
+            config = config.replace(corpus_options=corpus.absolute_options(
+                config.corpus_options))
+        self.config = config
+        self.changes: list[dict[str, Any]] = []     # settings changed when it resumed
         self.out = Path(out)
         self.folder = RunFolder(self.out)
         self.overwrite = overwrite
@@ -188,11 +206,16 @@ class Trainer:
             raise CharforgeError(f"{c.path} is a model file, not a training checkpoint")
         saved = TrainState.from_meta(meta["train"])
         config = TrainConfig.from_dict(saved.config)
-        if overrides:
-            config = config.replace(**overrides)
+        config, changed = config.resumed_with(_corpus_overrides(config, overrides))
         model = c.model()
-        t = cls(config, folder.path, reporter=reporter, callbacks=callbacks, model=model)
+        data = load_recorded_corpus(config.corpus, config.corpus_options, model.vocab,
+                                    f"{folder.path}'s checkpoint")
+        t = cls(config, folder.path, reporter=reporter, callbacks=callbacks, model=model,
+                data=data)
         t.folder, t._resumed = folder, True
+        t.changes = list(saved.changes)
+        if changed:
+            t.changes.append({"step": saved.step, "changed": changed})
         t.run_id = saved.run_id or folder.run_id() or t.run_id
         t.optimizer.load_state_dict(saved.optimizer, c.optimizer)
         t.step, t.epoch, t.batch_index = saved.step, saved.epoch, saved.batch_index
@@ -221,7 +244,7 @@ class Trainer:
         meta["train"] = TrainState(
             self.config.to_dict(), opt_meta, self.run_id, self.step, self.epoch,
             self.batch_index, self.smooth_loss, self.history, self.best_val, self.last_val,
-            self.evals_since_best, self.mode, self.watch.to_meta()).to_meta()
+            self.evals_since_best, self.mode, self.watch.to_meta(), self.changes).to_meta()
         c = ckpt.Checkpoint(meta, dict(self.model.params), opt_arrays,
                             state_tensors(self.state, self.model.cell.state_names))
         name = path_name or ckpt.step_name(self.step)
@@ -262,10 +285,18 @@ class Trainer:
                                  f"checkpoint needs ({need / 1e6:,.1f} MB); free some space or "
                                  "use another folder")
 
+    def settings_record(self) -> dict[str, Any]:
+        """config.json: the settings in force (paths absolute, so the folder works from
+        anywhere), the files the corpus read, and each change made on resume at its step."""
+        record = self.config.to_dict()
+        record["corpus_files"] = list(self.data.files)
+        record["changes"] = self.changes
+        return record
+
     def _write_config(self) -> None:
         try:
-            ckpt.atomic_write(self.out / CONFIG_FILE,
-                              json.dumps(self.config.to_dict(), indent=2).encode())
+            ckpt.atomic_write(self.out / CONFIG_FILE, json.dumps(self.settings_record(),
+                                                                 indent=2).encode())
         except OSError as exc:
             raise CharforgeError(f"cannot write to the run folder {self.out}: "
                                  f"{exc.strerror or exc}") from None
@@ -312,6 +343,10 @@ class Trainer:
                        evaluation_seq(self.config.seq))
         self.last_val = val
         self.history.append({"step": self.step, "epoch": self.epoch, "val_loss": val})
+        self._log({"step": self.step, "epoch": self.epoch, "val_loss": val, "wall": time.time()})
+        evaluated = getattr(self.reporter, "evaluated", None)    # a reporter written before it
+        if evaluated is not None:
+            evaluated(self.step, val)
         improved = self.best_val is None or val < self.best_val
         if improved:
             self.best_val = val
@@ -358,6 +393,8 @@ class Trainer:
                 self.reporter.message(f"moved the earlier run in {self.out} to {moved}")
             self._write_config()
             m = self.model.config
+            for note in self.data.notes:
+                self.reporter.message(note)
             self.reporter.message(f"training {m.cell} {m.layers}x{m.hidden} "
                                   f"({self.model.param_count:,} parameters) on {self.config.corpus}"
                                   f", {self.mode} batching, {len(self.batches)} batches per epoch"
@@ -495,9 +532,10 @@ class Trainer:
 
     def _report(self, loss: float, chars_per_s: float) -> None:
         m = {"step": self.step, "epoch": self.epoch, "loss": loss,
-             "smooth_loss": self.smooth_loss, "val_loss": self.last_val,
-             "lr": self.optimizer.lr, "chars_per_s": chars_per_s, "wall": time.time()}
-        self._log(m)
+             "smooth_loss": self.smooth_loss, "lr": self.optimizer.lr,
+             "chars_per_s": chars_per_s, "wall": time.time()}
+        self._log(m)                      # validation has lines of its own, at its step
+        m["val_loss"] = self.last_val     # the latest, for the bar and the callbacks
         self.reporter.update(m)
         self._call("on_step", m)
 

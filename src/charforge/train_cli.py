@@ -6,6 +6,7 @@ import signal
 import sys
 
 from .errors import CharforgeError
+from .parsing import add_corpus_flags
 from .stopsignals import exit_status
 from .train_config import TrainConfig, load_toml, parse_text, specs
 
@@ -34,9 +35,7 @@ def add_train_parser(sub, func) -> None:
                    help="if --out holds another run, move that run aside to DIR.replaced-TIME")
     p.add_argument("--plot", action="store_true",
                    help="a live loss chart above the progress bar (on a terminal)")
-    p.add_argument("--path", help="shortcut for --corpus-option path=FILE")
-    p.add_argument("--corpus-option", action="append", metavar="KEY=VALUE",
-                   help="corpus option (repeatable)")
+    add_corpus_flags(p)
     p.add_argument("--opt", action="append", metavar="KEY=VALUE",
                    help="optimizer option such as rho=0.95 or momentum=0.9")
     for name, (spec, default) in specs().items():
@@ -53,14 +52,14 @@ def add_train_parser(sub, func) -> None:
 
 
 def _settings(args) -> dict:
-    from .parsing import key_values
+    from .parsing import corpus_options, key_values
     data = load_toml(args.config) if args.config else {}
     for name in specs():
         if hasattr(args, name):
             data[name] = getattr(args, name)
-    extra = key_values(args.corpus_option, "--corpus-option")
-    if args.path:
-        extra["path"] = args.path
+    extra = corpus_options(args)
+    if args.path and "corpus" not in data:
+        data["corpus"] = "textfile"              # --path alone: your own text
     _merge(data, "corpus_options", extra)
     _merge(data, "optimizer_options", key_values(args.opt, "--opt"))
     return data
@@ -75,7 +74,7 @@ def _merge(data: dict, key: str, extra: dict) -> None:
 
 
 def run_train(args) -> int:
-    from .progress import default_reporter
+    from .progress import default_reporter, where_in_training
     from .train import Trainer
     reporter = default_reporter(plot=args.plot)
     settings = _settings(args)
@@ -91,8 +90,9 @@ def run_train(args) -> int:
     result = trainer.run()
     val = f"{result.val_loss:.4f}" if result.val_loss is not None else "n/a"
     best = f"{result.best_val:.4f}" if result.best_val is not None else "n/a"
-    print(f"{result.status} at step {result.step} (epoch {result.epoch}); val loss {val}, "
-          f"best {best}; run folder {out}", file=sys.stderr)
+    where = where_in_training(result.step, result.epoch, trainer.batch_index)
+    print(f"{result.status} at {where}; val loss {val}, best {best}; run folder {out}",
+          file=sys.stderr)
     if result.status == "interrupted":
         print(f"resume with: charforge train --resume {out}", file=sys.stderr)
         return exit_status(result.signal or signal.SIGINT)

@@ -39,6 +39,8 @@ class Spec:
     choices: tuple[str, ...] | None = None
     optional: bool = False            # None allowed
     flag: bool = True                 # a --flag of its own (dict settings have KEY=VALUE flags)
+    fixed: bool = False               # set for the whole run: the weights, the data order or
+    #                                   the optimizer's state depend on it, so resume refuses it
 
     def allowed(self) -> str:
         """'a whole number from 1 to 64', 'a number in (0, 1)', 'one of a, b', ..."""
@@ -84,25 +86,28 @@ WIDTH = 1 << 16
 
 @dataclass
 class TrainConfig:
-    corpus: str = setting("shakespeare", "str", "corpus name (charforge corpora lists them)")
+    corpus: str = setting("shakespeare", "str", "corpus name (charforge corpora lists them)",
+                          fixed=True)
     corpus_options: dict[str, Any] = setting(None, "dict", "the corpus's options", flag=False)
-    cell: str = setting("lstm", "str", "rnn, gru, lstm or a plugin cell")
-    layers: int = setting(2, "int", "stacked layers", low=1, high=64)
-    hidden: int = setting(256, "int", "hidden units per layer", low=1, high=WIDTH)
+    cell: str = setting("lstm", "str", "rnn, gru, lstm or a plugin cell", fixed=True)
+    layers: int = setting(2, "int", "stacked layers", low=1, high=64, fixed=True)
+    hidden: int = setting(256, "int", "hidden units per layer", low=1, high=WIDTH, fixed=True)
     embedding: int | None = setting(64, "int", "embedding width, or none for one-hot input",
-                                    low=1, high=WIDTH, optional=True)
+                                    low=1, high=WIDTH, optional=True, fixed=True)
     dropout: float = setting(0.0, "float", "dropout between layers", low=0.0, high=1.0,
                              high_open=True)
-    dtype: str = setting("float32", "str", "parameter type", choices=("float32", "float64"))
+    dtype: str = setting("float32", "str", "parameter type", choices=("float32", "float64"),
+                         fixed=True)
     init: str = setting("keras", "str", "weight initialisation (uniform: PyTorch's scheme)",
-                        choices=INIT_SCHEMES)
-    batch: int = setting(64, "int", "sequences per batch", low=1, high=WIDTH)
+                        choices=INIT_SCHEMES, fixed=True)
+    batch: int = setting(64, "int", "sequences per batch", low=1, high=WIDTH, fixed=True)
     seq: int = setting(100, "int", "characters per sequence (BPTT length)", low=1,
-                       high=1_000_000)
+                       high=1_000_000, fixed=True)
     batching: str | None = setting(None, "str", "batching (default: documents for document "
                                    "corpora, else windows)",
-                                   choices=("windows", "streams", "documents"), optional=True)
-    optimizer: str = setting("adam", "str", "optimizer", choices=tuple(OPTIMIZERS))
+                                   choices=("windows", "streams", "documents"), optional=True,
+                                   fixed=True)
+    optimizer: str = setting("adam", "str", "optimizer", choices=tuple(OPTIMIZERS), fixed=True)
     lr: float = setting(2e-3, "float", "learning rate", low=0.0, low_open=True)
     optimizer_options: dict[str, Any] = setting(None, "dict", "optimizer options such as rho "
                                                 "or momentum", flag=False)
@@ -121,9 +126,9 @@ class TrainConfig:
                                  "this session (0: no limit)", low=0.0, high=1e9)
     val_fraction: float = setting(0.05, "float", "fraction of the corpus held out for "
                                   "validation", low=0.0, high=1.0, low_open=True,
-                                  high_open=True)
+                                  high_open=True, fixed=True)
     test_fraction: float = setting(0.0, "float", "fraction held out for testing", low=0.0,
-                                   high=1.0, high_open=True)
+                                   high=1.0, high_open=True, fixed=True)
     eval_every: int = setting(500, "int", "evaluate every N steps, and at each epoch's end "
                               "(0: only at epoch ends)", low=0)
     eval_batch: int = setting(32, "int", "streams per evaluation batch", low=1, high=WIDTH)
@@ -143,7 +148,7 @@ class TrainConfig:
     divergence_margin: float = setting(3.0, "float", "stop when the loss stands this many nats "
                                        "over its best (0: only non-finite losses stop)",
                                        low=0.0)
-    seed: int = setting(0, "int", "random seed", low=0, high=(1 << 63) - 1)
+    seed: int = setting(0, "int", "random seed", low=0, high=(1 << 63) - 1, fixed=True)
 
     def validate(self) -> TrainConfig:
         """Every setting against its Spec, then the few rules between settings."""
@@ -166,6 +171,20 @@ class TrainConfig:
 
     def replace(self, **changes) -> TrainConfig:
         return dataclasses.replace(self, **_known(changes))
+
+    def resumed_with(self, overrides: dict[str, Any] | None) -> tuple[TrainConfig, dict]:
+        """This run's settings with `overrides` for the rest of it, and what they change
+        ({name: [before, after]}); a setting the run is built on is refused in one line."""
+        wanted = _known(overrides or {})
+        changed = {k: [getattr(self, k), v] for k, v in wanted.items() if getattr(self, k) != v}
+        fixed = [k for k in changed if specs()[k][0].fixed]
+        if fixed:
+            name = fixed[0]
+            raise CharforgeError(
+                f"{name} cannot change when a run resumes (it is {changed[name][0]!r} for this "
+                f"run: the weights, the data order or the optimizer's state depend on it); "
+                f"train a new run with a new folder to use {changed[name][1]!r}")
+        return self.replace(**{k: v for k, (_, v) in changed.items()}).validate(), changed
 
 
 def specs() -> dict[str, tuple[Spec, Any]]:

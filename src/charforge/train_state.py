@@ -25,6 +25,7 @@ class TrainState:
     evals_since_best: int = 0
     batching: str | None = None
     divergence: dict[str, Any] | None = None
+    changes: list[dict[str, Any]] = field(default_factory=list)   # settings changed on resume
 
     def to_meta(self) -> dict[str, Any]:
         return {"config": self.config, "optimizer": self.optimizer, "run_id": self.run_id,
@@ -32,7 +33,7 @@ class TrainState:
                              "batch_index": self.batch_index, "smooth_loss": self.smooth_loss},
                 "history": self.history, "best_val": self.best_val, "val_loss": self.val_loss,
                 "evals_since_best": self.evals_since_best, "batching": self.batching,
-                "divergence": self.divergence}
+                "divergence": self.divergence, "changes": self.changes}
 
     @classmethod
     def from_meta(cls, train: dict[str, Any]) -> TrainState:
@@ -42,7 +43,7 @@ class TrainState:
                    pos["epoch"], pos["batch_index"], pos["smooth_loss"], train["history"],
                    train.get("best_val"), train.get("val_loss"),
                    train.get("evals_since_best", 0), train.get("batching"),
-                   train.get("divergence"))
+                   train.get("divergence"), train.get("changes", []))
 
     def data_settings(self) -> dict[str, Any]:
         return data_settings(self.config)

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import hints
 from .activations import SIGNED, Trace, default_gate, states_of, trace
 from .errors import CharforgeError
-from .features import FEATURES, Unit, feature_values, rank_units
+from .features import FEATURES, MIN_TEXT, Unit, feature_values, rank_units
 
 WHITE = (255, 255, 255)
 RED = (202, 0, 32)
@@ -144,12 +145,23 @@ def show(console, model, text: str, state: str = "h", layer: int | None = None,
     text coloured by `unit` of `layer` (default: the last layer; with no unit given, the one
     that follows a feature best)."""
     name = getattr(model.cell, "name", str(model.cell))
+    if top and len(text) < MIN_TEXT:
+        more = "add --generate 200 or give --text FILE" if hints.front_end() == "cli" else \
+            "generate a longer text first (:length 200)"
+        raise CharforgeError(f"ranking units needs at least {MIN_TEXT} characters of text "
+                             f"(correlations over fewer mean nothing); this text has "
+                             f"{len(text)}: {more}")
     state, layer, unit = checked_unit(model, state, layer, unit)
     kept = [s for s in ("h", "c") if s in states_of(name)]
     tr = trace(model, text, kept + ([state] if state not in kept else []))
-    ranked = rank_units(tr, list(tr.states), feature_values(text, patterns), top=top or 5)
+    features = feature_values(text, patterns)
+    ranked = rank_units(tr, list(tr.states), features, top=top or 5)
     if top:
         console.print(ranking_table(ranked, {k: v[1] for k, v in FEATURES.items()}))
+        flat = [k for k in features if k not in ranked]
+        if flat:
+            console.print(f"not ranked, too little variation in this text: {', '.join(flat)}",
+                          style="dim", markup=False, highlight=False)
     chosen = Unit(state, layer, unit, 0.0) if unit is not None else \
         best_unit(ranked) or Unit(state, layer, 0, 0.0)
     if unit is not None or not top:

@@ -27,7 +27,7 @@ class AGNews(Corpus):
                CorpusOption("field", "title", "what a document is",
                             ("title", "description", "both")),
                CorpusOption("path", None, "your own CSV in AG News's layout (class, title, "
-                            "description) instead of the split's file"))
+                            "description) instead of the split's file", path=True))
 
     def status(self, split=None, path=None, **_) -> str:
         """With no split named, each split's state (the data folder may hold only one)."""

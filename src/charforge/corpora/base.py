@@ -6,6 +6,7 @@ documents (`kind = "documents"`: each one a separate sequence that ends in end-o
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +23,25 @@ class CorpusOption:
     default: Any
     help: str
     choices: tuple[str, ...] | None = None
+    path: bool = False        # a file, folder or pattern: stored absolute in a run's settings
 
 
 @dataclass(frozen=True)
 class TextSource:
-    """Files that make up a text corpus, read in order; `crlf` says CRLF needs normalising."""
+    """Files that make up a text corpus, read in order; `crlf` says CRLF needs normalising;
+    `notes` are told to the user (files passed over, ...)."""
     files: tuple[Path, ...]
     crlf: bool = False
+    notes: tuple[str, ...] = ()
+
+
+def absolute(value: Any) -> Any:
+    """A path option (one, or a list) made independent of the working folder."""
+    if isinstance(value, (list, tuple)):
+        return [absolute(v) for v in value]
+    if value is None or value == "":
+        return value
+    return os.path.abspath(os.path.expanduser(str(value)))
 
 
 class Corpus:
@@ -57,6 +70,12 @@ class Corpus:
                                      f"{', '.join(opt.choices)}, got {value!r}")
             out[name] = value
         return out
+
+    def absolute_options(self, given: dict[str, Any] | None) -> dict[str, Any]:
+        """`given` with its path options made absolute, so a run folder reads the same files
+        from wherever it is resumed or evaluated."""
+        paths = {o.name for o in self.options if o.path}
+        return {k: absolute(v) if k in paths else v for k, v in (given or {}).items()}
 
     def status(self, **options) -> str:
         """'cached', 'needs download', 'needs a file' or 'ready'."""

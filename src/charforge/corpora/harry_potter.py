@@ -17,7 +17,7 @@ class HarryPotter(Corpus):
     name = "harry_potter"
     description = "Harry Potter and the Goblet of Fire from your own copy (path= or $" + ENV + ")"
     options = (CorpusOption("path", None, f"the book as plain text (default ${ENV}, or "
-                            f"{FILENAME} in $CHARFORGE_DATA_DIR)"),)
+                            f"{FILENAME} in $CHARFORGE_DATA_DIR)", path=True),)
 
     def _path(self, path) -> Path | None:
         if path:
