@@ -11,10 +11,10 @@ import argparse
 import json
 import os
 import resource
-import subprocess
-import sys
 import tempfile
 import time
+
+import _harness
 
 
 def make_text(path: str, megabytes: int) -> None:
@@ -46,7 +46,7 @@ def rss_kb() -> int:
 
 def worker(path: str) -> None:
     import charforge  # noqa: F401  (baseline includes the package)
-    from charforge.data import load_corpus
+    from charforge.data.batching import load_corpus
     baseline = rss_kb()
     size = os.path.getsize(path)
     t0 = time.perf_counter()
@@ -80,9 +80,7 @@ def main() -> None:
         print(f"generated {os.path.getsize(path) / 1e6:.0f} MB in "
               f"{time.perf_counter() - t0:.1f} s", flush=True)
         env = dict(os.environ, CHARFORGE_CACHE_DIR=os.path.join(d, "cache"))
-        out = subprocess.run([sys.executable, __file__, "--worker", path], env=env,
-                             capture_output=True, text=True, check=True)
-        result = json.loads(out.stdout.strip().splitlines()[-1])
+        result = _harness.in_fresh_process(__file__, "--worker", path, env=env)
         print(json.dumps(result, indent=1))
         ok_speed = result["MB_per_s"] >= 50
         ok_mem = result["peak_above_baseline_MB"] < 100

@@ -3,19 +3,18 @@ default thread count against --threads 1, in one run; prints medians and the rat
 default / one thread (target: at most 1.2 with busy processes; below 1 when idle is the
 multi-thread gain).
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_load.py [--repeats 3]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_load.py [--rounds 3]
 
 Each measurement is a fresh process timing only its workload (not the start-up); the busy
 processes are `python -c "while True: pass"`.
 """
 from __future__ import annotations
 
-import argparse
-import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
+
+import _harness
 
 WORKLOADS = {
     "generate b1 (2000 chars)": "gen1",
@@ -41,7 +40,7 @@ def worker(kind: str, threads: int | None) -> float:
         charforge.generate(model, primes, n, seed=1)
         return time.perf_counter() - t0
     if kind.startswith("train"):
-        from charforge.optim import make_optimizer
+        from charforge.nn.optim import make_optimizer
         big = kind == "train64"
         model = charforge.CharModel(65, "lstm", 2 if big else 1, 256 if big else 64, 64,
                                     seed=0)
@@ -56,7 +55,7 @@ def worker(kind: str, threads: int | None) -> float:
                 model.loss_and_grads(x[:, :-1], x[:, 1:], out=grads, dropout_seed=s)
                 opt.step(model.flat, grads)
         return time.perf_counter() - t0
-    from charforge.gradcheck import gradcheck
+    from charforge.nn.gradcheck import gradcheck
     model = charforge.CharModel(10, "lstm", 1, 5, None, dtype="float64", seed=0)
     rng = np.random.default_rng(0)
     model.flat += rng.normal(0, 0.1, model.flat.shape)
@@ -65,20 +64,14 @@ def worker(kind: str, threads: int | None) -> float:
     return time.perf_counter() - t0
 
 
-def measure(kind: str, threads: int | None) -> float:
-    args = [sys.executable, str(Path(__file__).resolve()), "--worker", kind]
-    if threads:
-        args += ["--threads", str(threads)]
-    out = subprocess.run(args, capture_output=True, text=True, check=True)
-    return float(out.stdout.strip().splitlines()[-1])
+def measure(kind: str, threads: int | None):
+    """One timing of `kind` in a fresh process (the default thread count, or `threads`)."""
+    extra = ["--threads", threads] if threads else []
+    return lambda: float(_harness.in_fresh_process(__file__, "--worker", kind, *extra))
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--only", help="run only the workloads whose name contains this")
-    p.add_argument("--worker")
-    p.add_argument("--threads", type=int)
+    p = _harness.parser(__doc__, threads=None)
     a = p.parse_args()
     if a.worker:
         print(worker(a.worker, a.threads))
@@ -92,11 +85,9 @@ def main() -> None:
             for name, kind in WORKLOADS.items():
                 if a.only and a.only not in name:
                     continue
-                default, one = [], []
-                for _ in range(a.repeats):              # alternate, so drift hits both
-                    default.append(measure(kind, None))
-                    one.append(measure(kind, 1))
-                d, o = statistics.median(default), statistics.median(one)
+                runs = _harness.alternate(a.rounds, {"default": measure(kind, None),
+                                                     "one": measure(kind, 1)})
+                d, o = _harness.median(runs["default"]), _harness.median(runs["one"])
                 rows.append((busy, name, d, o))
                 print(f"busy {busy}  {name:28s} default {d * 1e3:8.1f} ms  --threads 1 "
                       f"{o * 1e3:8.1f} ms  ratio {d / o:5.2f}", flush=True)

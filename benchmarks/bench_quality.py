@@ -57,7 +57,7 @@ def stream_chunks(val, streams=32, T=100):
 
 def run_charforge(args, vocab, train, val):
     import charforge
-    from charforge.optim import Adam, clip_global_norm
+    from charforge.nn.optim import Adam, clip_global_norm
     charforge.set_num_threads(args.threads)
     model = charforge.CharModel(vocab, "lstm", 2, 256, 64, seed=args.seed, init=args.init)
     opt = Adam(model.flat, lr=2e-3)

@@ -19,9 +19,9 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
+
+import _harness
 
 CONFIGS = [("lstm", 1, 128, 64), ("lstm", 2, 256, 64), ("lstm", 2, 512, 64),
            ("gru", 1, 1024, 256), ("rnn", 1, 1024, 256)]
@@ -71,7 +71,7 @@ def read_floor(model, nbytes):
     import numpy as np
 
     from charforge._kernels import ops
-    from charforge.generation_plan import GenerationPlan
+    from charforge.generation.plan import GenerationPlan
     k = model.config.hidden
     w = np.random.default_rng(0).standard_normal((nbytes // 4 // k, k)).astype(np.float32)
     x, out = np.ones(k, np.float32), np.empty(len(w), np.float32)
@@ -122,50 +122,39 @@ def worker(args):
 
 
 def measure(fw, index, batch, length, threads, calls):
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", fw, "--index", str(index),
-           "--batch", str(batch), "--length", str(length), "--threads", str(threads),
-           "--calls", str(calls)]
+    """One round of `fw` in a fresh process."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return lambda: _harness.in_fresh_process(
+        __file__, "--worker", fw, "--index", index, "--batch", batch, "--length", length,
+        "--threads", threads, "--calls", calls, env=env)
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--threads", type=int, default=2)
+    p = _harness.parser(__doc__)
     p.add_argument("--length", type=int, default=2000)
     p.add_argument("--calls", type=int, default=5,
                    help="timed b1/b32 pairs per process (their median; a batch-1 call is "
                         "25-40 ms for the small models, too short to stand alone on a shared "
                         "machine)")
-    p.add_argument("--only", help='one config, e.g. "lstm 2x256"')
-    p.add_argument("--no-torch", action="store_true")
-    p.add_argument("--worker", help=argparse.SUPPRESS)
-    p.add_argument("--index", type=int, help=argparse.SUPPRESS)
     p.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
         return worker(args)
-    try:
-        import torch  # noqa: F401
-        have_torch = not args.no_torch
-    except ImportError:
-        have_torch = False
+    have_torch = _harness.torch_version(not args.no_torch) is not None
     for i, cfg in enumerate(CONFIGS):
         name = f"{cfg[0]} {cfg[1]}x{cfg[2]}"
-        if args.only and args.only != name:
+        if args.only and args.only not in name:
             continue
-        runs = {"cf1": [], "cf32": [], "ratio": [], "torch1": [], "floor": []}
-        for _ in range(args.rounds):
-            cf = measure("charforge", i, 1, args.length, args.threads, args.calls)
-            runs["cf1"].append(cf["b1"])
-            runs["cf32"].append(cf["b32"])
-            runs["ratio"].append(cf["ratio"])
-            runs["floor"].append(cf["floor_GB_s"])
-            if have_torch:
-                runs["torch1"].append(measure("torch", i, 1, args.length // 4, args.threads,
-                                              args.calls)["chars_per_s"])
+        contenders = {"charforge": measure("charforge", i, 1, args.length, args.threads,
+                                           args.calls)}
+        if have_torch:
+            contenders["torch"] = measure("torch", i, 1, args.length // 4, args.threads,
+                                          args.calls)
+        rounds = _harness.alternate(args.rounds, contenders)
+        cf = rounds["charforge"]
+        runs = {"cf1": [r["b1"] for r in cf], "cf32": [r["b32"] for r in cf],
+                "ratio": [r["ratio"] for r in cf], "floor": [r["floor_GB_s"] for r in cf],
+                "torch1": [r["chars_per_s"] for r in rounds.get("torch", [])]}
         med = {k: statistics.median(v) for k, v in runs.items() if v}
         wb = weight_bytes(*cfg)
         achieved = med["cf1"] * wb / 1e9
@@ -179,7 +168,7 @@ def main():
         if "torch1" in med:
             row["torch_b1_chars_s"] = round(med["torch1"])
             row["ratio_b1"] = round(med["cf1"] / med["torch1"], 1)
-        print(json.dumps(row), flush=True)
+        _harness.report(row)
 
 
 if __name__ == "__main__":

@@ -8,17 +8,15 @@ repeated steps, charforge and PyTorch measured alternately in one run.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
-import subprocess
-import sys
 import time
 
+import _harness
 import numpy as np
 
 import charforge
-from charforge.optim import Adam, clip_global_norm
+from charforge.nn.optim import Adam, clip_global_norm
 
 CONFIGS = [("lstm", 1, 128, 64), ("lstm", 2, 256, 64), ("lstm", 2, 512, 64),
            ("gru", 1, 1024, 256), ("rnn", 1, 1024, 256)]
@@ -96,36 +94,20 @@ def run_worker(framework: str, index: int, threads: int, repeats: int) -> None:
     print(json.dumps(times))
 
 
-def measure(framework: str, index: int, threads: int, repeats: int) -> list[float]:
-    """Run a worker in a fresh process: the two frameworks never share thread pools."""
-    out = subprocess.run([sys.executable, __file__, "--worker", framework, "--index", str(index),
-                          "--threads", str(threads), "--repeats", str(repeats)],
-                         check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def torch_available() -> str | None:
-    try:
-        import torch
-        return torch.__version__
-    except ImportError:
-        return None
+def measure(framework: str, index: int, threads: int, repeats: int):
+    """One round of `framework` in a fresh process: the two never share thread pools."""
+    return lambda: _harness.in_fresh_process(__file__, "--worker", framework, "--index", index,
+                                             "--threads", threads, "--repeats", repeats)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=2)
+    ap = _harness.parser(__doc__)
     ap.add_argument("--repeats", type=int, default=0, help="timed steps per round (0: by size)")
-    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds per framework")
-    ap.add_argument("--no-torch", action="store_true")
-    ap.add_argument("--only", help="run configs whose name contains this, e.g. 'lstm 1x128'")
-    ap.add_argument("--worker", choices=["charforge", "torch"], help=argparse.SUPPRESS)
-    ap.add_argument("--index", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         run_worker(args.worker, args.index, args.threads, args.repeats)
         return
-    torch_version = None if args.no_torch else torch_available()
+    torch_version = _harness.torch_version(not args.no_torch)
     B, T, V = 64, 100, 65
     for index, (cell, layers, hidden, emb) in enumerate(CONFIGS):
         name = f"{cell} {layers}x{hidden} E{emb}"
@@ -133,11 +115,12 @@ def main() -> None:
             continue
         flops = train_flops(cell, layers, hidden, emb, B, T, V)
         repeats = args.repeats or max(4, min(20, int(1e11 / flops)))
-        cf_times, tf_times = [], []
-        for _ in range(args.rounds):
-            cf_times += measure("charforge", index, args.threads, repeats)
-            if torch_version:
-                tf_times += measure("torch", index, args.threads, repeats)
+        contenders = {"charforge": measure("charforge", index, args.threads, repeats)}
+        if torch_version:
+            contenders["torch"] = measure("torch", index, args.threads, repeats)
+        rounds = _harness.alternate(args.rounds, contenders)
+        cf_times = [t for r in rounds["charforge"] for t in r]
+        tf_times = [t for r in rounds.get("torch", []) for t in r]
         cf_t = statistics.median(cf_times)
         rec = {"config": name, "threads": args.threads, "batch": B, "seq": T, "vocab": V,
                "charforge_ms": round(cf_t * 1e3, 2), "charforge_chars_s": round(B * T / cf_t),
@@ -146,7 +129,7 @@ def main() -> None:
             tf_t = statistics.median(tf_times)
             rec.update({"torch_version": torch_version, "torch_ms": round(tf_t * 1e3, 2),
                         "torch_chars_s": round(B * T / tf_t), "ratio": round(tf_t / cf_t, 2)})
-        print(json.dumps(rec), flush=True)
+        _harness.report(rec)
 
 
 if __name__ == "__main__":

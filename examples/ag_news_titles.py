@@ -29,7 +29,7 @@ class SampleEachEpoch(charforge.TrainingCallback):
 def default_split(quick: bool) -> str:
     """The training titles if they are at hand or can be fetched; the test titles (which the
     data folder of a checkout's CI holds) when only they are there."""
-    from charforge.corpora import get_corpus
+    from charforge.data.corpora import get_corpus
     corpus = get_corpus("ag_news")
     if quick or (corpus.status(split="train") != "cached" and
                  corpus.status(split="test") == "cached"):
@@ -56,7 +56,7 @@ def main() -> None:
     if args.quick:
         config = config.replace(epochs=1, max_steps=0, batch=256)
     trainer = charforge.Trainer(config, run_dir(args, "agnews"), callbacks=[SampleEachEpoch()],
-                                reporter=charforge.progress.default_reporter())
+                                reporter=charforge.training.progress.default_reporter())
     print(trainer.model.summary())
     trainer.run()
     model = trainer.model

@@ -29,7 +29,7 @@ def main() -> None:
                                    max_steps=5 if args.quick else 0, lr=1e-3,
                                    sample_prime="ROMEO:", sample_length=100)
     trainer = charforge.Trainer(config, run_dir(args, "gru"), model=model, data=data,
-                                reporter=charforge.progress.default_reporter())
+                                reporter=charforge.training.progress.default_reporter())
     trainer.run()
     start = time.perf_counter()
     text = charforge.generate(model, "ROMEO:", 500, "temperature", seed=0, temperature=1.0)

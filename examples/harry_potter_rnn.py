@@ -16,7 +16,7 @@ import numpy as np
 from _common import parser, run, run_dir
 
 import charforge
-from charforge.gradcheck import format_report, gradcheck
+from charforge.nn.gradcheck import format_report, gradcheck
 
 
 def main() -> None:
@@ -48,7 +48,7 @@ def main() -> None:
         max_steps=50 if args.quick else 0, log_every=1000 if not args.quick else 10,
         eval_every=0, sample_length=200, sample_temperature=1.0)
     trainer = charforge.Trainer(config, run_dir(args, "hp"),
-                                reporter=charforge.progress.default_reporter())
+                                reporter=charforge.training.progress.default_reporter())
     trainer.run()
     print(f"smooth loss {trainer.smooth_loss:.3f} nats/char "
           f"({trainer.smooth_loss * 25:.1f} per 25-character sequence, the classic figure)")

@@ -11,10 +11,10 @@ import numpy as np
 from _common import parser, run, run_dir
 
 import charforge
-from charforge.corpora import Corpus, CorpusOption
-from charforge.hookspecs import hookimpl
-from charforge.plugins import register_plugin
-from charforge.sampling import Param, Sampler, softmax
+from charforge.core.hookspecs import hookimpl
+from charforge.core.plugins import register_plugin
+from charforge.data.corpora import Corpus, CorpusOption
+from charforge.generation.samplers import Param, Sampler, softmax
 
 
 class Counting(Corpus):
@@ -60,7 +60,7 @@ def main() -> None:
                                    seq=64, epochs=1 if args.quick else 5, lr=1e-2,
                                    sample_length=40)
     trainer = charforge.Trainer(config, run_dir(args, "plugin"),
-                                reporter=charforge.progress.default_reporter())
+                                reporter=charforge.training.progress.default_reporter())
     trainer.run()
     for prime in ("two plus ", "four plus three "):
         print(prime + charforge.generate(trainer.model, prime, 40, "top_a", seed=0, a=0.2))

@@ -23,7 +23,7 @@ def main() -> None:
         max_steps=5 if args.quick else 0, eval_every=0 if args.quick else 100,
         sample_prime="\n", sample_length=200)
     trainer = charforge.Trainer(config, run_dir(args, "lstm2x512"),
-                                reporter=charforge.progress.default_reporter())
+                                reporter=charforge.training.progress.default_reporter())
     print(trainer.model.summary())
     print(f"{len(trainer.batches)} chunks of 25 x 100 characters per epoch")
     trainer.run()

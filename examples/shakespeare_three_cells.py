@@ -30,7 +30,7 @@ def main() -> None:
             max_steps=steps, lr=2e-3, clip=5.0, val_fraction=0.1, eval_batch=32,
             log_every=max(1, steps // 5), sample_prime="ROMEO:", sample_length=100)
         trainer = charforge.Trainer(config, run_dir(args, f"{cell}"),
-                                    reporter=charforge.progress.default_reporter())
+                                    reporter=charforge.training.progress.default_reporter())
         print(trainer.model.summary())
         start = time.perf_counter()
         trainer.run()

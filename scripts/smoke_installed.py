@@ -49,7 +49,7 @@ def main() -> None:
                          cwd=tmp)
         if not text.startswith("ROMEO:") or len(text) < 80:
             fail(f"generate printed {text!r}")
-        from charforge.cpu import LEVELS, hardware_level
+        from charforge.core.cpu import LEVELS, hardware_level
         for level in LEVELS[:LEVELS.index(hardware_level())]:   # the wheel carries each level
             lower = run_cli("generate", "--prime", "ROMEO:", "--length", "80", "--seed", "1",
                             cwd=tmp, cpu=level)
@@ -63,7 +63,7 @@ def main() -> None:
         if not list((tmp / "run").glob("*.safetensors")):
             fail("one training step wrote no checkpoint")
         listing = run_cli("plugins", cwd=tmp)
-        if "charforge.sampling" not in listing:
+        if "charforge.generation.samplers" not in listing:
             fail(f"charforge plugins lists no built-in plugins: {listing!r}")
         print(f"smoke test: {version} from {where}: kernels, pretrained model, generate, "
               "train, plugins and every CPU level all work")

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 import charforge
-from charforge.optim import Adam, clip_global_norm
+from charforge.nn.optim import Adam, clip_global_norm
 
 CONFIG = dict(cell="lstm", layers=2, hidden=384, embedding=64, dropout=0.25)
 TRAIN = dict(batch=64, seq=100, lr=2e-3, decay=0.92, decay_after=6, clip=5.0, epochs=30,
@@ -97,7 +97,7 @@ def main() -> None:
     p.add_argument("--out", default="runs/pretrained")
     p.add_argument("--budget", type=float, default=4 * 3600, help="seconds of training at most")
     p.add_argument("--export", metavar="RUN", help="write the packaged model from a finished run")
-    p.add_argument("--target", default="src/charforge/pretrained/shakespeare.safetensors")
+    p.add_argument("--target", default="src/charforge/checkpoints/shipped/shakespeare.safetensors")
     args = p.parse_args()
     if args.export:
         export(args)
@@ -106,8 +106,8 @@ def main() -> None:
 
 
 def export(args) -> None:
-    """Write src/charforge/pretrained/shakespeare.safetensors from a run's best weights."""
-    from charforge.checkpoint import save_model
+    """Write src/charforge/checkpoints/shipped/shakespeare.safetensors from a run's best weights."""
+    from charforge.checkpoints.store import save_model
 
     run = Path(args.export)
     info = json.loads((run / "history.json").read_text())

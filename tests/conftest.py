@@ -14,11 +14,6 @@ CORPUS_FILES = ("tinyshakespeare.txt", "ag_news_test.csv")
 REQUIRE_CORPORA = os.environ.get("CHARFORGE_REQUIRE_CORPORA", "") not in ("", "0")
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "corpora: needs the full corpora in CHARFORGE_DATA_DIR "
-                            "(tinyshakespeare.txt, ag_news_test.csv)")
-
-
 def _missing_corpora() -> list[str]:
     if not FULL_DATA:
         return list(CORPUS_FILES)
@@ -28,6 +23,9 @@ def _missing_corpora() -> list[str]:
 def pytest_collection_modifyitems(config, items):
     """Without the full corpora their tests skip; with CHARFORGE_REQUIRE_CORPORA=1 (CI) they
     run anyway, and fail on the missing file, so a skip cannot hide in CI."""
+    for item in items:
+        if "browser" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)                 # a real Chromium
     missing = _missing_corpora()
     if not missing or REQUIRE_CORPORA:
         return
@@ -46,7 +44,7 @@ def rng():
 @pytest.fixture(autouse=True)
 def _restore_threads():
     """Tests that change the thread count put it back (a default count stays the default)."""
-    from charforge import threads
+    from charforge.core import threads
     before = threads._threads
     yield
     if before is None:

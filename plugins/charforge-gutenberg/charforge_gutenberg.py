@@ -10,10 +10,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from charforge.corpora import Corpus, CorpusOption, TextSource, cache_dir, fetch
-from charforge.corpora.download import find_local
-from charforge.errors import CharforgeError
-from charforge.hookspecs import hookimpl
+from charforge import CharforgeError, Corpus, CorpusOption, TextSource, hookimpl
+from charforge.data.corpora import cache_dir, fetch
+from charforge.data.corpora.download import find_local
 
 START = "*** START OF"
 END = "*** END OF"

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from charforge.cells import CellType, glorot_uniform
-from charforge.hookspecs import hookimpl
+from charforge import CellType, hookimpl
+from charforge.nn.cells import glorot_uniform
 
 
 def _sigmoid(x):
@@ -57,7 +57,7 @@ class MinGRU(CellType):
         ws.dh_next[...] = carried
         grads["bias"] += ws.proj.sum(axis=(0, 1))
 
-    # -------------------------------------------------- one step, for charforge.reference
+    # -------------------------------------------------- one step, for charforge.nn.reference
     def reference_forward(self, x, h, c, p):
         H = h.shape[1]
         a = x @ p["weight_ih"].T + p["bias"]

@@ -6,7 +6,7 @@ import time
 import numpy as np
 
 import charforge
-from charforge.optim import Adam
+from charforge.nn.optim import Adam
 
 
 def main() -> None:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from charforge.hookspecs import hookimpl
-from charforge.sampling import Param, Sampler, softmax
+from charforge import Param, Sampler, hookimpl
+from charforge.generation import softmax
 
 
 def typical(logits: np.ndarray, rng: np.random.Generator, mass: float = 0.9) -> int:

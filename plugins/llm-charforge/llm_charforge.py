@@ -48,14 +48,14 @@ def shipped() -> list[str]:
     spec = importlib.util.find_spec("charforge")
     if spec is None or not spec.submodule_search_locations:
         return []
-    folder = Path(next(iter(spec.submodule_search_locations))) / "pretrained"
+    folder = Path(next(iter(spec.submodule_search_locations))) / "checkpoints" / "shipped"
     return sorted(p.stem for p in folder.glob("*.safetensors"))
 
 
 def _charforge():
     try:
-        import charforge.generation
-        import charforge.pretrained
+        import charforge
+        import charforge.generation.engine  # noqa: F401  (the package's own, not a namesake)
     except ImportError:
         raise llm.ModelError("charforge is not installed: pip install charforge") from None
     return charforge
@@ -88,7 +88,7 @@ class CharforgeModel(llm.Model):
         if self._model is None:
             charforge = _charforge()
             try:
-                self._model, _ = charforge.pretrained.load(self.source)
+                self._model, _ = charforge.load_pretrained(self.source)
             except charforge.CharforgeError as exc:
                 raise llm.ModelError(str(exc)) from None
         return self._model
@@ -96,7 +96,7 @@ class CharforgeModel(llm.Model):
     def settings(self, options) -> tuple[str, dict]:
         """The sampler and its parameters from llm's -o options."""
         charforge = _charforge()
-        from charforge.parsing import key_values
+        from charforge.cli.parsing import key_values
         try:
             params = key_values([p for p in (options.params or "").split(",") if p], "params")
         except charforge.CharforgeError as exc:
@@ -122,7 +122,7 @@ class CharforgeModel(llm.Model):
         length = prompt.options.length or 300
         seed = prompt.options.seed
         if seed is None:
-            seed = charforge.generation.fresh_seed()
+            seed = charforge.generation.engine.fresh_seed()
         response.response_json = {"sampler": sampler, "params": params, "seed": seed,
                                   "length": length}
         pieces: queue.Queue = queue.Queue()
@@ -136,7 +136,7 @@ class CharforgeModel(llm.Model):
 
         def run() -> None:
             try:
-                charforge.generation.generate(model, self.context(prompt, conversation),
+                charforge.generate(model, self.context(prompt, conversation),
                                               length, sampler, seed, callback=take,
                                               keep_text=False, **params)
             except _Stopped:

@@ -5,50 +5,49 @@ Ctrl-C must already exit cleanly) does not wait for numpy and the kernels.
 """
 from __future__ import annotations
 
-import importlib
-
 from ._version import __version__
+from .core.exports import lazy_exports
 
 TYPE_CHECKING = False                  # not typing's: it would load at every start
 
 _PUBLIC = {
-    "CharforgeError": "errors", "CheckpointError": "errors", "CharModel": "model",
-    "ModelConfig": "model",
-    "Vocabulary": "vocab", "set_num_threads": "threads", "get_num_threads": "threads",
-    "generate": "generation", "load_model": "checkpoint", "save_model": "checkpoint",
-    "load_pretrained": ("pretrained", "load"), "load_corpus": "data", "evaluate": "evaluation",
-    "Trainer": "train", "TrainingCallback": "train", "TrainConfig": "train_config",
+    "CharforgeError": "core.errors", "CheckpointError": "core.errors",
+    "CharModel": "nn.model", "ModelConfig": "nn.model", "Vocabulary": "data.vocab",
+    "set_num_threads": "core.threads", "get_num_threads": "core.threads",
+    "generate": "generation.engine", "load_model": "checkpoints.store",
+    "save_model": "checkpoints.store", "load_pretrained": ("checkpoints.pretrained", "load"),
+    "load_corpus": "data.batching", "evaluate": "training.evaluation",
+    "Trainer": "training.trainer", "TrainingCallback": "training.trainer",
+    "TrainConfig": "training.settings",
+    # the plugin contract: all a plugin needs, as `import llm` gives an llm plugin
+    "hookimpl": "core.hookspecs", "Sampler": "generation.samplers",
+    "Param": "generation.samplers", "CellType": "nn.cells", "Corpus": "data.corpora.base",
+    "CorpusOption": "data.corpora.base", "TextSource": "data.corpora.base",
 }
 
 __all__ = ["CharModel", "ModelConfig", "Vocabulary", "CharforgeError", "CheckpointError",
            "set_num_threads",
            "get_num_threads", "generate", "load_model", "save_model", "load_pretrained",
            "load_corpus", "evaluate", "Trainer", "TrainConfig", "TrainingCallback",
+           "hookimpl", "Sampler", "Param", "CellType", "Corpus", "CorpusOption", "TextSource",
            "__version__"]
 
 if TYPE_CHECKING:                                        # pragma: no cover
-    from .checkpoint import load_model, save_model
-    from .data import load_corpus
-    from .errors import CharforgeError, CheckpointError
-    from .evaluation import evaluate
-    from .generation import generate
-    from .model import CharModel, ModelConfig
-    from .pretrained import load as load_pretrained
-    from .threads import get_num_threads, set_num_threads
-    from .train import Trainer, TrainingCallback
-    from .train_config import TrainConfig
-    from .vocab import Vocabulary
+    from .checkpoints.pretrained import load as load_pretrained
+    from .checkpoints.store import load_model, save_model
+    from .core.errors import CharforgeError, CheckpointError
+    from .core.hookspecs import hookimpl
+    from .core.threads import get_num_threads, set_num_threads
+    from .data.batching import load_corpus
+    from .data.corpora.base import Corpus, CorpusOption, TextSource
+    from .data.vocab import Vocabulary
+    from .generation.engine import generate
+    from .generation.samplers import Param, Sampler
+    from .nn.cells import CellType
+    from .nn.model import CharModel, ModelConfig
+    from .training.evaluation import evaluate
+    from .training.settings import TrainConfig
+    from .training.trainer import Trainer, TrainingCallback
 
 
-def __getattr__(name: str) -> object:
-    where = _PUBLIC.get(name)
-    if where is None:
-        raise AttributeError(f"module 'charforge' has no attribute {name!r}")
-    module, attr = (where, name) if isinstance(where, str) else where
-    value = getattr(importlib.import_module(f".{module}", __name__), attr)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _PUBLIC, globals())

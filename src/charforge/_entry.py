@@ -7,9 +7,9 @@ import sys
 
 def main(argv=None) -> int:
     try:
-        from .stopsignals import install_default_handlers
+        from .core.stopsignals import install_default_handlers
         install_default_handlers()
-        from .cli import main as cli_main
+        from .cli.main import main as cli_main
         code = cli_main(argv)
     except KeyboardInterrupt as exc:                 # Ctrl-C, or Stopped(SIGTERM / SIGHUP)
         code = 128 + int(getattr(exc, "signum", 2))

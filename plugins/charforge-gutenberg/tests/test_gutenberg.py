@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from charforge import plugins
-from charforge.errors import CharforgeError
+from charforge.core import plugins
+from charforge.core.errors import CharforgeError
 
 FIXTURE = Path(__file__).with_name("pg99999.txt")
 

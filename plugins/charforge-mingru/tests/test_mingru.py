@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import charforge
-from charforge.gradcheck import gradcheck
+from charforge.nn.gradcheck import gradcheck
 
 TEXT = "the quick brown fox jumps over the lazy dog. " * 40
 
@@ -23,7 +23,7 @@ def _model(native=True, layers=2, seed=0):
 
 
 def test_registered_through_the_cell_hook():
-    from charforge import plugins
+    from charforge.core import plugins
     assert "mingru" in plugins.names("cells")
     assert "charforge-mingru" in plugins.provider("cells", "mingru")
 

@@ -2,8 +2,7 @@
 truncation (truncation.py), beam search and stochastic beam search (beam.py)."""
 from __future__ import annotations
 
-from charforge.hookspecs import hookimpl
-from charforge.sampling import Param, Sampler
+from charforge import Param, Sampler, hookimpl
 
 from .beam import beam_decode, draw, greedy, stochastic_beam_decode
 from .truncation import epsilon, epsilon_distribution, min_p, min_p_distribution

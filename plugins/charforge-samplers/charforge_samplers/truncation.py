@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from charforge.sampling import softmax
+from charforge.generation import softmax
 
 
 def min_p_distribution(logits: np.ndarray, min_p: float = 0.1,

@@ -13,9 +13,9 @@ from charforge_samplers.beam import log_probs, search
 from scipy import stats
 
 import charforge
-from charforge.generation import generate
-from charforge.generation_plan import allowed_mask
-from charforge.sampling import get_sampler
+from charforge.generation.engine import generate
+from charforge.generation.plan import allowed_mask
+from charforge.generation.samplers import get_sampler
 
 
 def tiny_model(chars="abc", eos=False, seed=0):

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from charforge import plugins
-from charforge.errors import CharforgeError
-from charforge.sampling import get_sampler
+from charforge.core import plugins
+from charforge.core.errors import CharforgeError
+from charforge.generation.samplers import get_sampler
 
 LOGITS = np.log(np.array([0.40, 0.25, 0.15, 0.10, 0.05, 0.03, 0.02]))
 

@@ -7,8 +7,8 @@ import sys
 import numpy as np
 from scipy import stats
 
-from charforge import plugins
-from charforge.sampling import get_sampler, softmax
+from charforge.core import plugins
+from charforge.generation.samplers import get_sampler, softmax
 
 LOGITS = np.log(np.array([0.40, 0.25, 0.15, 0.10, 0.05, 0.03, 0.02]))
 

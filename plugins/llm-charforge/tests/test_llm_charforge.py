@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 from llm.cli import cli
 
-import charforge.pretrained as pretrained
-from charforge.generation import generate
+import charforge.checkpoints.pretrained as pretrained
+from charforge.generation.engine import generate
 
 
 @pytest.fixture(autouse=True)
@@ -110,7 +110,7 @@ def test_llm_without_charforge_keeps_working(monkeypatch, tmp_path):
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "charforge" else real(name, *a))
     assert llm_charforge.shipped() == []
-    monkeypatch.setitem(sys.modules, "charforge.generation", None)    # import fails
+    monkeypatch.setitem(sys.modules, "charforge.generation.engine", None)    # import fails
     model = llm_charforge.CharforgeModel("mine", str(tmp_path / "x.safetensors"))
     with pytest.raises(llm.ModelError, match="charforge is not installed: pip install"):
         model.prompt("ROMEO:", length=5).text()

@@ -3,7 +3,7 @@
 from cython cimport floating
 from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv
 from libc.stdint cimport uint64_t
-from libc.stdlib cimport getenv
+from libc.stdlib cimport free, getenv
 
 cdef extern from "cf_math.h" nogil:
     int cf_openmp_enabled()
@@ -221,6 +221,57 @@ cdef inline float* pack_unit_columns(const float* w_hh, Py_ssize_t H, Py_ssize_t
     if P != NULL:
         cf_pack_nn(w_hh + u0, H, gates * H, nu, P)
     return P
+
+
+cdef struct ThreadWork:
+    Py_ssize_t u0, u1, nu    # the thread's hidden units [u0, u1)
+    Py_ssize_t b0, b1        # its current batch rows [b0, b1)
+    Py_ssize_t rows, slot    # b1 - b0; its input-table gradient slot
+    int turn
+    bint sync                # meet the team after every step
+    bint busy                # units and rows to compute this step
+    float* packed            # its slice of W_hh packed (float32 only; NULL: BLAS)
+
+
+cdef inline void work_begin(WorkShare* share, int tid, ThreadWork* w, const floating* w_hh,
+                            Py_ssize_t gates, bint backward) noexcept nogil:
+    """A cell kernel thread's start, the same for every cell: its units, and its slice of
+    W_hh packed for the forward step (gate rows) or the backward one (unit columns)."""
+    share_units(share, tid, &w.u0, &w.u1)
+    w.nu = w.u1 - w.u0
+    w.turn = 0
+    w.sync = share_sync(share)
+    w.packed = NULL
+    w.b0 = 0
+    w.b1 = 0
+    w.rows = 0
+    w.slot = 0
+    w.busy = False
+    if floating is float:
+        if backward:
+            w.packed = pack_unit_columns(w_hh, share.H, gates, w.u0, w.nu)
+        else:
+            w.packed = pack_gate_rows(w_hh, share.H, gates, w.u0, w.nu)
+
+
+cdef inline bint work_next_rows(WorkShare* share, int tid, ThreadWork* w) noexcept nogil:
+    """The thread's next rows (share_rows); False when it has none left."""
+    if not share_rows(share, tid, &w.turn, &w.b0, &w.b1, &w.slot):
+        return False
+    w.rows = w.b1 - w.b0
+    w.busy = w.nu > 0 and w.rows > 0
+    return True
+
+
+cdef inline void work_step_done(const ThreadWork* w) noexcept nogil:
+    """After a step: the team meets when it splits units (every unit of h_t is needed next)."""
+    if w.sync:
+        cf_barrier()
+
+
+cdef inline void work_end(ThreadWork* w) noexcept nogil:
+    free(w.packed)
+    w.packed = NULL
 
 
 cdef inline void prefetch_units(const floating* rows, Py_ssize_t B, Py_ssize_t width,

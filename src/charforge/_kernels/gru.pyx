@@ -11,12 +11,11 @@ Threads split the batch rows or the hidden units, as in lstm.pyx.
 """
 from cython.parallel cimport parallel, threadid
 from cython cimport floating
-from libc.stdlib cimport free
 from libc.stdint cimport int32_t
 from ._cells cimport gru_row, gru_backward_row, scatter_units
-from ._common cimport (cf_barrier, team_share, pack_gate_rows, pack_unit_columns,
-                       prefetch_units, recurrent_nt, recurrent_nn, WorkShare,
-                       share_slots, share_sync, share_units, share_rows)
+from ._common cimport (team_share, prefetch_units, recurrent_nt, recurrent_nn, WorkShare,
+                       share_slots, ThreadWork, work_begin, work_next_rows, work_step_done,
+                       work_end)
 
 from ._shapes import TableScatter, check_sequence_buffers, expect_shapes
 
@@ -25,42 +24,35 @@ cdef void _forward_units(floating* proj, const floating* w_hh, const floating* b
                          floating* h, floating* hn_save, floating* gh,
                          Py_ssize_t T, Py_ssize_t B, Py_ssize_t H, WorkShare* share,
                          int tid) noexcept nogil:
-    """Thread tid's share (share_units, share_rows) of the forward recurrence."""
-    cdef Py_ssize_t t, b, j, q, G = 3 * H, b0, b1, u0, u1, nu, rows, slot
-    cdef bint sync = share_sync(share)
-    cdef int turn = 0
+    """Thread tid's share of the forward recurrence (see ThreadWork in _common.pxd)."""
+    cdef Py_ssize_t t, b, j, q, G = 3 * H
     cdef floating* g
     cdef floating* hp
     cdef floating* hnew
     cdef floating* hs
     cdef floating* ghb
-    cdef float* packed = NULL
-    share_units(share, tid, &u0, &u1)
-    nu = u1 - u0
-    if floating is float:
-        packed = pack_gate_rows(w_hh, H, 3, u0, nu)
-    while share_rows(share, tid, &turn, &b0, &b1, &slot):
-        rows = b1 - b0
-        ghb = gh + b0 * G
+    cdef ThreadWork w
+    work_begin(share, tid, &w, w_hh, 3, False)
+    while work_next_rows(share, tid, &w):
+        ghb = gh + w.b0 * G
         for t in range(T):
-            g = proj + (t * B + b0) * G
-            hp = h + (t * B + b0) * H
-            hnew = h + ((t + 1) * B + b0) * H
-            hs = hn_save + (t * B + b0) * H
-            if nu > 0 and rows > 0:
-                for b in range(rows):
+            g = proj + (t * B + w.b0) * G
+            hp = h + (t * B + w.b0) * H
+            hnew = h + ((t + 1) * B + w.b0) * H
+            hs = hn_save + (t * B + w.b0) * H
+            if w.busy:
+                for b in range(w.rows):
                     for q in range(3):
-                        for j in range(u0, u1):
+                        for j in range(w.u0, w.u1):
                             ghb[b * G + q * H + j] = b_hh[q * H + j]
                 if t + 1 < T:
-                    prefetch_units(g + B * G, rows, G, 3, H, u0, nu)
-                recurrent_nt(packed, 3, rows, H, u0, nu, hp, w_hh, ghb, G)
-                for b in range(rows):
+                    prefetch_units(g + B * G, w.rows, G, 3, H, w.u0, w.nu)
+                recurrent_nt(w.packed, 3, w.rows, H, w.u0, w.nu, hp, w_hh, ghb, G)
+                for b in range(w.rows):
                     gru_row(g + b * G, ghb + b * G, hp + b * H, hnew + b * H, hs + b * H, H,
-                            u0, u1)
-            if sync:
-                cf_barrier()
-    free(packed)
+                            w.u0, w.u1)
+            work_step_done(&w)
+    work_end(&w)
 
 
 cdef void _backward_units(floating* proj, floating* dgh, const floating* w_hh,
@@ -68,10 +60,8 @@ cdef void _backward_units(floating* proj, floating* dgh, const floating* w_hh,
                           floating* dh_next, const int32_t* ids, floating* tables,
                           Py_ssize_t table_size, Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
                           WorkShare* share, int tid) noexcept nogil:
-    """Thread tid's share (share_units, share_rows) of the backward recurrence."""
-    cdef Py_ssize_t t, b, G = 3 * H, b0, b1, u0, u1, nu, rows, slot
-    cdef bint sync = share_sync(share)
-    cdef int turn = 0
+    """Thread tid's share of the backward recurrence (see ThreadWork in _common.pxd)."""
+    cdef Py_ssize_t t, b, G = 3 * H
     cdef floating* g
     cdef floating* dg
     cdef floating* dtable = NULL
@@ -79,34 +69,29 @@ cdef void _backward_units(floating* proj, floating* dgh, const floating* w_hh,
     cdef const floating* hp
     cdef const floating* hs
     cdef const floating* dh_t
-    cdef float* packed = NULL
-    share_units(share, tid, &u0, &u1)
-    nu = u1 - u0
-    if floating is float:
-        packed = pack_unit_columns(w_hh, H, 3, u0, nu)
-    while share_rows(share, tid, &turn, &b0, &b1, &slot):
-        rows = b1 - b0
-        dhn = dh_next + b0 * H
+    cdef ThreadWork w
+    work_begin(share, tid, &w, w_hh, 3, True)
+    while work_next_rows(share, tid, &w):
+        dhn = dh_next + w.b0 * H
         if tables != NULL:
-            dtable = tables + slot * table_size
+            dtable = tables + w.slot * table_size
         for t in range(T - 1, -1, -1):
-            g = proj + (t * B + b0) * G
-            dg = dgh + (t * B + b0) * G
-            hp = h + (t * B + b0) * H
-            hs = hn_save + (t * B + b0) * H
-            dh_t = dh_out + (t * B + b0) * H
-            if t > 0 and nu > 0 and rows > 0:
-                prefetch_units(g - B * G, rows, G, 3, H, u0, nu)
-            for b in range(rows):
+            g = proj + (t * B + w.b0) * G
+            dg = dgh + (t * B + w.b0) * G
+            hp = h + (t * B + w.b0) * H
+            hs = hn_save + (t * B + w.b0) * H
+            dh_t = dh_out + (t * B + w.b0) * H
+            if t > 0 and w.busy:
+                prefetch_units(g - B * G, w.rows, G, 3, H, w.u0, w.nu)
+            for b in range(w.rows):
                 gru_backward_row(g + b * G, dg + b * G, hs + b * H, hp + b * H, dh_t + b * H,
-                                 dhn + b * H, H, u0, u1)
+                                 dhn + b * H, H, w.u0, w.u1)
                 if dtable != NULL:
-                    scatter_units(g + b * G, dtable + ids[t * B + b0 + b] * G, H, 3, u0, u1)
-            if sync:
-                cf_barrier()
-            if nu > 0 and rows > 0:
-                recurrent_nn(packed, rows, G, H, u0, nu, dg, w_hh, dhn, True)
-    free(packed)
+                    scatter_units(g + b * G, dtable + ids[t * B + w.b0 + b] * G, H, 3, w.u0, w.u1)
+            work_step_done(&w)
+            if w.busy:
+                recurrent_nn(w.packed, w.rows, G, H, w.u0, w.nu, dg, w_hh, dhn, True)
+    work_end(&w)
 
 
 def gru_forward(floating[:, :, ::1] proj, const floating[:, ::1] w_hh,

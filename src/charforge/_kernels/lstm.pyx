@@ -19,10 +19,9 @@ from cython.parallel cimport parallel, threadid
 from cython cimport floating
 from libc.stdint cimport int32_t
 from ._cells cimport lstm_row, lstm_backward_row, scatter_units
-from libc.stdlib cimport free
-from ._common cimport (cf_barrier, team_share, pack_gate_rows, pack_unit_columns,
-                       prefetch_units, recurrent_nt, recurrent_nn, WorkShare,
-                       share_slots, share_sync, share_units, share_rows)
+from ._common cimport (team_share, prefetch_units, recurrent_nt, recurrent_nn, WorkShare,
+                       share_slots, ThreadWork, work_begin, work_next_rows, work_step_done,
+                       work_end)
 
 from ._shapes import TableScatter, check_sequence_buffers, expect_shapes
 
@@ -30,40 +29,33 @@ from ._shapes import TableScatter, check_sequence_buffers, expect_shapes
 cdef void _forward_units(floating* proj, const floating* w_hh, floating* h, floating* c,
                          floating* tc, Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
                          WorkShare* share, int tid) noexcept nogil:
-    """Thread tid's share (share_units, share_rows) of the forward recurrence."""
-    cdef Py_ssize_t t, b, G = 4 * H, b0, b1, u0, u1, nu, rows, slot
-    cdef bint sync = share_sync(share)
-    cdef int turn = 0
+    """Thread tid's share of the forward recurrence (see ThreadWork in _common.pxd)."""
+    cdef Py_ssize_t t, b, G = 4 * H
     cdef floating* g
     cdef floating* hp
     cdef floating* hn
     cdef floating* cp
     cdef floating* cn
     cdef floating* tcn
-    cdef float* packed = NULL
-    share_units(share, tid, &u0, &u1)
-    nu = u1 - u0
-    if floating is float:
-        packed = pack_gate_rows(w_hh, H, 4, u0, nu)
-    while share_rows(share, tid, &turn, &b0, &b1, &slot):
-        rows = b1 - b0
+    cdef ThreadWork w
+    work_begin(share, tid, &w, w_hh, 4, False)
+    while work_next_rows(share, tid, &w):
         for t in range(T):
-            g = proj + (t * B + b0) * G
-            hp = h + (t * B + b0) * H
-            hn = h + ((t + 1) * B + b0) * H
-            cp = c + (t * B + b0) * H
-            cn = c + ((t + 1) * B + b0) * H
-            tcn = tc + (t * B + b0) * H
-            if nu > 0 and rows > 0:
+            g = proj + (t * B + w.b0) * G
+            hp = h + (t * B + w.b0) * H
+            hn = h + ((t + 1) * B + w.b0) * H
+            cp = c + (t * B + w.b0) * H
+            cn = c + ((t + 1) * B + w.b0) * H
+            tcn = tc + (t * B + w.b0) * H
+            if w.busy:
                 if t + 1 < T:
-                    prefetch_units(g + B * G, rows, G, 4, H, u0, nu)
-                recurrent_nt(packed, 4, rows, H, u0, nu, hp, w_hh, g, G)
-                for b in range(rows):
+                    prefetch_units(g + B * G, w.rows, G, 4, H, w.u0, w.nu)
+                recurrent_nt(w.packed, 4, w.rows, H, w.u0, w.nu, hp, w_hh, g, G)
+                for b in range(w.rows):
                     lstm_row(g + b * G, cp + b * H, cn + b * H, tcn + b * H, hn + b * H, H,
-                             u0, u1)
-            if sync:
-                cf_barrier()
-    free(packed)
+                             w.u0, w.u1)
+            work_step_done(&w)
+    work_end(&w)
 
 
 cdef void _backward_units(floating* proj, const floating* w_hh, const floating* c,
@@ -71,10 +63,8 @@ cdef void _backward_units(floating* proj, const floating* w_hh, const floating* 
                           floating* dc_next, const int32_t* ids, floating* tables,
                           Py_ssize_t table_size, Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
                           WorkShare* share, int tid) noexcept nogil:
-    """Thread tid's share (share_units, share_rows) of the backward recurrence."""
-    cdef Py_ssize_t t, b, G = 4 * H, b0, b1, u0, u1, nu, rows, slot
-    cdef bint sync = share_sync(share)
-    cdef int turn = 0
+    """Thread tid's share of the backward recurrence (see ThreadWork in _common.pxd)."""
+    cdef Py_ssize_t t, b, G = 4 * H
     cdef floating* g
     cdef floating* dtable = NULL
     cdef floating* dhn
@@ -82,34 +72,30 @@ cdef void _backward_units(floating* proj, const floating* w_hh, const floating* 
     cdef const floating* dh_t
     cdef const floating* cp
     cdef const floating* tct
-    cdef float* packed = NULL
-    share_units(share, tid, &u0, &u1)
-    nu = u1 - u0
-    if floating is float:
-        packed = pack_unit_columns(w_hh, H, 4, u0, nu)
-    while share_rows(share, tid, &turn, &b0, &b1, &slot):
-        rows = b1 - b0
-        dhn = dh_next + b0 * H
-        dcn = dc_next + b0 * H
+    cdef ThreadWork w
+    work_begin(share, tid, &w, w_hh, 4, True)
+    while work_next_rows(share, tid, &w):
+        dhn = dh_next + w.b0 * H
+        dcn = dc_next + w.b0 * H
         if tables != NULL:
-            dtable = tables + slot * table_size
+            dtable = tables + w.slot * table_size
         for t in range(T - 1, -1, -1):
-            g = proj + (t * B + b0) * G
-            dh_t = dh_out + (t * B + b0) * H
-            cp = c + (t * B + b0) * H
-            tct = tc + (t * B + b0) * H
-            if t > 0 and nu > 0 and rows > 0:
-                prefetch_units(g - B * G, rows, G, 4, H, u0, nu)
-            for b in range(rows):
+            g = proj + (t * B + w.b0) * G
+            dh_t = dh_out + (t * B + w.b0) * H
+            cp = c + (t * B + w.b0) * H
+            tct = tc + (t * B + w.b0) * H
+            if t > 0 and w.busy:
+                prefetch_units(g - B * G, w.rows, G, 4, H, w.u0, w.nu)
+            for b in range(w.rows):
                 lstm_backward_row(g + b * G, dh_t + b * H, dhn + b * H, dcn + b * H,
-                                  cp + b * H, tct + b * H, H, u0, u1)
+                                  cp + b * H, tct + b * H, H, w.u0, w.u1)
                 if dtable != NULL:
-                    scatter_units(g + b * G, dtable + ids[t * B + b0 + b] * G, H, 4, u0, u1)
-            if sync:
-                cf_barrier()
-            if nu > 0 and rows > 0:
-                recurrent_nn(packed, rows, G, H, u0, nu, g, w_hh, dhn, False)
-    free(packed)
+                    scatter_units(g + b * G, dtable + ids[t * B + w.b0 + b] * G, H, 4, w.u0,
+                                  w.u1)
+            work_step_done(&w)
+            if w.busy:
+                recurrent_nn(w.packed, w.rows, G, H, w.u0, w.nu, g, w_hh, dhn, False)
+    work_end(&w)
 
 
 def lstm_forward(floating[:, :, ::1] proj, const floating[:, ::1] w_hh,

@@ -7,79 +7,64 @@ state, w_hh (H, H). Threads split the batch rows or the hidden units (see lstm.p
 """
 from cython.parallel cimport parallel, threadid
 from cython cimport floating
-from libc.stdlib cimport free
 from libc.stdint cimport int32_t
 from ._cells cimport rnn_backward_row, scatter_units
-from ._common cimport (tanh_to, cf_barrier, team_share, pack_gate_rows, pack_unit_columns,
-                       prefetch_units, recurrent_nt, recurrent_nn, WorkShare,
-                       share_slots, share_sync, share_units, share_rows)
+from ._common cimport (tanh_to, team_share, prefetch_units, recurrent_nt, recurrent_nn,
+                       WorkShare, share_slots, ThreadWork, work_begin, work_next_rows,
+                       work_step_done, work_end)
 
 from ._shapes import TableScatter, check_sequence_buffers, expect_shapes
 
 
 cdef void _forward_units(floating* proj, const floating* w_hh, floating* h, Py_ssize_t T,
                          Py_ssize_t B, Py_ssize_t H, WorkShare* share, int tid) noexcept nogil:
-    """Thread tid's share (share_units, share_rows) of the forward recurrence."""
-    cdef Py_ssize_t t, b, b0, b1, u0, u1, nu, rows, slot
-    cdef bint sync = share_sync(share)
-    cdef int turn = 0
+    """Thread tid's share of the forward recurrence (see ThreadWork in _common.pxd)."""
+    cdef Py_ssize_t t, b
     cdef floating* a
-    cdef float* packed = NULL
-    share_units(share, tid, &u0, &u1)
-    nu = u1 - u0
-    if floating is float:
-        packed = pack_gate_rows(w_hh, H, 1, u0, nu)
-    while share_rows(share, tid, &turn, &b0, &b1, &slot):
-        rows = b1 - b0
+    cdef ThreadWork w
+    work_begin(share, tid, &w, w_hh, 1, False)
+    while work_next_rows(share, tid, &w):
         for t in range(T):
-            a = proj + (t * B + b0) * H
-            if nu > 0 and rows > 0:
+            a = proj + (t * B + w.b0) * H
+            if w.busy:
                 if t + 1 < T:
-                    prefetch_units(a + B * H, rows, H, 1, H, u0, nu)
-                recurrent_nt(packed, 1, rows, H, u0, nu, h + (t * B + b0) * H, w_hh, a, H)
-                for b in range(rows):
-                    tanh_to(a + b * H + u0, h + ((t + 1) * B + b0 + b) * H + u0, nu)
-            if sync:
-                cf_barrier()
-    free(packed)
+                    prefetch_units(a + B * H, w.rows, H, 1, H, w.u0, w.nu)
+                recurrent_nt(w.packed, 1, w.rows, H, w.u0, w.nu, h + (t * B + w.b0) * H, w_hh, a, H)
+                for b in range(w.rows):
+                    tanh_to(a + b * H + w.u0, h + ((t + 1) * B + w.b0 + b) * H + w.u0, w.nu)
+            work_step_done(&w)
+    work_end(&w)
 
 
 cdef void _backward_units(floating* proj, const floating* w_hh, const floating* h,
                           const floating* dh_out, floating* dh_next, const int32_t* ids,
                           floating* tables, Py_ssize_t table_size, Py_ssize_t T, Py_ssize_t B,
                           Py_ssize_t H, WorkShare* share, int tid) noexcept nogil:
-    """Thread tid's share (share_units, share_rows) of the backward recurrence."""
-    cdef Py_ssize_t t, b, b0, b1, u0, u1, nu, rows, slot
-    cdef bint sync = share_sync(share)
-    cdef int turn = 0
+    """Thread tid's share of the backward recurrence (see ThreadWork in _common.pxd)."""
+    cdef Py_ssize_t t, b
     cdef floating* a
     cdef floating* dtable = NULL
     cdef floating* dhn
     cdef const floating* hn
     cdef const floating* dh_t
-    cdef float* packed = NULL
-    share_units(share, tid, &u0, &u1)
-    nu = u1 - u0
-    if floating is float:
-        packed = pack_unit_columns(w_hh, H, 1, u0, nu)
-    while share_rows(share, tid, &turn, &b0, &b1, &slot):
-        rows = b1 - b0
-        dhn = dh_next + b0 * H
+    cdef ThreadWork w
+    work_begin(share, tid, &w, w_hh, 1, True)
+    while work_next_rows(share, tid, &w):
+        dhn = dh_next + w.b0 * H
         if tables != NULL:
-            dtable = tables + slot * table_size
+            dtable = tables + w.slot * table_size
         for t in range(T - 1, -1, -1):
-            a = proj + (t * B + b0) * H
-            hn = h + ((t + 1) * B + b0) * H
-            dh_t = dh_out + (t * B + b0) * H
-            for b in range(rows):
-                rnn_backward_row(a + b * H, hn + b * H, dh_t + b * H, dhn + b * H, u0, u1)
+            a = proj + (t * B + w.b0) * H
+            hn = h + ((t + 1) * B + w.b0) * H
+            dh_t = dh_out + (t * B + w.b0) * H
+            for b in range(w.rows):
+                rnn_backward_row(a + b * H, hn + b * H, dh_t + b * H, dhn + b * H, w.u0, w.u1)
                 if dtable != NULL:
-                    scatter_units(a + b * H, dtable + ids[t * B + b0 + b] * H, H, 1, u0, u1)
-            if sync:
-                cf_barrier()
-            if nu > 0 and rows > 0:
-                recurrent_nn(packed, rows, H, H, u0, nu, a, w_hh, dhn, False)
-    free(packed)
+                    scatter_units(a + b * H, dtable + ids[t * B + w.b0 + b] * H, H, 1, w.u0, w.u1)
+            work_step_done(&w)
+            if w.busy:
+                recurrent_nn(w.packed, w.rows, H, H, w.u0, w.nu, a, w_hh, dhn, False)
+    work_end(&w)
 
 
 def rnn_forward(floating[:, :, ::1] proj, const floating[:, ::1] w_hh, floating[:, :, ::1] h,

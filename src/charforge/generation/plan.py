@@ -1,0 +1,141 @@
+"""How one generate() call lays a model out for the fused generation kernel: the weights in
+the kernel's form (layer 0 as a per-token table), how many threads and how they split the
+work, the packed float32 weights for batches, and the state the kernel updates in place.
+The rules for the threads are set out together in `threads.py`."""
+from __future__ import annotations
+
+import numpy as np
+
+from .._kernels import generate as _gen
+from .._kernels import ops
+from ..core import threads
+from ..data.vocab import Vocabulary
+from .samplers import KERNEL_DEFAULTS
+
+SPLIT_ROWS_FROM = 8                 # rows from which the threads may take rows of the batch
+SPLIT_ROWS_MAX_BYTES = 8 << 20      # ... when a step's weights (each thread reads all) fit this
+THREADS_FROM_BYTES = 1 << 20        # below this per step, one thread (a barrier costs more)
+
+
+def allowed_mask(vocab: Vocabulary) -> np.ndarray:
+    """Tokens generation may emit: never [UNK] or [PAD]; <eos> only for document models."""
+    allowed = np.ones(len(vocab), np.uint8)
+    for i in (vocab.unk_id, vocab.pad_id):
+        if i is not None:
+            allowed[i] = 0
+    return allowed
+
+
+class KernelNet:
+    """The model's weights laid out for the generation kernel: layer 0 reads a (V, gH) table
+    (embedding @ W_ih^T + bias; one-hot: W_ih^T + bias), layers above their W_ih."""
+
+    def __init__(self, model) -> None:
+        c, p = model.config, model.params
+        cell = model.cell
+        self.code = cell.kernel_code
+        lp0 = model.layer_params(p, 0)
+        bias0 = np.ascontiguousarray(cell.input_bias(lp0), dtype=model.dtype)
+        emb = p.get("embedding.weight")
+        if emb is not None:
+            # charforge's kernel, not numpy's matmul: numpy's BLAS worker threads would spin
+            # for a while after it, against the generation loop's threads
+            self.table = np.empty((emb.shape[0], bias0.shape[0]), model.dtype)
+            ops.linear(emb, lp0["weight_ih"], bias0, self.table)
+        else:
+            self.table = np.ascontiguousarray(lp0["weight_ih"].T + bias0, dtype=model.dtype)
+        self.w_ih, self.w_hh, self.b_in, self.b_rec = [None], [], [None], []
+        for layer in range(c.layers):
+            lp = model.layer_params(p, layer)
+            self.w_hh.append(lp["weight_hh"])
+            self.b_rec.append(lp.get("bias_hh"))
+            if layer > 0:
+                self.w_ih.append(lp["weight_ih"])
+                self.b_in.append(cell.input_bias(lp))
+        self.w_out, self.b_out = p["out.weight"], p["out.bias"]
+
+
+def step_weight_bytes(model) -> int:
+    """The recurrent and upper input weights one step reads."""
+    c = model.config
+    return model.cell.gates * c.hidden * c.hidden * (2 * c.layers - 1) * model.dtype.itemsize
+
+
+def splits_rows(model, batch: int, nthreads: int) -> bool:
+    """Whether the threads take rows of the batch (each an independent loop, no barriers)
+    rather than hidden units (larger models are faster split by units: docs/performance.md)."""
+    return (batch >= SPLIT_ROWS_FROM and nthreads > 1
+            and step_weight_bytes(model) <= SPLIT_ROWS_MAX_BYTES)
+
+
+def loop_threads(model, nthreads: int) -> int:
+    """Threads splitting the hidden units: worth it once a step reads about a megabyte of
+    weights (below that, the per-layer barrier costs more than it saves)."""
+    return nthreads if step_weight_bytes(model) >= THREADS_FROM_BYTES else 1
+
+
+def packed_weights(net: KernelNet, batch: int, dtype, team: int):
+    """For a float32 batch: every layer's weights packed once for the kernel's threads, so
+    each step's small matrix product reuses them (see _kernels/cf_gemm.h); else None."""
+    if batch < 2 or dtype != np.float32 or not _gen.packed_available():
+        return None, None, None
+    H = net.w_out.shape[1]
+    gates = net.table.shape[1] // H
+    team = threads.team_size(H, team)
+    packed_hh = [_gen.pack_for_threads(w, gates, team) for w in net.w_hh]
+    packed_ih = [None] + [_gen.pack_for_threads(w, gates, team) for w in net.w_ih[1:]]
+    return packed_ih, packed_hh, _gen.pack_for_threads(net.w_out, 1, 1)
+
+
+class GenerationPlan:
+    """One generate() call's layout: the threads (`threads`, and whether they take rows,
+    `split_rows`), the state arrays `h`/`c` the kernel updates, the `logits` of the last step,
+    and `run` (the kernel's Plan.run) for each chunk of steps."""
+
+    def __init__(self, model, batch: int, allowed: np.ndarray, eos: int,
+                 knobs: dict | None = None, nthreads: int | None = None,
+                 net: KernelNet | None = None, packed_cache: dict | None = None) -> None:
+        """`net` and `packed_cache` (team -> packed weights) let a caller that makes many
+        plans of one model (the server) lay out and pack its weights once."""
+        dt = model.dtype
+        H, L = model.config.hidden, model.config.layers
+        free = threads.free_threads(threads.get_num_threads()) if nthreads is None \
+            else nthreads
+        self.split_rows = free > 1 and splits_rows(model, batch, free)
+        self.threads = free if self.split_rows else min(free, loop_threads(model, free))
+        if net is None:
+            with threads.blas_single_threaded():    # ops.linear calls BLAS inside its threads
+                net = KernelNet(model)
+        state = model.initial_state(batch)
+        self.h = [np.ascontiguousarray(s[0]) for s in state]
+        self.c = [np.ascontiguousarray(s[1]) for s in state] \
+            if len(model.cell.state_names) == 2 else [None] * L
+        proj = np.zeros((batch, model.cell.gates * H), dt)
+        self.logits = np.zeros((batch, len(allowed)), dt)
+        k = {**KERNEL_DEFAULTS, **(knobs or {})}
+        team = 1 if self.split_rows else self.threads
+        if packed_cache is not None and batch >= 2 and team in packed_cache:
+            packed = packed_cache[team]
+        else:
+            packed = packed_weights(net, batch, dt, team)
+            if packed_cache is not None and batch >= 2:
+                packed_cache[team] = packed
+        self.packed = packed[1] is not None
+        self.kernel = _gen.Plan(
+            net.code, net.w_ih, net.w_hh, net.b_in, net.b_rec, net.table, net.w_out,
+            net.b_out, self.h, self.c, proj, np.zeros_like(proj), self.logits, allowed,
+            eos=eos,
+            scale=k["scale"], floor_=k["floor"], top_k=k["top_k"], top_p=k["top_p"],
+            greedy=k["greedy"], threads=self.threads, packed_ih=packed[0],
+            packed_hh=packed[1], packed_out=packed[2], split_rows=self.split_rows)
+        self.run = self.kernel.run
+
+    @classmethod
+    def for_model(cls, model, batch: int = 1, nthreads: int | None = None) -> GenerationPlan:
+        """The plan generate() would make for `batch` rows of this model (its threads,
+        split_rows and packed weights), e.g. to see how it will run."""
+        vocab = model.vocab
+        V = model.config.vocab_size
+        allowed = allowed_mask(vocab) if vocab is not None else np.ones(V, np.uint8)
+        eos = vocab.eos_id if vocab is not None and vocab.eos_id is not None else -1
+        return cls(model, batch, allowed, eos, None, nthreads)
