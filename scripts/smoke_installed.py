@@ -36,8 +36,11 @@ def main() -> None:
     for name in KERNELS:
         if importlib.util.find_spec(f"charforge._kernels.{name}") is None:
             fail(f"the compiled kernel charforge._kernels.{name} is missing")
-    if not list((where / "pretrained").glob("*.safetensors")):
+    if not list((where / "checkpoints" / "shipped").glob("*.safetensors")):
         fail("the pretrained model is missing from the package")
+    for page in ("viz/page.html", "serve/page.html"):
+        if not (where / page).is_file():
+            fail(f"the page template {page} is missing from the package")
     if not (where / "py.typed").exists():
         fail("py.typed is missing from the package")
     with tempfile.TemporaryDirectory() as tmp:
