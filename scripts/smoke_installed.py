@@ -66,7 +66,7 @@ def main() -> None:
         if not list((tmp / "run").glob("*.safetensors")):
             fail("one training step wrote no checkpoint")
         listing = run_cli("plugins", cwd=tmp)
-        if "charforge.generation.samplers" not in listing:
+        if "charforge.builtins" not in listing:
             fail(f"charforge plugins lists no built-in plugins: {listing!r}")
         print(f"smoke test: {version} from {where}: kernels, pretrained model, generate, "
               "train, plugins and every CPU level all work")
