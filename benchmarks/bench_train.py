@@ -1,7 +1,8 @@
 """Full training-step throughput (forward, backward, global-norm clip, Adam) per config.
 
 Prints one JSON line per config: chars/s (B*T per step), GFLOP/s and, when PyTorch is
-installed, PyTorch's figure on the same shapes and thread count, and the ratio. Medians over
+installed, PyTorch's figures on the same shapes and thread count, float32 and with bfloat16
+autocast (`torch_bf16_ms`), and the ratios (PyTorch's time / charforge's). Medians over
 repeated steps, charforge and PyTorch measured alternately in one run.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_train.py
@@ -50,7 +51,11 @@ def bench_charforge(cell, layers, hidden, emb, B, T, V, steps, rng):
     return step
 
 
-def bench_torch(cell, layers, hidden, emb, B, T, V):
+def bench_torch(cell, layers, hidden, emb, B, T, V, autocast: bool = False):
+    """PyTorch's step; `autocast`: the one line a PyTorch user adds for bfloat16 products on
+    the CPU (torch.autocast("cpu", dtype=torch.bfloat16)), fp32 weights and optimizer."""
+    import contextlib
+
     import torch
     import torch.nn as nn
     cls = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[cell]
@@ -62,10 +67,14 @@ def bench_torch(cell, layers, hidden, emb, B, T, V):
     x = torch.randint(0, V, (B, T))
     y = torch.randint(0, V, (B, T))
 
+    mixed = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if autocast else \
+        contextlib.nullcontext
+
     def step():
         opt.zero_grad()
-        h, _ = rnn(embed(x))
-        loss = nn.functional.cross_entropy(out(h).reshape(-1, V), y.reshape(-1))
+        with mixed():
+            h, _ = rnn(embed(x))
+            loss = nn.functional.cross_entropy(out(h).reshape(-1, V).float(), y.reshape(-1))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 5.0)
         opt.step()
@@ -76,10 +85,10 @@ def run_worker(framework: str, index: int, threads: int, repeats: int) -> None:
     """Time `repeats` steps of one framework on one config; print the times as JSON."""
     cell, layers, hidden, emb = CONFIGS[index]
     B, T, V = 64, 100, 65
-    if framework == "torch":
+    if framework in ("torch", "torch_bf16"):
         import torch
         torch.set_num_threads(threads)
-        step = bench_torch(cell, layers, hidden, emb, B, T, V)
+        step = bench_torch(cell, layers, hidden, emb, B, T, V, framework == "torch_bf16")
     else:
         charforge.set_num_threads(threads)
         step = bench_charforge(cell, layers, hidden, emb, B, T, V, repeats,
@@ -118,6 +127,7 @@ def main() -> None:
         contenders = {"charforge": measure("charforge", index, args.threads, repeats)}
         if torch_version:
             contenders["torch"] = measure("torch", index, args.threads, repeats)
+            contenders["torch_bf16"] = measure("torch_bf16", index, args.threads, repeats)
         rounds = _harness.alternate(args.rounds, contenders)
         cf_times = [t for r in rounds["charforge"] for t in r]
         tf_times = [t for r in rounds.get("torch", []) for t in r]
@@ -127,8 +137,11 @@ def main() -> None:
                "charforge_gflops": round(flops / cf_t / 1e9, 1)}
         if torch_version:
             tf_t = statistics.median(tf_times)
+            bf_t = statistics.median([t for r in rounds["torch_bf16"] for t in r])
             rec.update({"torch_version": torch_version, "torch_ms": round(tf_t * 1e3, 2),
-                        "torch_chars_s": round(B * T / tf_t), "ratio": round(tf_t / cf_t, 2)})
+                        "torch_chars_s": round(B * T / tf_t), "ratio": round(tf_t / cf_t, 2),
+                        "torch_bf16_ms": round(bf_t * 1e3, 2),
+                        "ratio_to_bf16": round(bf_t / cf_t, 2)})
         _harness.report(rec)
 
 

@@ -1,4 +1,6 @@
 """The fused kernels, through CharModel, against the independent numpy reference."""
+import os
+
 import numpy as np
 import pytest
 
@@ -249,3 +251,32 @@ def test_a_plugin_cell_checked_on_the_reference_by_finite_differences(rng):
         assert (up - down) / 2e-6 == pytest.approx(flat_grad[i], rel=1e-5, abs=1e-9)
     text = charforge.generate(model, "abc", 10, seed=2)     # the per-step path
     assert len(text) == 10 and set(text) <= set("abcdefghi")
+
+
+def test_bf16_rounding_of_the_reference():
+    """Round to nearest, ties to even, on the top 16 bits of a float32."""
+    from charforge.nn.reference import bf16_round
+
+    def f32(bits):
+        return np.array([bits], np.uint32).view(np.float32)
+
+    def bits_of(x):
+        return int(np.asarray(x, np.float32).view(np.uint32)[0])
+    assert bits_of(bf16_round(f32(0x3F808000))) == 0x3F800000     # tie, even below: down
+    assert bits_of(bf16_round(f32(0x3F818000))) == 0x3F820000     # tie, odd below: up
+    assert bits_of(bf16_round(f32(0x3F807FFF))) == 0x3F800000     # just below half: down
+    assert bits_of(bf16_round(f32(0x3F808001))) == 0x3F810000     # just above half: up
+    assert bits_of(bf16_round(f32(0x7F7FFFFF))) == 0x7F800000     # max float32 -> inf
+    assert bits_of(bf16_round(f32(0xFF800000))) == 0xFF800000     # -inf stays
+    assert np.isnan(bf16_round(f32(0x7F800001)))[0]               # a NaN never turns inf
+    x = np.random.default_rng(5).normal(0, 3, (7, 9)).astype(np.float32)
+    r = bf16_round(x)
+    assert r.shape == x.shape and r.dtype == np.float32
+    assert np.all(r.view(np.uint32) & 0xFFFF == 0)                # 8 mantissa bits left
+    assert np.all(np.abs(r - x) <= np.abs(x) * 2.0 ** -8)         # half a bf16 unit at most
+    torch = pytest.importorskip("torch") if os.environ.get("CHARFORGE_REQUIRE_TORCH") != "1" \
+        else __import__("torch")
+    wide = np.random.default_rng(6).standard_normal(100_000).astype(np.float32) * \
+        np.float32(10.0) ** np.random.default_rng(7).integers(-30, 30, 100_000)
+    theirs = torch.from_numpy(wide).to(torch.bfloat16).float().numpy()
+    assert np.array_equal(bf16_round(wide), theirs)

@@ -18,6 +18,17 @@ def sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
+def bf16_round(x) -> np.ndarray:
+    """x rounded to bfloat16 (the top 16 bits of a float32, round to nearest, ties to even),
+    returned as float32: what a bf16 product's operands are. NaN stays NaN (a payload in the
+    low bits must not round into infinity); infinities stay infinite."""
+    x32 = np.ascontiguousarray(x, dtype=np.float32)
+    bits = x32.view(np.uint32).astype(np.uint64)
+    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+    out = rounded.astype(np.uint32).view(np.float32)
+    return np.where(np.isnan(x32), np.float32(np.nan), out).reshape(x32.shape)
+
+
 # ------------------------------------------------------------------ cells, one step each
 # forward(x (B, I), h (B, H), c (B, H) or None, p) -> (h', c' or None, cache)
 # backward(dh (B, H), dc or None, cache, p, g) -> (dx (B, I), dh_prev, dc_prev); adds to g
