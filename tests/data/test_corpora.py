@@ -167,3 +167,18 @@ def test_invalid_utf8_reports_the_byte_offset(tmp_path):
     path.write_bytes(b"cut short \xe2\x82")
     with pytest.raises(CharforgeError, match="not valid UTF-8"):
         load_corpus("textfile", {"path": str(path)})
+
+
+def test_a_folder_is_walked_once_per_load(tmp_path, monkeypatch):
+    """load_corpus asks the textfile corpus for its text and its identity: one walk of the
+    folder (and one sniff of each file) serves both; the next load walks again."""
+    from charforge.data.corpora.textfile import TextFile
+    (tmp_path / "a.txt").write_text("hello there\n" * 50, encoding="utf-8")
+    walks = []
+    real = TextFile._found
+    monkeypatch.setattr(TextFile, "_found", lambda self, *a: walks.append(a) or real(self, *a))
+    load_corpus("textfile", {"path": str(tmp_path)})
+    assert len(walks) == 1
+    (tmp_path / "b.txt").write_text("and more\n" * 50, encoding="utf-8")
+    assert len(load_corpus("textfile", {"path": str(tmp_path)}).ids) > 600   # b.txt seen
+    assert len(walks) == 2

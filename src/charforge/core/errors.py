@@ -10,6 +10,10 @@ class CharforgeError(Exception):
     """A user mistake or a bad input: the message says what happened and what to do."""
 
 
+class MissingInput(CharforgeError):
+    """A file the user named, or a run recorded, is not there (moved, renamed, deleted)."""
+
+
 class ShapeError(CharforgeError, ValueError):
     """Arrays of the wrong shape, dtype or range were passed to the model."""
 

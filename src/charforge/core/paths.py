@@ -7,29 +7,43 @@ import os
 import stat
 from pathlib import Path
 
-from .errors import CharforgeError
+from .errors import CharforgeError, MissingInput
+
+
+def file_problem(path: Path) -> str | None:
+    """Why `path` is not a regular file this process may read ('does not exist', 'is a FIFO,
+    not a regular file', ...), or None when it is one."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return "does not exist"
+    except PermissionError:
+        return "permission denied"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if stat.S_ISDIR(st.st_mode):
+        return "is a folder, not a file"
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else \
+            "a socket" if stat.S_ISSOCK(st.st_mode) else "a device or special file"
+        return f"is {kind}, not a regular file"
+    return None if os.access(path, os.R_OK) else "permission denied"
 
 
 def readable_file(path: str | Path, what: str) -> Path:
     """`path` as a Path if it is a regular file this process may read, else a CharforgeError
-    that says why (`what` names the role: 'corpus file', 'checkpoint', ...)."""
+    that says why (`what` names the role: 'corpus file', 'checkpoint', ...); MissingInput when
+    it is not there."""
     p = Path(path).expanduser()
-    try:
-        st = os.stat(p)
-    except FileNotFoundError:
-        raise CharforgeError(f"{what} {p} does not exist") from None
-    except PermissionError:
-        raise CharforgeError(f"{what} {p}: permission denied") from None
-    except OSError as exc:
-        raise CharforgeError(f"cannot read {what} {p}: {exc.strerror or exc}") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise CharforgeError(f"{what} {p} is a folder, not a file")
-    if not stat.S_ISREG(st.st_mode):
-        kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else \
-            "a socket" if stat.S_ISSOCK(st.st_mode) else "a device or special file"
-        raise CharforgeError(f"{what} {p} is {kind}, not a regular file")
-    if not os.access(p, os.R_OK):
+    problem = file_problem(p)
+    if problem == "does not exist":
+        raise MissingInput(f"{what} {p} does not exist")
+    if problem == "permission denied":
         raise CharforgeError(f"{what} {p}: permission denied")
+    if problem is not None and problem.startswith("cannot be read"):
+        raise CharforgeError(f"cannot read {what} {p}: {problem[len('cannot be read ('):-1]}")
+    if problem is not None:
+        raise CharforgeError(f"{what} {p} {problem}")
     return p
 
 

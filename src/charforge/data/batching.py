@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core import hints, plugins
-from ..core.errors import CharforgeError
+from ..core.errors import CharforgeError, MissingInput
 from .corpora import get_corpus
 from .idcache import cached_ids
 from .vocab import Vocabulary
@@ -114,10 +114,8 @@ def load_recorded_corpus(name: str, options: dict | None, vocab: Vocabulary | No
     its recorded path, and how to read it from its new place."""
     try:
         return load_corpus(name, options, vocab)
-    except CharforgeError as exc:
-        if "does not exist" not in str(exc) and "matches no file" not in str(exc):
-            raise
-        raise CharforgeError(f"{exc} (the corpus path recorded in {where}); put the file back "
+    except MissingInput as exc:
+        raise MissingInput(f"{exc} (the corpus path recorded in {where}); put the file back "
                              f"or give its new place with {hints.setting('path', 'NEW')}"
                              ) from None
 

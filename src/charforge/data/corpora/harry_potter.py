@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ...core.errors import CharforgeError
+from ...core.errors import CharforgeError, MissingInput
 from .base import Corpus, CorpusOption, TextSource
 from .download import data_dir
 
@@ -37,7 +37,8 @@ class HarryPotter(Corpus):
         p = self._path(path)
         if p is None or not p.is_file():
             where = f"{p} does not exist; " if p is not None else ""
-            raise CharforgeError(
+            error = MissingInput if p is not None else CharforgeError
+            raise error(
                 f"{where}harry_potter needs your own plain-text copy of Harry Potter and the "
                 f"Goblet of Fire (e.g. {FILENAME}): pass path=FILE or set {ENV}=FILE")
         return TextSource((p,), crlf=True)

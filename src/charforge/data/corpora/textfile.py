@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 from ...core import hints
-from ...core.errors import CharforgeError
-from ...core.paths import readable_file
+from ...core.errors import CharforgeError, MissingInput
+from ...core.paths import file_problem, readable_file
 from .base import Corpus, CorpusOption, TextSource
 
 SNIFF_BYTES = 8192
@@ -17,11 +17,7 @@ SNIFF_BYTES = 8192
 def why_not_text(path: Path) -> str | None:
     """Why a file found in a folder or by a pattern is passed over: not a regular file (a FIFO
     would block the read forever), or binary; None for a text file."""
-    try:
-        readable_file(path, "file")
-    except CharforgeError as exc:
-        return str(exc).split(f"{path} ", 1)[-1]
-    return "is binary" if looks_binary(path) else None
+    return file_problem(path) or ("is binary" if looks_binary(path) else None)
 
 
 def looks_binary(path: Path) -> bool:
@@ -108,12 +104,13 @@ class TextFile(Corpus):
                                                          recursive=True))
             hits = [h for h in hits if not h.is_dir()]
             if not hits:
-                raise CharforgeError(f"{given!r} matches no file")
+                raise MissingInput(f"{given!r} matches no file")
             return [(h, False) for h in hits]
-        raise CharforgeError(f"{p} does not exist; pass the path of a UTF-8 text file")
+        raise MissingInput(f"{p} does not exist; pass the path of a UTF-8 text file")
 
     def text_source(self, path=None, glob="*", **_) -> TextSource:
         files, skipped = self._found(path, glob)
+        self._walked = ((tuple(as_list(path)), glob), files)   # for identity(), called next
         notes = ()
         if skipped:
             shown = ", ".join(f"{f} ({why})" for f, why in skipped[:3]) + (
@@ -122,6 +119,11 @@ class TextFile(Corpus):
         return TextSource(files, crlf=True, notes=notes)
 
     def identity(self, path=None, glob="*", **_) -> str:
-        files, _ = self._found(path, glob)
+        """The files' names, sizes and times. The files are those text_source() just found
+        when it was called with the same options (load_corpus calls the two in a row: a large
+        folder is walked and sniffed once); taken once, so a later call walks again."""
+        walked, self._walked = getattr(self, "_walked", None), None
+        files = walked[1] if walked and walked[0] == (tuple(as_list(path)), glob) else \
+            self._found(path, glob)[0]
         parts = [f"{f}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files]
         return "textfile:" + "|".join(parts)
