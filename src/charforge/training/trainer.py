@@ -349,7 +349,9 @@ class Trainer:
                        evaluation_seq(self.config.seq))
         self.last_val = val
         self.history.append({"step": self.step, "epoch": self.epoch, "val_loss": val})
-        self._log({"step": self.step, "epoch": self.epoch, "val_loss": val, "wall": time.time()})
+        if self.folder.locked:          # the run's own metrics, written while it holds them
+            self._log({"step": self.step, "epoch": self.epoch, "val_loss": val,
+                       "wall": time.time()})
         evaluated = getattr(self.reporter, "evaluated", None)    # a reporter written before it
         if evaluated is not None:
             evaluated(self.step, val)
