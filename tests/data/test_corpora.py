@@ -182,3 +182,12 @@ def test_a_folder_is_walked_once_per_load(tmp_path, monkeypatch):
     (tmp_path / "b.txt").write_text("and more\n" * 50, encoding="utf-8")
     assert len(load_corpus("textfile", {"path": str(tmp_path)}).ids) > 600   # b.txt seen
     assert len(walks) == 2
+
+
+def test_only_a_many_valued_option_takes_several_values():
+    from charforge.data.corpora import get_corpus
+    with pytest.raises(CharforgeError, match="glob takes one value, got 2: x, y"):
+        get_corpus("textfile").resolve_options({"path": ["a", "b"], "glob": ["x", "y"]})
+    with pytest.raises(CharforgeError, match="path takes one value, got 2"):
+        get_corpus("harry_potter").resolve_options({"path": ["a", "b"]})
+    assert get_corpus("textfile").resolve_options({"path": ["a", "b"]})["path"] == ["a", "b"]

@@ -24,6 +24,7 @@ class CorpusOption:
     help: str
     choices: tuple[str, ...] | None = None
     path: bool = False        # a file, folder or pattern: stored absolute in a run's settings
+    many: bool = False        # several values may be given (path=a path=b, a TOML list)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,9 @@ class Corpus:
         out = {}
         for name, opt in known.items():
             value = given.get(name, opt.default)
+            if isinstance(value, (list, tuple)) and not opt.many:
+                raise CharforgeError(f"corpus {self.name!r}: {name} takes one value, got "
+                                     f"{len(value)}: {', '.join(map(str, value))}")
             if opt.choices and value not in opt.choices:
                 raise CharforgeError(f"corpus {self.name!r}: {name} must be one of "
                                      f"{', '.join(opt.choices)}, got {value!r}")

@@ -50,7 +50,7 @@ class TextFile(Corpus):
     description = "your own UTF-8 text: files, folders or glob patterns (path=..., repeatable)"
     options = (
         CorpusOption("path", None, "a UTF-8 text file, a folder or a glob pattern such as "
-                     "'notes/*.md'; repeat it for several", path=True),
+                     "'notes/*.md'; repeat it for several", path=True, many=True),
         CorpusOption("glob", "*", "which files of a folder to read (subfolders too; hidden "
                      "ones and binary files are skipped, the binary ones with a note)"),
     )
