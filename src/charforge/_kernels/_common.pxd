@@ -2,8 +2,9 @@
 """Shared declarations: the BLAS wrapper (row-major on top of Fortran BLAS) and the C helpers."""
 from cython cimport floating
 from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv
-from libc.stdint cimport uint64_t
+from libc.stdint cimport uint64_t, uint16_t
 from libc.stdlib cimport free, getenv
+from libc.string cimport memset
 
 cdef extern from "cf_math.h" nogil:
     int cf_openmp_enabled()
@@ -194,6 +195,27 @@ cdef extern from "cf_gemm.h" nogil:
                         int accumulate)
 
 
+cdef extern from "cf_bf16.h" nogil:
+    int cf_bf16_level()
+    int cf_bf16_hardware()
+    Py_ssize_t cf_bf16_kpad(Py_ssize_t K)
+    Py_ssize_t cf_bf16_lda(Py_ssize_t Kp)
+    Py_ssize_t cf_bpack_size(Py_ssize_t N, Py_ssize_t K)
+    Py_ssize_t cf_bf16_rows_room(Py_ssize_t M)
+    uint16_t* cf_alloc_bf16(Py_ssize_t n)
+    void cf_bpack_nt(const float* W, Py_ssize_t ldw, Py_ssize_t N, Py_ssize_t K, uint16_t* P)
+    void cf_bpack_nn(const float* W, Py_ssize_t ldw, Py_ssize_t K, Py_ssize_t N, uint16_t* P)
+    void cf_bf16_rows(const float* X, Py_ssize_t ldx, Py_ssize_t rows, Py_ssize_t K,
+                      uint16_t* out, Py_ssize_t ldo)
+    void cf_bgemm_packed(Py_ssize_t M, Py_ssize_t N, Py_ssize_t Kp, const uint16_t* A,
+                         Py_ssize_t lda, const uint16_t* P, float* C, Py_ssize_t ldc,
+                         int accumulate)
+    uint16_t* cf_bf16_scratch(int slot, Py_ssize_t n)
+    int cf_bgemm(int trans_a, int trans_b, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
+                 const float* A, Py_ssize_t lda, const float* B, Py_ssize_t ldb, float* C,
+                 Py_ssize_t ldc, int accumulate)
+
+
 cdef inline float* pack_gate_rows(const float* w_hh, Py_ssize_t H, Py_ssize_t gates,
                                   Py_ssize_t u0, Py_ssize_t nu) noexcept nogil:
     """The forward step's operand: for each gate q, rows [q H + u0, q H + u0 + nu) of W_hh
@@ -231,12 +253,16 @@ cdef struct ThreadWork:
     bint sync                # meet the team after every step
     bint busy                # units and rows to compute this step
     float* packed            # its slice of W_hh packed (float32 only; NULL: BLAS)
+    bint bf16                # bf16 products: W_hh slice in packed16, operands rounded in a16
+    uint16_t* packed16
+    uint16_t* a16            # the step's A operand rounded to bf16 (rows x cf_bf16_kpad(K))
 
 
 cdef inline void work_begin(WorkShare* share, int tid, ThreadWork* w, const floating* w_hh,
-                            Py_ssize_t gates, bint backward) noexcept nogil:
+                            Py_ssize_t gates, bint backward, bint bf16) noexcept nogil:
     """A cell kernel thread's start, the same for every cell: its units, and its slice of
-    W_hh packed for the forward step (gate rows) or the backward one (unit columns)."""
+    W_hh packed for the forward step (gate rows) or the backward one (unit columns); with
+    bf16 (float32 only) packed as bf16 for cf_bgemm_packed, with room for the step's A."""
     share_units(share, tid, &w.u0, &w.u1)
     w.nu = w.u1 - w.u0
     w.turn = 0
@@ -247,6 +273,14 @@ cdef inline void work_begin(WorkShare* share, int tid, ThreadWork* w, const floa
     w.rows = 0
     w.slot = 0
     w.busy = False
+    w.bf16 = False
+    w.packed16 = NULL
+    w.a16 = NULL
+    if floating is float and bf16:
+        w.bf16 = True
+        if w.nu > 0:
+            pack_bf16(w, w_hh, share.B, share.H, gates, backward)
+        return
     if floating is float:
         if backward:
             w.packed = pack_unit_columns(w_hh, share.H, gates, w.u0, w.nu)
@@ -269,9 +303,35 @@ cdef inline void work_step_done(const ThreadWork* w) noexcept nogil:
         cf_barrier()
 
 
+cdef inline void pack_bf16(ThreadWork* w, const float* w_hh, Py_ssize_t B, Py_ssize_t H,
+                           Py_ssize_t gates, bint backward) noexcept nogil:
+    """The thread's W_hh slice as bf16: per gate q, rows [q H + u0, q H + u0 + nu) (forward),
+    or columns [u0, u0 + nu) of all gates (backward); and room for A (B rows of H, or of
+    gates H, rounded)."""
+    cdef Py_ssize_t q, block = cf_bpack_size(w.nu, H)
+    cdef Py_ssize_t K = gates * H if backward else H
+    if backward:
+        w.packed16 = cf_alloc_bf16(cf_bpack_size(w.nu, K))
+        if w.packed16 != NULL:
+            cf_bpack_nn(w_hh + w.u0, H, K, w.nu, w.packed16)
+    else:
+        w.packed16 = cf_alloc_bf16(gates * block)
+        if w.packed16 != NULL:
+            for q in range(gates):
+                cf_bpack_nt(w_hh + (q * H + w.u0) * H, H, w.nu, H, w.packed16 + q * block)
+    cdef Py_ssize_t room = cf_bf16_rows_room(B) * cf_bf16_lda(cf_bf16_kpad(K))
+    w.a16 = cf_alloc_bf16(room)
+    if w.a16 != NULL:
+        memset(w.a16, 0, room * sizeof(uint16_t))
+
+
 cdef inline void work_end(ThreadWork* w) noexcept nogil:
     free(w.packed)
+    free(w.packed16)
+    free(w.a16)
     w.packed = NULL
+    w.packed16 = NULL
+    w.a16 = NULL
 
 
 cdef inline void prefetch_units(const floating* rows, Py_ssize_t B, Py_ssize_t width,
@@ -283,33 +343,48 @@ cdef inline void prefetch_units(const floating* rows, Py_ssize_t B, Py_ssize_t w
         cf_prefetch_block(rows, B, width * s, (q * H + u0) * s, nu * s)
 
 
-cdef inline void recurrent_nt(const float* packed, Py_ssize_t gates, Py_ssize_t B,
-                              Py_ssize_t H, Py_ssize_t u0, Py_ssize_t nu, const floating* hp,
-                              const floating* w_hh, floating* out,
+cdef inline void recurrent_nt(const ThreadWork* w, Py_ssize_t gates, Py_ssize_t H,
+                              const floating* hp, const floating* w_hh, floating* out,
                               Py_ssize_t ldo) noexcept nogil:
-    """The forward step's product for units [u0, u0 + nu) of every gate q:
-    out[:, q H + u0 + j] += (hp @ W_hh^T)[:, q H + u0 + j], through the packed kernel when
-    `packed` (from pack_gate_rows) is set, else BLAS."""
-    cdef Py_ssize_t q, block = cf_packed_size(nu, H)
+    """The forward step's product for the thread's rows and units [u0, u0 + nu) of every gate
+    q: out[:, q H + u0 + j] += (hp @ W_hh^T)[:, q H + u0 + j]: bf16 products when the work is
+    bf16, else the packed kernel when w.packed is set, else BLAS."""
+    cdef Py_ssize_t q, block = cf_packed_size(w.nu, H), kp
+    if floating is float:
+        if w.bf16:
+            kp = cf_bf16_kpad(H)
+            cf_bf16_rows(hp, H, w.rows, H, w.a16, cf_bf16_lda(kp))
+            block = cf_bpack_size(w.nu, H)
+            for q in range(gates):
+                cf_bgemm_packed(w.rows, w.nu, kp, w.a16, cf_bf16_lda(kp), w.packed16 + q * block,
+                                out + q * H + w.u0, ldo, 1)
+            return
     for q in range(gates):
         if floating is float:
-            if packed != NULL:
-                cf_gemm_packed(B, nu, H, hp, H, packed + q * block, out + q * H + u0, ldo, 1)
+            if w.packed != NULL:
+                cf_gemm_packed(w.rows, w.nu, H, hp, H, w.packed + q * block, out + q * H + w.u0,
+                               ldo, 1)
                 continue
-        gemm_rm(False, True, <int>B, <int>nu, <int>H, <floating>1.0, hp, <int>H,
-                w_hh + (q * H + u0) * H, <int>H, <floating>1.0, out + q * H + u0, <int>ldo)
+        gemm_rm(False, True, <int>w.rows, <int>w.nu, <int>H, <floating>1.0, hp, <int>H,
+                w_hh + (q * H + w.u0) * H, <int>H, <floating>1.0, out + q * H + w.u0, <int>ldo)
 
 
-cdef inline void recurrent_nn(const float* packed, Py_ssize_t B, Py_ssize_t K, Py_ssize_t H,
-                              Py_ssize_t u0, Py_ssize_t nu, const floating* dg,
-                              const floating* w_hh, floating* out,
+cdef inline void recurrent_nn(const ThreadWork* w, Py_ssize_t K, Py_ssize_t H,
+                              const floating* dg, const floating* w_hh, floating* out,
                               bint accumulate) noexcept nogil:
-    """The backward step's product for units [u0, u0 + nu): out[:, u0:u0+nu] (+)= dg (B x K)
-    @ W_hh[:, u0:u0+nu] (out has row stride H), packed kernel when `packed` (from
-    pack_unit_columns) is set, else BLAS."""
+    """The backward step's product for the thread's rows and units [u0, u0 + nu):
+    out[:, u0:u0+nu] (+)= dg (rows x K) @ W_hh[:, u0:u0+nu] (out has row stride H): bf16
+    products when the work is bf16, else the packed kernel when w.packed is set, else BLAS."""
+    cdef Py_ssize_t kp
     if floating is float:
-        if packed != NULL:
-            cf_gemm_packed(B, nu, K, dg, K, packed, out + u0, H, accumulate)
+        if w.bf16:
+            kp = cf_bf16_kpad(K)
+            cf_bf16_rows(dg, K, w.rows, K, w.a16, cf_bf16_lda(kp))
+            cf_bgemm_packed(w.rows, w.nu, kp, w.a16, cf_bf16_lda(kp), w.packed16, out + w.u0,
+                            H, accumulate)
             return
-    gemm_rm(False, False, <int>B, <int>nu, <int>K, <floating>1.0, dg, <int>K, w_hh + u0,
-            <int>H, <floating>(1.0 if accumulate else 0.0), out + u0, <int>H)
+        if w.packed != NULL:
+            cf_gemm_packed(w.rows, w.nu, K, dg, K, w.packed, out + w.u0, H, accumulate)
+            return
+    gemm_rm(False, False, <int>w.rows, <int>w.nu, <int>K, <floating>1.0, dg, <int>K,
+            w_hh + w.u0, <int>H, <floating>(1.0 if accumulate else 0.0), out + w.u0, <int>H)

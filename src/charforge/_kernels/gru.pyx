@@ -23,7 +23,7 @@ from ._shapes import TableScatter, check_sequence_buffers, expect_shapes
 cdef void _forward_units(floating* proj, const floating* w_hh, const floating* b_hh,
                          floating* h, floating* hn_save, floating* gh,
                          Py_ssize_t T, Py_ssize_t B, Py_ssize_t H, WorkShare* share,
-                         int tid) noexcept nogil:
+                         int tid, bint bf16) noexcept nogil:
     """Thread tid's share of the forward recurrence (see ThreadWork in _common.pxd)."""
     cdef Py_ssize_t t, b, j, q, G = 3 * H
     cdef floating* g
@@ -32,7 +32,7 @@ cdef void _forward_units(floating* proj, const floating* w_hh, const floating* b
     cdef floating* hs
     cdef floating* ghb
     cdef ThreadWork w
-    work_begin(share, tid, &w, w_hh, 3, False)
+    work_begin(share, tid, &w, w_hh, 3, False, bf16)
     while work_next_rows(share, tid, &w):
         ghb = gh + w.b0 * G
         for t in range(T):
@@ -47,7 +47,7 @@ cdef void _forward_units(floating* proj, const floating* w_hh, const floating* b
                             ghb[b * G + q * H + j] = b_hh[q * H + j]
                 if t + 1 < T:
                     prefetch_units(g + B * G, w.rows, G, 3, H, w.u0, w.nu)
-                recurrent_nt(w.packed, 3, w.rows, H, w.u0, w.nu, hp, w_hh, ghb, G)
+                recurrent_nt(&w, 3, H, hp, w_hh, ghb, G)
                 for b in range(w.rows):
                     gru_row(g + b * G, ghb + b * G, hp + b * H, hnew + b * H, hs + b * H, H,
                             w.u0, w.u1)
@@ -59,7 +59,7 @@ cdef void _backward_units(floating* proj, floating* dgh, const floating* w_hh,
                           const floating* h, const floating* hn_save, const floating* dh_out,
                           floating* dh_next, const int32_t* ids, floating* tables,
                           Py_ssize_t table_size, Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
-                          WorkShare* share, int tid) noexcept nogil:
+                          WorkShare* share, int tid, bint bf16) noexcept nogil:
     """Thread tid's share of the backward recurrence (see ThreadWork in _common.pxd)."""
     cdef Py_ssize_t t, b, G = 3 * H
     cdef floating* g
@@ -70,7 +70,7 @@ cdef void _backward_units(floating* proj, floating* dgh, const floating* w_hh,
     cdef const floating* hs
     cdef const floating* dh_t
     cdef ThreadWork w
-    work_begin(share, tid, &w, w_hh, 3, True)
+    work_begin(share, tid, &w, w_hh, 3, True, bf16)
     while work_next_rows(share, tid, &w):
         dhn = dh_next + w.b0 * H
         if tables != NULL:
@@ -90,13 +90,13 @@ cdef void _backward_units(floating* proj, floating* dgh, const floating* w_hh,
                     scatter_units(g + b * G, dtable + ids[t * B + w.b0 + b] * G, H, 3, w.u0, w.u1)
             work_step_done(&w)
             if w.busy:
-                recurrent_nn(w.packed, w.rows, G, H, w.u0, w.nu, dg, w_hh, dhn, True)
+                recurrent_nn(&w, G, H, dg, w_hh, dhn, True)
     work_end(&w)
 
 
 def gru_forward(floating[:, :, ::1] proj, const floating[:, ::1] w_hh,
                 const floating[::1] b_hh, floating[:, :, ::1] h, floating[:, :, ::1] hn,
-                floating[:, ::1] gh, int threads=1):
+                floating[:, ::1] gh, int threads=1, bint bf16=False):
     """Run the layer over T steps. In: proj = W_ih x + b_ih, h[0]. Out: proj = r, z, n
     (activated), h[1:], hn = W_hn h + b_hn per step.
     Reference: charforge.reference.gru_forward (one step).
@@ -111,14 +111,14 @@ def gru_forward(floating[:, :, ::1] proj, const floating[:, ::1] w_hh,
     with nogil, parallel(num_threads=n):    # n = 1: the caller's thread alone
         tid = threadid()
         _forward_units(&proj[0, 0, 0], &w_hh[0, 0], &b_hh[0], &h[0, 0, 0],
-                       &hn[0, 0, 0], &gh[0, 0], T, B, H, &share, tid)
+                       &hn[0, 0, 0], &gh[0, 0], T, B, H, &share, tid, bf16)
 
 
 def gru_backward(floating[:, :, ::1] proj, floating[:, :, ::1] dgh,
                  const floating[:, ::1] w_hh, const floating[:, :, ::1] h,
                  const floating[:, :, ::1] hn, const floating[:, :, ::1] dh_out,
                  floating[:, ::1] dh_next, int threads=1, const int32_t[::1] ids=None,
-                 floating[:, ::1] dtable=None):
+                 floating[:, ::1] dtable=None, bint bf16=False):
     """Backpropagate through T steps.
 
     Out: proj = dLoss/d(input projection) (T, B, 3H), dgh = dLoss/d(W_hh h + b_hh),
@@ -143,5 +143,5 @@ def gru_backward(floating[:, :, ::1] proj, floating[:, :, ::1] dgh,
         _backward_units(&proj[0, 0, 0], &dgh[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0],
                         &hn[0, 0, 0], &dh_out[0, 0, 0], &dh_next[0, 0], pid,
                         &tables[0, 0, 0] if pid != NULL else NULL, table_size,
-                        T, B, H, &share, tid)
+                        T, B, H, &share, tid, bf16)
     scatter.finish(tables)

@@ -28,7 +28,7 @@ from ._shapes import TableScatter, check_sequence_buffers, expect_shapes
 
 cdef void _forward_units(floating* proj, const floating* w_hh, floating* h, floating* c,
                          floating* tc, Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
-                         WorkShare* share, int tid) noexcept nogil:
+                         WorkShare* share, int tid, bint bf16) noexcept nogil:
     """Thread tid's share of the forward recurrence (see ThreadWork in _common.pxd)."""
     cdef Py_ssize_t t, b, G = 4 * H
     cdef floating* g
@@ -38,7 +38,7 @@ cdef void _forward_units(floating* proj, const floating* w_hh, floating* h, floa
     cdef floating* cn
     cdef floating* tcn
     cdef ThreadWork w
-    work_begin(share, tid, &w, w_hh, 4, False)
+    work_begin(share, tid, &w, w_hh, 4, False, bf16)
     while work_next_rows(share, tid, &w):
         for t in range(T):
             g = proj + (t * B + w.b0) * G
@@ -50,7 +50,7 @@ cdef void _forward_units(floating* proj, const floating* w_hh, floating* h, floa
             if w.busy:
                 if t + 1 < T:
                     prefetch_units(g + B * G, w.rows, G, 4, H, w.u0, w.nu)
-                recurrent_nt(w.packed, 4, w.rows, H, w.u0, w.nu, hp, w_hh, g, G)
+                recurrent_nt(&w, 4, H, hp, w_hh, g, G)
                 for b in range(w.rows):
                     lstm_row(g + b * G, cp + b * H, cn + b * H, tcn + b * H, hn + b * H, H,
                              w.u0, w.u1)
@@ -62,7 +62,7 @@ cdef void _backward_units(floating* proj, const floating* w_hh, const floating* 
                           const floating* tc, const floating* dh_out, floating* dh_next,
                           floating* dc_next, const int32_t* ids, floating* tables,
                           Py_ssize_t table_size, Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
-                          WorkShare* share, int tid) noexcept nogil:
+                          WorkShare* share, int tid, bint bf16) noexcept nogil:
     """Thread tid's share of the backward recurrence (see ThreadWork in _common.pxd)."""
     cdef Py_ssize_t t, b, G = 4 * H
     cdef floating* g
@@ -73,7 +73,7 @@ cdef void _backward_units(floating* proj, const floating* w_hh, const floating* 
     cdef const floating* cp
     cdef const floating* tct
     cdef ThreadWork w
-    work_begin(share, tid, &w, w_hh, 4, True)
+    work_begin(share, tid, &w, w_hh, 4, True, bf16)
     while work_next_rows(share, tid, &w):
         dhn = dh_next + w.b0 * H
         dcn = dc_next + w.b0 * H
@@ -94,13 +94,13 @@ cdef void _backward_units(floating* proj, const floating* w_hh, const floating* 
                                   w.u1)
             work_step_done(&w)
             if w.busy:
-                recurrent_nn(w.packed, w.rows, G, H, w.u0, w.nu, g, w_hh, dhn, False)
+                recurrent_nn(&w, G, H, g, w_hh, dhn, False)
     work_end(&w)
 
 
 def lstm_forward(floating[:, :, ::1] proj, const floating[:, ::1] w_hh,
                  floating[:, :, ::1] h, floating[:, :, ::1] c, floating[:, :, ::1] tc,
-                 int threads=1):
+                 int threads=1, bint bf16=False):
     """Run the layer over T steps. In: proj = input projection with bias, h[0], c[0].
     Out: proj = the activated gates (i, f, g, o), h[1:], c[1:], tc = tanh(c[1:]).
     Reference: charforge.reference.lstm_forward (one step).
@@ -114,14 +114,14 @@ def lstm_forward(floating[:, :, ::1] proj, const floating[:, ::1] w_hh,
     with nogil, parallel(num_threads=n):    # n = 1: the caller's thread alone
         tid = threadid()
         _forward_units(&proj[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], &c[0, 0, 0],
-                       &tc[0, 0, 0], T, B, H, &share, tid)
+                       &tc[0, 0, 0], T, B, H, &share, tid, bf16)
 
 
 def lstm_backward(floating[:, :, ::1] proj, const floating[:, ::1] w_hh,
                   const floating[:, :, ::1] c, const floating[:, :, ::1] tc,
                   const floating[:, :, ::1] dh_out, floating[:, ::1] dh_next,
                   floating[:, ::1] dc_next, int threads=1, const int32_t[::1] ids=None,
-                  floating[:, ::1] dtable=None):
+                  floating[:, ::1] dtable=None, bint bf16=False):
     """Backpropagate through T steps.
 
     In: proj as left by lstm_forward; dh_out (T, B, H) = dLoss/dh[1:]; dh_next, dc_next (B, H)
@@ -148,5 +148,5 @@ def lstm_backward(floating[:, :, ::1] proj, const floating[:, ::1] w_hh,
         _backward_units(&proj[0, 0, 0], &w_hh[0, 0], &c[0, 0, 0], &tc[0, 0, 0],
                         &dh_out[0, 0, 0], &dh_next[0, 0], &dc_next[0, 0], pid,
                         &tables[0, 0, 0] if pid != NULL else NULL, table_size,
-                        T, B, H, &share, tid)
+                        T, B, H, &share, tid, bf16)
     scatter.finish(tables)

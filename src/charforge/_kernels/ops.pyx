@@ -11,7 +11,8 @@ from ._common cimport (split_rows, team_size as team_size_c, unit_bound, cf_matv
                        cf_gemm_work, cf_packed_gemm_available,
                        cf_set_num_threads, cf_get_max_threads, cf_openmp_enabled, cf_cpu_level,
                        cf_hardware_cpu_level,
-                       cf_exp_shift_sum_f32, cf_exp_shift_sum_f64, cf_hash64)
+                       cf_exp_shift_sum_f32, cf_exp_shift_sum_f64, cf_hash64, cf_bgemm,
+                       cf_bf16_level, cf_bf16_hardware)
 
 
 def openmp_enabled():
@@ -28,6 +29,17 @@ def cpu_level():
 def hardware_cpu_level():
     """The highest level this CPU supports (what runs when CHARFORGE_CPU is unset)."""
     return cf_hardware_cpu_level()
+
+
+def bf16_level():
+    """The path bf16 products take (cf_bf16.h): 2 AMX tiles, 1 AVX512-BF16 (vdpbf16ps), 0
+    the exact emulation in float32."""
+    return cf_bf16_level()
+
+
+def hardware_bf16_level():
+    """The bf16 path this CPU (and its kernel's grant of the AMX state) allows."""
+    return cf_bf16_hardware()
 
 
 def packed_gemm_available():
@@ -54,11 +66,15 @@ def set_omp_threads(int n):
 
 cdef void _gemm_one(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
                    const floating* a, int lda, const floating* b, int ldb, floating beta,
-                   floating* c, int ldc, bint packed) noexcept nogil:
-    """One thread's product: the packed AVX-512 kernel for float32 weight-gradient products
-    (A transposed: both operands are read along K, where BLAS is slowest), else BLAS."""
+                   floating* c, int ldc, bint packed, bint bf16) noexcept nogil:
+    """One thread's product: bf16 operands when asked (float32, alpha 1, beta 0 or 1), the
+    packed AVX-512 kernel for float32 weight-gradient products (A transposed: both operands
+    are read along K, where BLAS is slowest), else BLAS."""
     cdef float* work
     if floating is float:
+        if bf16 and alpha == 1 and (beta == 0 or beta == 1):
+            if cf_bgemm(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc, beta == 1) == 0:
+                return
         if packed and trans_a and not trans_b and alpha == 1 and (beta == 0 or beta == 1):
             work = cf_gemm_work(n)
             if work != NULL:
@@ -77,7 +93,8 @@ cdef void _fill_rows(floating* c, int ldc, int rows, int c0, int c1,
 
 cdef void _gemm_split(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
                       const floating* a, int lda, const floating* b, int ldb, floating beta,
-                      floating* c, int ldc, int parts, const floating* bias) noexcept nogil:
+                      floating* c, int ldc, int parts, const floating* bias,
+                      bint bf16) noexcept nogil:
     """One GEMM as `parts` independent GEMMs over row (or column) blocks of C, one OpenMP
     thread each, BLAS single-threaded inside: one thread pool on the machine, not two. With
     bias (beta must be 1), each thread first sets its block of C to the bias row."""
@@ -86,7 +103,7 @@ cdef void _gemm_split(bint trans_a, bint trans_b, int m, int n, int k, floating 
     if parts <= 1:
         if bias != NULL:
             _fill_rows(c, ldc, m, 0, n, bias)
-        _gemm_one(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, packed)
+        _gemm_one(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, packed, bf16)
         return
     if m >= n:
         for i in prange(parts, schedule='static', num_threads=parts):
@@ -96,7 +113,7 @@ cdef void _gemm_split(bint trans_a, bint trans_b, int m, int n, int k, floating 
                 _fill_rows(c + <long long>r0 * ldc, ldc, r1 - r0, 0, n, bias)
             _gemm_one(trans_a, trans_b, r1 - r0, n, k, alpha,
                       a + (r0 if trans_a else <long long>r0 * lda), lda, b, ldb, beta,
-                      c + <long long>r0 * ldc, ldc, packed)
+                      c + <long long>r0 * ldc, ldc, packed, bf16)
     else:
         for i in prange(parts, schedule='static', num_threads=parts):
             r0 = <int>((<long long>n * i) // parts)
@@ -105,13 +122,14 @@ cdef void _gemm_split(bint trans_a, bint trans_b, int m, int n, int k, floating 
                 _fill_rows(c, ldc, m, r0, r1, bias)
             _gemm_one(trans_a, trans_b, m, r1 - r0, k, alpha, a, lda,
                       b + (<long long>r0 * ldb if trans_b else r0), ldb, beta, c + r0, ldc,
-                      packed)
+                      packed, bf16)
 
 
 def gemm(bint trans_a, bint trans_b, double alpha, const floating[:, ::1] a,
-         const floating[:, ::1] b, double beta, floating[:, ::1] c):
+         const floating[:, ::1] b, double beta, floating[:, ::1] c, bint bf16=False):
     """c = alpha op(a) op(b) + beta c for C-contiguous 2-D arrays (BLAS, GIL released).
-    Large products are split over the OpenMP threads (see set_omp_threads)."""
+    Large products are split over the OpenMP threads (see set_omp_threads). bf16: float32
+    operands rounded to bf16, float32 sums (cf_bf16.h; alpha 1 and beta 0 or 1)."""
     cdef int m = a.shape[1] if trans_a else a.shape[0]
     cdef int k = a.shape[0] if trans_a else a.shape[1]
     cdef int kb = b.shape[1] if trans_b else b.shape[0]
@@ -131,14 +149,15 @@ def gemm(bint trans_a, bint trans_b, double alpha, const floating[:, ::1] a,
         parts = 1
     with nogil:
         _gemm_split(trans_a, trans_b, m, n, k, <floating>alpha, &a[0, 0], <int>a.shape[1],
-                    &b[0, 0], <int>b.shape[1], <floating>beta, &c[0, 0], n, parts, NULL)
+                    &b[0, 0], <int>b.shape[1], <floating>beta, &c[0, 0], n, parts, NULL, bf16)
 
 
 def linear(const floating[:, ::1] x, const floating[:, ::1] w, const floating[::1] bias,
-           floating[:, ::1] out):
+           floating[:, ::1] out, bint bf16=False):
     """out = x @ w^T + bias (a dense layer or an input projection). Each thread writes the
     bias into its own block of out just before its product: out is written by the threads that
-    then read it, not in a separate single-threaded pass over the whole buffer."""
+    then read it, not in a separate single-threaded pass over the whole buffer. bf16: the
+    product's operands rounded to bf16 (see gemm)."""
     cdef int m = x.shape[0], k = x.shape[1], n = w.shape[0]
     cdef int parts = cf_get_max_threads()
     if w.shape[1] != k or bias.shape[0] != n or out.shape[0] != m or out.shape[1] != n:
@@ -154,11 +173,11 @@ def linear(const floating[:, ::1] x, const floating[:, ::1] w, const floating[::
             _fill_rows(&out[0, 0], n, m, 0, n, &bias[0])
         else:
             _gemm_split(False, True, m, n, k, 1, &x[0, 0], k, &w[0, 0], k, 1, &out[0, 0], n,
-                        parts, &bias[0])
+                        parts, &bias[0], bf16)
 
 
 def gemm_tn_colsum(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, ::1] c,
-                   floating[::1] colsum):
+                   floating[::1] colsum, bint bf16=False):
     """c += a^T b and colsum += a.sum(axis=0): a layer's weight and bias gradients from one
     pass over its (T*B, G) pre-activation gradients (fused in the packed kernel, which sums
     each row while packing it; two passes elsewhere)."""
@@ -170,7 +189,7 @@ def gemm_tn_colsum(const floating[:, ::1] a, const floating[:, ::1] b, floating[
                          f"({b.shape[0]}, {n}), c ({c.shape[0]}, {c.shape[1]}), colsum "
                          f"({colsum.shape[0]},)")
     if floating is float:
-        if cf_packed_gemm_available() and m > 0 and n > 0 and k > 0:
+        if cf_packed_gemm_available() and m > 0 and n > 0 and k > 0 and not bf16:
             if <double>m * n * k < 2.0e6 or m < 32 * parts:
                 parts = 1
             with nogil:
@@ -186,7 +205,7 @@ def gemm_tn_colsum(const floating[:, ::1] a, const floating[:, ::1] b, floating[
                                 1.0, &c[0, 0] + <Py_ssize_t>r0 * n, n)
                         _colsum_cols(&a[0, 0], k, m, r0, r1, &colsum[0])
             return
-    gemm(True, False, 1.0, a, b, 1.0, c)
+    gemm(True, False, 1.0, a, b, 1.0, c, bf16)
     colsum_add(a, colsum)
 
 

@@ -17,19 +17,19 @@ from ._shapes import TableScatter, check_sequence_buffers, expect_shapes
 
 
 cdef void _forward_units(floating* proj, const floating* w_hh, floating* h, Py_ssize_t T,
-                         Py_ssize_t B, Py_ssize_t H, WorkShare* share, int tid) noexcept nogil:
+                         Py_ssize_t B, Py_ssize_t H, WorkShare* share, int tid, bint bf16) noexcept nogil:
     """Thread tid's share of the forward recurrence (see ThreadWork in _common.pxd)."""
     cdef Py_ssize_t t, b
     cdef floating* a
     cdef ThreadWork w
-    work_begin(share, tid, &w, w_hh, 1, False)
+    work_begin(share, tid, &w, w_hh, 1, False, bf16)
     while work_next_rows(share, tid, &w):
         for t in range(T):
             a = proj + (t * B + w.b0) * H
             if w.busy:
                 if t + 1 < T:
                     prefetch_units(a + B * H, w.rows, H, 1, H, w.u0, w.nu)
-                recurrent_nt(w.packed, 1, w.rows, H, w.u0, w.nu, h + (t * B + w.b0) * H, w_hh, a, H)
+                recurrent_nt(&w, 1, H, h + (t * B + w.b0) * H, w_hh, a, H)
                 for b in range(w.rows):
                     tanh_to(a + b * H + w.u0, h + ((t + 1) * B + w.b0 + b) * H + w.u0, w.nu)
             work_step_done(&w)
@@ -39,7 +39,7 @@ cdef void _forward_units(floating* proj, const floating* w_hh, floating* h, Py_s
 cdef void _backward_units(floating* proj, const floating* w_hh, const floating* h,
                           const floating* dh_out, floating* dh_next, const int32_t* ids,
                           floating* tables, Py_ssize_t table_size, Py_ssize_t T, Py_ssize_t B,
-                          Py_ssize_t H, WorkShare* share, int tid) noexcept nogil:
+                          Py_ssize_t H, WorkShare* share, int tid, bint bf16) noexcept nogil:
     """Thread tid's share of the backward recurrence (see ThreadWork in _common.pxd)."""
     cdef Py_ssize_t t, b
     cdef floating* a
@@ -48,7 +48,7 @@ cdef void _backward_units(floating* proj, const floating* w_hh, const floating* 
     cdef const floating* hn
     cdef const floating* dh_t
     cdef ThreadWork w
-    work_begin(share, tid, &w, w_hh, 1, True)
+    work_begin(share, tid, &w, w_hh, 1, True, bf16)
     while work_next_rows(share, tid, &w):
         dhn = dh_next + w.b0 * H
         if tables != NULL:
@@ -63,12 +63,12 @@ cdef void _backward_units(floating* proj, const floating* w_hh, const floating* 
                     scatter_units(a + b * H, dtable + ids[t * B + w.b0 + b] * H, H, 1, w.u0, w.u1)
             work_step_done(&w)
             if w.busy:
-                recurrent_nn(w.packed, w.rows, H, H, w.u0, w.nu, a, w_hh, dhn, False)
+                recurrent_nn(&w, H, H, a, w_hh, dhn, False)
     work_end(&w)
 
 
 def rnn_forward(floating[:, :, ::1] proj, const floating[:, ::1] w_hh, floating[:, :, ::1] h,
-                int threads=1):
+                int threads=1, bint bf16=False):
     """Run the layer over T steps. In: proj = input projection with bias, h[0]. Out: h[1:].
     Reference: charforge.reference.rnn_forward (one step)."""
     cdef Py_ssize_t T = proj.shape[0], B = proj.shape[1], H = w_hh.shape[1]
@@ -80,13 +80,13 @@ def rnn_forward(floating[:, :, ::1] proj, const floating[:, ::1] w_hh, floating[
     with nogil, parallel(num_threads=n):    # n = 1: the caller's thread alone
         tid = threadid()
         _forward_units(&proj[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], T, B, H, &share,
-                       tid)
+                       tid, bf16)
 
 
 def rnn_backward(floating[:, :, ::1] proj, const floating[:, ::1] w_hh,
                  const floating[:, :, ::1] h, const floating[:, :, ::1] dh_out,
                  floating[:, ::1] dh_next, int threads=1, const int32_t[::1] ids=None,
-                 floating[:, ::1] dtable=None):
+                 floating[:, ::1] dtable=None, bint bf16=False):
     """Backpropagate through T steps. Out: proj = dLoss/d(pre-activation), dh_next = gradient
     at the initial state. With ids and dtable: dtable[ids[t*B+b]] += proj[t, b] in the same
     pass (see lstm_backward).
@@ -108,5 +108,5 @@ def rnn_backward(floating[:, :, ::1] proj, const floating[:, ::1] w_hh,
         _backward_units(&proj[0, 0, 0], &w_hh[0, 0], &h[0, 0, 0], &dh_out[0, 0, 0],
                         &dh_next[0, 0], pid,
                         &tables[0, 0, 0] if pid != NULL else NULL, table_size,
-                        T, B, H, &share, tid)
+                        T, B, H, &share, tid, bf16)
     scatter.finish(tables)

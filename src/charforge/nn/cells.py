@@ -34,6 +34,9 @@ class Workspace:
     scatter_ids: np.ndarray | None = None
     scatter_into: np.ndarray | None = None
     scattered: bool = False
+    # The model's precision for this pass: True asks for bf16 operands in the recurrent
+    # products (float32 sums, float32 cell math). A cell that ignores it stays in float32.
+    bf16: bool = False
 
 
 class CellType:
@@ -109,14 +112,14 @@ class RNNCell(CellType):
     kernel_code = 0
 
     def forward(self, ws, params, threads):
-        _rnn.rnn_forward(ws.proj, params["weight_hh"], ws.h, threads)
+        _rnn.rnn_forward(ws.proj, params["weight_hh"], ws.h, threads, ws.bf16)
 
     def backward(self, ws, params, grads, threads):
         ws.dh_next[...] = 0.0
         _rnn.rnn_backward(ws.proj, params["weight_hh"], ws.h, ws.dh_out, ws.dh_next, threads,
-                          ws.scatter_ids, ws.scatter_into)
+                          ws.scatter_ids, ws.scatter_into, ws.bf16)
         ws.scattered = ws.scatter_into is not None
-        _recurrent_grads(ws.proj, ws.h, grads["weight_hh"], grads["bias"])
+        _recurrent_grads(ws.proj, ws.h, grads["weight_hh"], grads["bias"], ws.bf16)
 
 
 class GRUCell(CellType):
@@ -132,15 +135,16 @@ class GRUCell(CellType):
 
     def forward(self, ws, params, threads):
         _gru.gru_forward(ws.proj, params["weight_hh"], params["bias_hh"], ws.h,
-                         ws.extra["hn"], ws.extra["gh"], threads)
+                         ws.extra["hn"], ws.extra["gh"], threads, ws.bf16)
 
     def backward(self, ws, params, grads, threads):
         ws.dh_next[...] = 0.0
         dgh = ws.extra["dgh"]
         _gru.gru_backward(ws.proj, dgh, params["weight_hh"], ws.h, ws.extra["hn"],
-                          ws.dh_out, ws.dh_next, threads, ws.scatter_ids, ws.scatter_into)
+                          ws.dh_out, ws.dh_next, threads, ws.scatter_ids, ws.scatter_into,
+                          ws.bf16)
         ws.scattered = ws.scatter_into is not None
-        _recurrent_grads(dgh, ws.h, grads["weight_hh"], grads["bias_hh"])
+        _recurrent_grads(dgh, ws.h, grads["weight_hh"], grads["bias_hh"], ws.bf16)
         g = dgh.shape[2]
         ops.colsum_add(ws.proj.reshape(-1, g), grads["bias_ih"])
 
@@ -174,23 +178,24 @@ class LSTMCell(CellType):
 
     def forward(self, ws, params, threads):
         _lstm.lstm_forward(ws.proj, params["weight_hh"], ws.h, ws.extra["c"],
-                           ws.extra["tc"], threads)
+                           ws.extra["tc"], threads, ws.bf16)
 
     def backward(self, ws, params, grads, threads):
         ws.dh_next[...] = 0.0
         ws.extra["dc_next"][...] = 0.0
         _lstm.lstm_backward(ws.proj, params["weight_hh"], ws.extra["c"], ws.extra["tc"],
                             ws.dh_out, ws.dh_next, ws.extra["dc_next"], threads,
-                            ws.scatter_ids, ws.scatter_into)
+                            ws.scatter_ids, ws.scatter_into, ws.bf16)
         ws.scattered = ws.scatter_into is not None
-        _recurrent_grads(ws.proj, ws.h, grads["weight_hh"], grads["bias"])
+        _recurrent_grads(ws.proj, ws.h, grads["weight_hh"], grads["bias"], ws.bf16)
 
 
 def _recurrent_grads(dpre: np.ndarray, h: np.ndarray, dw_hh: np.ndarray,
-                     db: np.ndarray) -> None:
+                     db: np.ndarray, bf16: bool = False) -> None:
     """dW_hh += dpre^T h[:-1] and db += colsum(dpre): one GEMM over all T*B rows."""
     T, B, g = dpre.shape
-    ops.gemm_tn_colsum(dpre.reshape(T * B, g), h[:T].reshape(T * B, h.shape[2]), dw_hh, db)
+    ops.gemm_tn_colsum(dpre.reshape(T * B, g), h[:T].reshape(T * B, h.shape[2]), dw_hh, db,
+                       bf16)
 
 
 BUILTIN_CELLS: dict[str, CellType] = {c.name: c for c in (RNNCell(), GRUCell(), LSTMCell())}

@@ -7,6 +7,7 @@ step's recurrent product is one GEMM on a contiguous block.
 """
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from .cells import CellType, Workspace, get_cell
 
 State = list[tuple[np.ndarray, ...]]
 DTYPES = {"float32": np.float32, "float64": np.float64}
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -115,10 +117,41 @@ class CharModel:
         self._buffers: dict[tuple[int, int], _Buffers] = {}
         self.rng = np.random.default_rng(seed)
         self.native = bool(native)
+        self._precision = "fp32"
         scheme = "keras" if init is True else None if init is False else init
         if scheme is not None:      # loading a checkpoint skips the (QR-heavy) initialisation
             from .initialisation import check_scheme
             self.init_params(seed, check_scheme(scheme))
+
+    @property
+    def precision(self) -> str:
+        """What the matrix products multiply: "fp32", or "bf16" (operands rounded to
+        bfloat16, float32 sums; the weights, optimizer state, cell math, loss and softmax stay
+        float32). A setting of the passes, not of the weights: any model can switch."""
+        return self._precision
+
+    @precision.setter
+    def precision(self, value: str) -> None:
+        if value not in PRECISIONS:
+            raise CharforgeError(f"precision must be one of {', '.join(PRECISIONS)}, got "
+                                 f"{value!r}")
+        if value == "bf16" and self.dtype != np.float32:
+            raise CharforgeError("bf16 products need float32 weights (dtype float32)")
+        self._precision = value
+
+    @contextlib.contextmanager
+    def using_precision(self, precision: str):
+        """Run the passes inside at `precision`, then go back to the model's own."""
+        before = self._precision
+        self.precision = precision
+        try:
+            yield self
+        finally:
+            self._precision = before
+
+    @property
+    def _bf16(self) -> bool:
+        return self._precision == "bf16" and self.native
 
     # ----------------------------------------------------------------- layout
     def _param_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -249,6 +282,7 @@ class CharModel:
         nthreads = threads.get_num_threads()
         ids = x_tm.ravel()
         g = self.cell.gates * c.hidden
+        bf16 = self._bf16
         for layer in range(c.layers):
             ws, lp = buf.layers[layer], self.layer_params(p, layer)
             proj = ws.proj.reshape(T * B, g)
@@ -257,18 +291,21 @@ class CharModel:
                 self._project_input(buf, ids, lp, bias, proj)
             else:
                 src = self._layer_input(buf, layer, train, dropout_seed)
-                ops.linear(src.reshape(T * B, c.hidden), lp["weight_ih"], bias, proj)
+                ops.linear(src.reshape(T * B, c.hidden), lp["weight_ih"], bias, proj, bf16)
             self.cell.load_state(ws, None if state is None else state[layer])
+            ws.bf16 = bf16
             self.cell.forward(ws, lp, nthreads)
         top = buf.layers[-1].h[1:].reshape(T * B, c.hidden)
-        ops.linear(top, p["out.weight"], p["out.bias"], buf.logits)
+        ops.linear(top, p["out.weight"], p["out.bias"], buf.logits, bf16)
         return buf
 
     def _project_input(self, buf: _Buffers, ids, lp, bias, proj) -> None:
+        """Layer 0's input projection. A one-hot input is a lookup, exact in any precision;
+        an embedding's rows go through a product (bf16 when the model's precision is)."""
         emb = self.params.get("embedding.weight")
         if buf.table is not None:
             if emb is not None:
-                ops.linear(emb, lp["weight_ih"], bias, buf.table)
+                ops.linear(emb, lp["weight_ih"], bias, buf.table, self._bf16)
             else:
                 buf.table[...] = bias
                 buf.table += lp["weight_ih"].T
@@ -279,7 +316,7 @@ class CharModel:
             else:
                 buf.x0[...] = 0.0
                 buf.x0[np.arange(ids.size), ids] = 1.0
-            ops.linear(buf.x0, lp["weight_ih"], bias, proj)
+            ops.linear(buf.x0, lp["weight_ih"], bias, proj, self._bf16 and emb is not None)
 
     def _layer_input(self, buf: _Buffers, layer: int, train: bool, seed: int) -> np.ndarray:
         out = buf.layers[layer - 1].h[1:]
@@ -297,11 +334,12 @@ class CharModel:
         T, B = buf.layers[0].h.shape[0] - 1, buf.layers[0].h.shape[1]
         nthreads = threads.get_num_threads()
         g = self.cell.gates * c.hidden
+        bf16 = self._bf16
         top = buf.layers[-1].h[1:].reshape(T * B, c.hidden)
-        ops.gemm(True, False, 1.0, buf.logits, top, 1.0, grads["out.weight"])
+        ops.gemm(True, False, 1.0, buf.logits, top, 1.0, grads["out.weight"], bf16)
         ops.colsum_add(buf.logits, grads["out.bias"])
         ops.gemm(False, False, 1.0, buf.logits, p["out.weight"], 0.0,
-                 buf.layers[-1].dh_out.reshape(T * B, c.hidden))
+                 buf.layers[-1].dh_out.reshape(T * B, c.hidden), bf16)
         for layer in range(c.layers - 1, -1, -1):
             ws, lp, lg = buf.layers[layer], self.layer_params(p, layer), \
                 self.layer_params(grads, layer)
@@ -309,6 +347,7 @@ class CharModel:
             if layer == 0 and buf.table is not None:
                 dtable = np.zeros_like(buf.table)
                 ws.scatter_ids, ws.scatter_into, ws.scattered = ids, dtable, False
+            ws.bf16 = bf16
             self.cell.backward(ws, lp, lg, nthreads)
             ws.scatter_ids = ws.scatter_into = None
             dproj = ws.proj.reshape(T * B, g)
@@ -316,9 +355,9 @@ class CharModel:
                 dropped = train and c.dropout > 0
                 src = buf.dropped[layer - 1] if dropped else buf.layers[layer - 1].h[1:]
                 ops.gemm(True, False, 1.0, dproj, src.reshape(T * B, c.hidden), 1.0,
-                         lg["weight_ih"])
+                         lg["weight_ih"], bf16)
                 below = buf.layers[layer - 1].dh_out.reshape(T * B, c.hidden)
-                ops.gemm(False, False, 1.0, dproj, lp["weight_ih"], 0.0, below)
+                ops.gemm(False, False, 1.0, dproj, lp["weight_ih"], 0.0, below, bf16)
                 if dropped:
                     ops.dropout(below.reshape(-1), c.dropout, _layer_seed(dropout_seed, layer))
             else:
@@ -330,16 +369,17 @@ class CharModel:
             if not scattered:
                 ops.scatter_add_rows(dproj, ids, dtable)
             if emb is not None:
-                ops.gemm(True, False, 1.0, dtable, emb, 1.0, lg["weight_ih"])
+                ops.gemm(True, False, 1.0, dtable, emb, 1.0, lg["weight_ih"], self._bf16)
                 ops.gemm(False, False, 1.0, dtable, lp["weight_ih"], 1.0,
-                         grads["embedding.weight"])
+                         grads["embedding.weight"], self._bf16)
             else:
                 lg["weight_ih"] += dtable.T
         else:
-            ops.gemm(True, False, 1.0, dproj, buf.x0, 1.0, lg["weight_ih"])
+            bf16 = self._bf16 and emb is not None
+            ops.gemm(True, False, 1.0, dproj, buf.x0, 1.0, lg["weight_ih"], bf16)
             if emb is not None:
                 dx = np.empty_like(buf.x0)
-                ops.gemm(False, False, 1.0, dproj, lp["weight_ih"], 0.0, dx)
+                ops.gemm(False, False, 1.0, dproj, lp["weight_ih"], 0.0, dx, bf16)
                 ops.scatter_add_rows(dx, ids, grads["embedding.weight"])
 
     def _final_state(self, buf: _Buffers) -> State:

@@ -93,6 +93,9 @@ class TrainConfig:
                              high_open=True)
     dtype: str = setting("float32", "str", "parameter type", choices=("float32", "float64"),
                          fixed=True)
+    precision: str = setting("fp32", "str", "what the training step's matrix products "
+                             "multiply: fp32, or bf16 (bfloat16 operands, float32 sums, "
+                             "weights and optimizer)", choices=("fp32", "bf16"))
     init: str = setting("keras", "str", "weight initialisation (uniform: PyTorch's scheme)",
                         choices=INIT_SCHEMES, fixed=True)
     batch: int = setting(64, "int", "sequences per batch", low=1, high=WIDTH, fixed=True)
@@ -151,6 +154,9 @@ class TrainConfig:
             spec, value = f.metadata["spec"], getattr(self, f.name)
             if not spec.ok(value):
                 raise CharforgeError(f"{f.name} must be {spec.allowed()}, got {value!r}")
+        if self.precision == "bf16" and self.dtype != "float32":
+            raise CharforgeError("precision bf16 needs dtype float32 (the float32 weights are "
+                                 "the master copy); drop one of the two")
         if self.val_fraction + self.test_fraction >= 1:
             raise CharforgeError(f"val_fraction + test_fraction must leave room for training, "
                                  f"got {self.val_fraction} + {self.test_fraction}")

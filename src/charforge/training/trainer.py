@@ -508,9 +508,10 @@ class Trainer:
         reductions depend on it, and a resumed run must repeat the uninterrupted one."""
         c = self.config
         with self.model.step_threads(batch.x.shape[0]):      # the update's loops too
-            loss, _, final = self.model.loss_and_grads(
-                batch.x, batch.y, batch.mask, state,
-                dropout_seed=_step_seed(c.seed, self.step), out=self.grads)
+            with self.model.using_precision(c.precision):   # validation stays at float32
+                loss, _, final = self.model.loss_and_grads(
+                    batch.x, batch.y, batch.mask, state,
+                    dropout_seed=_step_seed(c.seed, self.step), out=self.grads)
             if not math.isfinite(loss) or not ops.all_finite(self.grads):
                 return f"the loss ({loss}) or a gradient is not finite", loss, final
             why = self.watch.update(loss)
