@@ -74,4 +74,4 @@ def test_a_misspelt_level_is_one_line():
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         "charforge: error: CHARFORGE_CPU='avx3' is not a level: use baseline, avx2, avx512, "
-        "or unset it to use the CPU's best"]
+        "avx512_bf16, amx, or unset it to use the CPU's best"]

@@ -408,7 +408,8 @@ class CharModel:
         B, T = x.shape
         m = self._mask(mask, x.shape)
         state = self._state(state, B)
-        if not self.native:
+        if not self.native:          # the reference takes the mask batch-major, as given
+            m = None if m is None else m.reshape(T, B).T
             return self._reference_loss_and_grads(x, y, m, state, train, out)
         if dropout_seed is None:
             dropout_seed = int(self.rng.integers(2**63)) if train and self.config.dropout else 0
@@ -440,6 +441,7 @@ class CharModel:
         if not self.native:
             from . import reference
             logits, final = self._reference_forward(x, state)
+            m = None if m is None else m.reshape(x.shape[1], x.shape[0]).T
             return float(reference.softmax_cross_entropy(logits, y, m)[0]), final
         x_tm = np.ascontiguousarray(x.T, dtype=np.int32)
         with threads.blas_single_threaded(), self.step_threads(x.shape[0]):
@@ -474,10 +476,16 @@ class CharModel:
     def _reference_state(self, final) -> State:
         return [tuple(np.asarray(s, self.dtype) for s in layer) for layer in final]
 
+    def _reference_products(self):
+        from . import reference
+        return reference.bf16_products() if self._precision == "bf16" else \
+            contextlib.nullcontext()
+
     def _reference_forward(self, x, state):
         from . import reference
-        logits, final, _ = reference.forward(self._reference_params(), self.cell,
-                                             self.config.layers, x, state)
+        with self._reference_products():
+            logits, final, _ = reference.forward(self._reference_params(), self.cell,
+                                                 self.config.layers, x, state)
         return logits, self._reference_state(final)
 
     def _reference_loss_and_grads(self, x, y, mask, state, train, out):
@@ -485,8 +493,9 @@ class CharModel:
         if train and self.config.dropout:
             raise CharforgeError("the reference path (native=False) has no dropout; train "
                                  "with dropout=0 there, or use the kernels")
-        loss, grads, _, final = reference.model_loss_and_grads(
-            self._reference_params(), self.cell, self.config.layers, x, y, mask, state)
+        with self._reference_products():
+            loss, grads, _, final = reference.model_loss_and_grads(
+                self._reference_params(), self.cell, self.config.layers, x, y, mask, state)
         if out is None:
             _, views = self.zero_grads()
         else:

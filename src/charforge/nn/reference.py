@@ -9,9 +9,13 @@ kernel. Parameter names are the model's: weight_ih (gH, I), weight_hh (gH, H), b
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterator
 
 import numpy as np
+
+_BF16 = contextvars.ContextVar("charforge_reference_bf16", default=False)
 
 
 def sigmoid(x):
@@ -29,30 +33,49 @@ def bf16_round(x) -> np.ndarray:
     return np.where(np.isnan(x32), np.float32(np.nan), out).reshape(x32.shape)
 
 
+@contextlib.contextmanager
+def bf16_products() -> Iterator[None]:
+    """Inside, every matrix product of this module rounds both operands to bfloat16 first
+    (what CharModel.precision = "bf16" does); the sums and everything else stay float64."""
+    token = _BF16.set(True)
+    try:
+        yield
+    finally:
+        _BF16.reset(token)
+
+
+def mm(a, b):
+    """a @ b: the one matrix product of this module, its operands rounded under
+    bf16_products()."""
+    if _BF16.get():
+        return bf16_round(a).astype(np.float64) @ bf16_round(b).astype(np.float64)
+    return a @ b
+
+
 # ------------------------------------------------------------------ cells, one step each
 # forward(x (B, I), h (B, H), c (B, H) or None, p) -> (h', c' or None, cache)
 # backward(dh (B, H), dc or None, cache, p, g) -> (dx (B, I), dh_prev, dc_prev); adds to g
 
 def rnn_forward(x, h, c, p):
     """h' = tanh(x W_ih^T + h W_hh^T + b)"""
-    hn = np.tanh(x @ p["weight_ih"].T + p["bias"] + h @ p["weight_hh"].T)
+    hn = np.tanh(mm(x, p["weight_ih"].T) + p["bias"] + mm(h, p["weight_hh"].T))
     return hn, None, (x, h, hn)
 
 
 def rnn_backward(dh, dc, cache, p, g):
     x, h, hn = cache
     da = dh * (1 - hn ** 2)                              # (B, H) through tanh
-    g["weight_ih"] += da.T @ x
-    g["weight_hh"] += da.T @ h
+    g["weight_ih"] += mm(da.T, x)
+    g["weight_hh"] += mm(da.T, h)
     g["bias"] += da.sum(0)
-    return da @ p["weight_ih"], da @ p["weight_hh"], None
+    return mm(da, p["weight_ih"]), mm(da, p["weight_hh"]), None
 
 
 def lstm_forward(x, h, c, p):
     """Gates i, f, g, o (PyTorch's order) from a = x W_ih^T + h W_hh^T + b;
     c' = f c + i g, h' = o tanh(c')."""
     H = h.shape[1]
-    a = x @ p["weight_ih"].T + h @ p["weight_hh"].T + p["bias"]      # (B, 4H)
+    a = mm(x, p["weight_ih"].T) + mm(h, p["weight_hh"].T) + p["bias"]      # (B, 4H)
     i, f = sigmoid(a[:, :H]), sigmoid(a[:, H:2 * H])
     gg, o = np.tanh(a[:, 2 * H:3 * H]), sigmoid(a[:, 3 * H:])
     cn = f * c + i * gg
@@ -67,18 +90,18 @@ def lstm_backward(dh, dc, cache, p, g):
     dc = dc + dh * o * (1 - tc ** 2)                      # (B, H) into the cell state
     da = np.concatenate([dc * gg * i * (1 - i), dc * c * f * (1 - f),
                          dc * i * (1 - gg ** 2), do * o * (1 - o)], axis=1)   # (B, 4H)
-    g["weight_ih"] += da.T @ x
-    g["weight_hh"] += da.T @ h
+    g["weight_ih"] += mm(da.T, x)
+    g["weight_hh"] += mm(da.T, h)
     g["bias"] += da.sum(0)
-    return da @ p["weight_ih"], da @ p["weight_hh"], dc * f
+    return mm(da, p["weight_ih"]), mm(da, p["weight_hh"]), dc * f
 
 
 def gru_forward(x, h, c, p):
     """PyTorch's GRU: r, z = sigmoid(x-part + h-part), n = tanh(x-part + r * (h W_hn^T +
     b_hn)), h' = (1 - z) n + z h; two biases (bias_ih, bias_hh)."""
     H = h.shape[1]
-    ax = x @ p["weight_ih"].T + p["bias_ih"]              # (B, 3H)
-    ah = h @ p["weight_hh"].T + p["bias_hh"]              # (B, 3H)
+    ax = mm(x, p["weight_ih"].T) + p["bias_ih"]              # (B, 3H)
+    ah = mm(h, p["weight_hh"].T) + p["bias_hh"]              # (B, 3H)
     r = sigmoid(ax[:, :H] + ah[:, :H])
     z = sigmoid(ax[:, H:2 * H] + ah[:, H:2 * H])
     n = np.tanh(ax[:, 2 * H:] + r * ah[:, 2 * H:])
@@ -95,11 +118,11 @@ def gru_backward(dh, dc, cache, p, g):
     daz = dz * z * (1 - z)
     dax = np.concatenate([dar, daz, dan], axis=1)         # (B, 3H) of the x-part
     dah = np.concatenate([dar, daz, dan * r], axis=1)     # (B, 3H) of the h-part
-    g["weight_ih"] += dax.T @ x
+    g["weight_ih"] += mm(dax.T, x)
     g["bias_ih"] += dax.sum(0)
-    g["weight_hh"] += dah.T @ h
+    g["weight_hh"] += mm(dah.T, h)
     g["bias_hh"] += dah.sum(0)
-    return dax @ p["weight_ih"], dh * z + dah @ p["weight_hh"], None
+    return mm(dax, p["weight_ih"]), dh * z + mm(dah, p["weight_hh"]), None
 
 
 CELLS: dict[str, tuple[Callable, Callable]] = {
@@ -173,7 +196,7 @@ def forward(params, cell, layers, x, state=None):
         final.append((h, c) if lstm else (h,))
         caches.append(cache)
         seq = out
-    logits = np.stack([s @ params["out.weight"].T + params["out.bias"] for s in seq], 1)
+    logits = np.stack([mm(s, params["out.weight"].T) + params["out.bias"] for s in seq], 1)
     return logits, final, (caches, seq)
 
 
@@ -189,9 +212,9 @@ def model_loss_and_grads(params, cell, layers, x, y, mask=None, state=None, voca
     grads = {k: np.zeros_like(v, dtype=np.float64) for k, v in params.items()}
     dseq = []
     for t in range(T):
-        grads["out.weight"] += dlogits[:, t].T @ top[t]
+        grads["out.weight"] += mm(dlogits[:, t].T, top[t])
         grads["out.bias"] += dlogits[:, t].sum(0)
-        dseq.append(dlogits[:, t] @ params["out.weight"])
+        dseq.append(mm(dlogits[:, t], params["out.weight"]))
     for layer in range(layers - 1, -1, -1):
         p = layer_params(params, layer)
         g = layer_params(grads, layer)
