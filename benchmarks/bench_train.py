@@ -2,8 +2,11 @@
 
 Prints one JSON line per config: chars/s (B*T per step), GFLOP/s and, when PyTorch is
 installed, PyTorch's figures on the same shapes and thread count, float32 and with bfloat16
-autocast (`torch_bf16_ms`), and the ratios (PyTorch's time / charforge's). Medians over
-repeated steps, charforge and PyTorch measured alternately in one run.
+autocast (`torch_bf16_ms`), and the ratios (PyTorch's time / charforge's). `--precision`
+picks charforge's contenders: fp32, bf16 (precision = "bf16": `charforge_bf16_ms`,
+`bf16_ratio_to_torch_bf16` = PyTorch autocast's time / charforge bf16's, `bf16_speedup` =
+charforge fp32's / bf16's), or both (the default). Medians over repeated steps, every
+contender measured alternately in one run.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_train.py
 """
@@ -37,8 +40,9 @@ def train_flops(cell, layers, hidden, emb, B, T, V) -> float:
     return 3 * fwd
 
 
-def bench_charforge(cell, layers, hidden, emb, B, T, V, steps, rng):
+def bench_charforge(cell, layers, hidden, emb, B, T, V, steps, rng, precision="fp32"):
     model = charforge.CharModel(V, cell, layers, hidden, emb, seed=0)
+    model.precision = precision
     opt = Adam(model.flat, lr=1e-3)
     grad = np.zeros_like(model.flat)
     x = rng.integers(0, V, (B, T))
@@ -92,7 +96,8 @@ def run_worker(framework: str, index: int, threads: int, repeats: int) -> None:
     else:
         charforge.set_num_threads(threads)
         step = bench_charforge(cell, layers, hidden, emb, B, T, V, repeats,
-                               np.random.default_rng(0))
+                               np.random.default_rng(0),
+                               "bf16" if framework == "charforge_bf16" else "fp32")
     for _ in range(2):
         step()
     times = []
@@ -112,6 +117,8 @@ def measure(framework: str, index: int, threads: int, repeats: int):
 def main() -> None:
     ap = _harness.parser(__doc__)
     ap.add_argument("--repeats", type=int, default=0, help="timed steps per round (0: by size)")
+    ap.add_argument("--precision", choices=("fp32", "bf16", "both"), default="both",
+                    help="charforge's precision(s) to measure")
     args = ap.parse_args()
     if args.worker:
         run_worker(args.worker, args.index, args.threads, args.repeats)
@@ -124,24 +131,38 @@ def main() -> None:
             continue
         flops = train_flops(cell, layers, hidden, emb, B, T, V)
         repeats = args.repeats or max(4, min(20, int(1e11 / flops)))
-        contenders = {"charforge": measure("charforge", index, args.threads, repeats)}
+        contenders = {}
+        if args.precision in ("fp32", "both"):
+            contenders["charforge"] = measure("charforge", index, args.threads, repeats)
+        if args.precision in ("bf16", "both"):
+            contenders["charforge_bf16"] = measure("charforge_bf16", index, args.threads,
+                                                   repeats)
         if torch_version:
             contenders["torch"] = measure("torch", index, args.threads, repeats)
             contenders["torch_bf16"] = measure("torch_bf16", index, args.threads, repeats)
         rounds = _harness.alternate(args.rounds, contenders)
-        cf_times = [t for r in rounds["charforge"] for t in r]
-        tf_times = [t for r in rounds.get("torch", []) for t in r]
-        cf_t = statistics.median(cf_times)
-        rec = {"config": name, "threads": args.threads, "batch": B, "seq": T, "vocab": V,
-               "charforge_ms": round(cf_t * 1e3, 2), "charforge_chars_s": round(B * T / cf_t),
-               "charforge_gflops": round(flops / cf_t / 1e9, 1)}
+        med = {k: statistics.median([t for r in v for t in r]) for k, v in rounds.items()}
+        rec = {"config": name, "threads": args.threads, "batch": B, "seq": T, "vocab": V}
+        cf_t, cb_t = med.get("charforge"), med.get("charforge_bf16")
+        if cf_t:
+            rec.update({"charforge_ms": round(cf_t * 1e3, 2),
+                        "charforge_chars_s": round(B * T / cf_t),
+                        "charforge_gflops": round(flops / cf_t / 1e9, 1)})
+        if cb_t:
+            rec.update({"charforge_bf16_ms": round(cb_t * 1e3, 2),
+                        "charforge_bf16_chars_s": round(B * T / cb_t)})
+            if cf_t:
+                rec["bf16_speedup"] = round(cf_t / cb_t, 2)
         if torch_version:
-            tf_t = statistics.median(tf_times)
-            bf_t = statistics.median([t for r in rounds["torch_bf16"] for t in r])
+            tf_t, bf_t = med["torch"], med["torch_bf16"]
             rec.update({"torch_version": torch_version, "torch_ms": round(tf_t * 1e3, 2),
-                        "torch_chars_s": round(B * T / tf_t), "ratio": round(tf_t / cf_t, 2),
-                        "torch_bf16_ms": round(bf_t * 1e3, 2),
-                        "ratio_to_bf16": round(bf_t / cf_t, 2)})
+                        "torch_chars_s": round(B * T / tf_t),
+                        "torch_bf16_ms": round(bf_t * 1e3, 2)})
+            if cf_t:
+                rec.update({"ratio": round(tf_t / cf_t, 2),
+                            "ratio_to_bf16": round(bf_t / cf_t, 2)})
+            if cb_t:
+                rec["bf16_ratio_to_torch_bf16"] = round(bf_t / cb_t, 2)
         _harness.report(rec)
 
 

@@ -307,28 +307,25 @@ cdef inline void pack_bf16(ThreadWork* w, const float* w_hh, Py_ssize_t B, Py_ss
                            Py_ssize_t gates, bint backward) noexcept nogil:
     """The thread's W_hh slice as bf16: per gate q, rows [q H + u0, q H + u0 + nu) (forward),
     or columns [u0, u0 + nu) of all gates (backward); and room for A (B rows of H, or of
-    gates H, rounded)."""
+    gates H, rounded). Both in the thread's scratch (cf_bf16_scratch), not freed."""
     cdef Py_ssize_t q, block = cf_bpack_size(w.nu, H)
     cdef Py_ssize_t K = gates * H if backward else H
     if backward:
-        w.packed16 = cf_alloc_bf16(cf_bpack_size(w.nu, K))
+        w.packed16 = cf_bf16_scratch(2, cf_bpack_size(w.nu, K))
         if w.packed16 != NULL:
             cf_bpack_nn(w_hh + w.u0, H, K, w.nu, w.packed16)
     else:
-        w.packed16 = cf_alloc_bf16(gates * block)
+        w.packed16 = cf_bf16_scratch(2, gates * block)
         if w.packed16 != NULL:
             for q in range(gates):
                 cf_bpack_nt(w_hh + (q * H + w.u0) * H, H, w.nu, H, w.packed16 + q * block)
-    cdef Py_ssize_t room = cf_bf16_rows_room(B) * cf_bf16_lda(cf_bf16_kpad(K))
-    w.a16 = cf_alloc_bf16(room)
-    if w.a16 != NULL:
-        memset(w.a16, 0, room * sizeof(uint16_t))
+    w.a16 = cf_bf16_scratch(3, cf_bf16_rows_room(B) * cf_bf16_lda(cf_bf16_kpad(K)))
+    if w.packed16 == NULL or w.a16 == NULL:    # memory short: BLAS in float32, not a crash
+        w.bf16 = False
 
 
 cdef inline void work_end(ThreadWork* w) noexcept nogil:
-    free(w.packed)
-    free(w.packed16)
-    free(w.a16)
+    free(w.packed)                  # the bf16 buffers are the thread's scratch: kept
     w.packed = NULL
     w.packed16 = NULL
     w.a16 = NULL

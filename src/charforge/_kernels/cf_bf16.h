@@ -300,11 +300,13 @@ static void cf_bgemm_packed(ptrdiff_t M, ptrdiff_t N, ptrdiff_t Kp, const uint16
 /* Rows of A a bf16 A buffer must hold for M rows of products (AMX reads whole tiles). */
 static inline ptrdiff_t cf_bf16_rows_room(ptrdiff_t M) { return (M + 15) / 16 * 16; }
 
-/* Per-thread scratch of at least n bf16 values, kept between calls; NULL when memory is
- * short. Two slots: slot 0 for A operands, slot 1 for packed B blocks. */
+/* Per-thread scratch of at least n bf16 values, kept between calls (fresh multi-megabyte
+ * buffers would pay their page faults on every call); NULL when memory is short. Slots: 0 A
+ * and 1 B of cf_bgemm, 2 a recurrent kernel's packed W_hh slice, 3 its step's A operand. */
+#define CF_BF16_SLOTS 4
 static inline uint16_t* cf_bf16_scratch(int slot, ptrdiff_t n) {
-    static __thread uint16_t* buf[2] = {NULL, NULL};
-    static __thread ptrdiff_t have[2] = {0, 0};
+    static __thread uint16_t* buf[CF_BF16_SLOTS] = {NULL, NULL, NULL, NULL};
+    static __thread ptrdiff_t have[CF_BF16_SLOTS] = {0, 0, 0, 0};
     if (n > have[slot]) {
         free(buf[slot]);
         buf[slot] = cf_alloc_bf16(n);
