@@ -79,15 +79,11 @@ static inline uint16_t* cf_alloc_bf16(ptrdiff_t n) {
 
 /* ---- which path runs */
 
-/* What CHARFORGE_CPU allows: 2 AMX (unset, "amx"), 1 "avx512_bf16", 0 any lower level. */
+/* The bf16 path CHARFORGE_CPU allows: amx (or unset) AMX, avx512_bf16 vdpbf16ps, any vector
+ * level only the emulation. */
 static inline int cf_bf16_requested(void) {
-    const char* want = getenv("CHARFORGE_CPU");
-    if (want == NULL || strcmp(want, "amx") == 0) return CF_BF16_AMX;
-    if (strcmp(want, "avx512_bf16") == 0) return CF_BF16_AVX512;
-    if (strcmp(want, "baseline") == 0 || strcmp(want, "avx2") == 0 ||
-        strcmp(want, "avx512") == 0)
-        return CF_BF16_EMULATED;
-    return CF_BF16_AMX;
+    int name = cf_requested_name();
+    return name <= 2 ? CF_BF16_EMULATED : name - 2;
 }
 
 #if CF_HAVE_X86_BF16
@@ -134,14 +130,6 @@ static inline int cf_bf16_level(void) { return CF_BF16_EMULATED; }
 #define cf_bpack_nn CF_PICK(cf_bpack_nn)
 #define cf_bf16_rows CF_PICK(cf_bf16_rows)
 #define cf_bf16_cols CF_PICK(cf_bf16_cols)
-
-/* Write a 16 x 16 block of results (rows x cols valid) into C, adding to it if asked. */
-static inline void cf_bf16_put_block(const float* blk, ptrdiff_t rows, ptrdiff_t cols,
-                                     float* C, ptrdiff_t ldc, int accumulate) {
-    for (ptrdiff_t r = 0; r < rows; r++)
-        for (ptrdiff_t j = 0; j < cols; j++)
-            C[r * ldc + j] = accumulate ? C[r * ldc + j] + blk[r * 16 + j] : blk[r * 16 + j];
-}
 
 #if CF_HAVE_X86_BF16
 /* ---- AVX512-BF16: blocks of mr (<= 8) rows x 32 columns, accumulators in registers */

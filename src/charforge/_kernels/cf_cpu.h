@@ -30,13 +30,21 @@ static inline int cf_hardware_cpu_level(void) {
     return 0;
 }
 
-/* The level CHARFORGE_CPU asks for, 2 when unset or not a level's name. */
-static inline int cf_requested_cpu_level(void) {
+/* What CHARFORGE_CPU names, lowest first: 0 baseline, 1 avx2, 2 avx512, 3 avx512_bf16 (bf16
+ * products without AMX, cf_bf16.h), 4 amx; 4 when unset or not a name (the CPU's best). */
+static inline int cf_requested_name(void) {
+    static const char* const names[] = {"baseline", "avx2", "avx512", "avx512_bf16", "amx"};
     const char* want = getenv("CHARFORGE_CPU");
-    if (want == NULL) return 2;
-    if (strcmp(want, "baseline") == 0) return 0;
-    if (strcmp(want, "avx2") == 0) return 1;
-    return 2;
+    if (want != NULL)
+        for (int i = 0; i < 5; i++)
+            if (strcmp(want, names[i]) == 0) return i;
+    return 4;
+}
+
+/* The vector level CHARFORGE_CPU asks for (the bf16 names are all AVX-512). */
+static inline int cf_requested_cpu_level(void) {
+    int name = cf_requested_name();
+    return name < 2 ? name : 2;
 }
 
 #if CF_MULTI_LEVEL
