@@ -7,10 +7,14 @@ Both frameworks see the same batches in the same order and, by default, start fr
 weight distribution (PyTorch's uniform scheme; --init keras for charforge's default). The
 clock stops while evaluating.
 With --peer the two train side by side in turns of --slice training seconds (one at a time,
-each in its own process), so a noisy neighbour's minutes fall on both alike.
+each in its own process), so a noisy neighbour's minutes fall on both alike. --precision bf16
+trains charforge's step with bf16 products (validation stays float32, as the Trainer's), and
+--precision both races the two: the bf16 run's time to the target against the float32 run's,
+and its validation loss at the float32 run's final step count (interpolated between its
+evaluations) against the float32 run's there.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_quality.py \
-        --budget 300 --peer torch
+        --budget 300 --peer torch [--precision both]
 """
 from __future__ import annotations
 
@@ -62,9 +66,11 @@ def run_charforge(args, vocab, train, val):
     model = charforge.CharModel(vocab, "lstm", 2, 256, 64, seed=args.seed, init=args.init)
     opt = Adam(model.flat, lr=2e-3)
     grads, _ = model.zero_grads()
+    precision = "bf16" if args.worker == "charforge-bf16" else "fp32"
 
     def step(x, y):
-        loss, _, _ = model.loss_and_grads(x, y, out=grads)
+        with model.using_precision(precision):
+            loss, _, _ = model.loss_and_grads(x, y, out=grads)
         clip_global_norm(grads, 5.0)
         opt.step(model.flat, grads)
         return loss
@@ -125,7 +131,7 @@ def worker(args) -> None:
     """Train in slices: wait for a "run" line on stdin, train until the next slice boundary of
     training seconds, print the evaluations made on the way and a "paused" line, repeat."""
     vocab, train, val = corpus_ids()
-    make = run_charforge if args.worker == "charforge" else run_torch
+    make = run_charforge if args.worker.startswith("charforge") else run_torch
     step, evaluate = make(args, vocab, train, val)
     elapsed, steps, next_eval, until = 0.0, 0, args.eval_every, 0.0
     gen = batches(train, 64, 100, args.seed)
@@ -204,6 +210,30 @@ def first_below(curve, target):
     return None, None
 
 
+def at_steps(curve, steps):
+    """Validation loss at `steps` training steps, interpolated between the evaluations around
+    it (None when the curve has not got there)."""
+    for before, point in zip(curve, curve[1:], strict=False):
+        if before["steps"] <= steps <= point["steps"]:
+            share = (steps - before["steps"]) / max(1, point["steps"] - before["steps"])
+            return before["val_loss"] + share * (point["val_loss"] - before["val_loss"])
+    return curve[-1]["val_loss"] if curve and curve[-1]["steps"] == steps else None
+
+
+def compare_precisions(curves, times) -> None:
+    """The bf16 run against the float32 run: time to the target and loss at equal steps."""
+    fp, bf = curves["charforge"], curves["charforge-bf16"]
+    (t_fp, cross_fp), (t_bf, cross_bf) = times["charforge"], times["charforge-bf16"]
+    if t_fp and t_bf:
+        print(f"  bf16 needs {t_bf / t_fp:.2f}x float32's time ({cross_bf / cross_fp:.2f}x "
+              "interpolated; target: at most 0.7)")
+    steps = min(fp[-1]["steps"], bf[-1]["steps"])
+    a, b = at_steps(fp, steps), at_steps(bf, steps)
+    if a is not None and b is not None:
+        print(f"  at {steps} steps: float32 {a:.4f}, bf16 {b:.4f} (difference {b - a:+.4f}; "
+              "target: within 0.01)")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--budget", type=float, default=300.0, help="training seconds per framework")
@@ -219,18 +249,25 @@ def main() -> None:
     p.add_argument("--target", type=float, default=1.50)
     p.add_argument("--stop-at-target", action="store_true",
                    help="stop each framework once its validation loss reaches --target")
-    p.add_argument("--worker", choices=("charforge", "torch"), help=argparse.SUPPRESS)
+    p.add_argument("--precision", choices=("fp32", "bf16", "both"), default="fp32",
+                   help="charforge's training step: float32 products, bf16, or both raced")
+    p.add_argument("--worker", choices=("charforge", "charforge-bf16", "torch"),
+                   help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
         return worker(args)
-    curves = interleave(args, ["charforge"] + (["torch"] if args.peer else []))
+    ours = {"fp32": ["charforge"], "bf16": ["charforge-bf16"],
+            "both": ["charforge", "charforge-bf16"]}[args.precision]
+    curves = interleave(args, ours + (["torch"] if args.peer else []))
     print(f"\nseconds to reach val loss <= {args.target} (first evaluation there; "
           "interpolated crossing):")
     times = {fw: first_below(c, args.target) for fw, c in curves.items()}
     for fw, (t, cross) in times.items():
         best = min(p["val_loss"] for p in curves[fw])
         shown = f"{t:>8} {cross:>8.1f}" if t is not None else f"{'not reached':>17}"
-        print(f"  {fw:<10} {shown}   (best {best:.4f})")
+        print(f"  {fw:<14} {shown}   (best {best:.4f})")
+    if "charforge-bf16" in curves and "charforge" in curves:
+        compare_precisions(curves, times)
     if times.get("charforge", (None,))[0] and times.get("torch", (None,))[0]:
         (cf, cf_cross), (pt, pt_cross) = times["charforge"], times["torch"]
         print(f"  charforge needs {cf / pt:.2f}x PyTorch's time ({cf_cross / pt_cross:.2f}x "

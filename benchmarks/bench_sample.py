@@ -3,6 +3,9 @@ bytes each character must read and the bandwidth that implies, against PyTorch's
 step-by-step loop (nn.LSTM/GRU/RNN with carried state, softmax, torch.multinomial).
 read_floor_GB_s is the batch-1 product alone over the same bytes and threads (ops.matvec, no
 recurrence around it): what this machine's caches deliver; b1_of_floor is generation's share.
+With --precision bf16 (or both, the default) charforge also generates with bf16 weights in the
+same process, alternating with float32: bf16_b1_chars_s, its bytes per character (two per
+weight), the bandwidth and read floor over those bytes, and bf16_b1_speedup over float32.
 
 Batch 1 and batch 32 generate the same number of characters per row (--length), so both
 spread a call's fixed setup over as many steps, and they run alternately in one process
@@ -29,20 +32,20 @@ GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 V = 65
 
 
-def weight_bytes(cell, layers, hidden, emb) -> int:
-    """Bytes of float32 weights one generated character reads: layer 0's recurrent matrix and
-    one table row, every upper layer's input and recurrent matrices, the output layer."""
+def weight_bytes(cell, layers, hidden, emb, precision="fp32") -> int:
+    """Bytes of weights one generated character reads: layer 0's recurrent matrix and one
+    table row, every upper layer's input and recurrent matrices, the output layer (at bf16
+    the matrices take two bytes a weight; the table row and biases stay float32)."""
     g = GATES[cell] * hidden
-    n = g * hidden + g
-    for _ in range(1, layers):
-        n += 2 * g * hidden + g
-    n += V * hidden + V
-    return 4 * n
+    size = 2 if precision == "bf16" else 4
+    matrices = g * hidden + (layers - 1) * 2 * g * hidden + V * hidden
+    vectors = g + (layers - 1) * g + V
+    return size * matrices + 4 * vectors
 
 
-def run_charforge(cfg, length, calls):
+def run_charforge(cfg, length, calls, precision="fp32"):
     """Batch 1 and batch 32 chars/s (medians over `calls` alternating pairs), the median of
-    the per-pair b32/b1 ratios, and the read floor."""
+    the per-pair b32/b1 ratios, and the read floor, at `precision`."""
     import numpy as np
 
     import charforge
@@ -50,6 +53,7 @@ def run_charforge(cfg, length, calls):
     vocab = charforge.Vocabulary([chr(33 + i) for i in range(V)])
     model = charforge.CharModel(vocab, cell, layers, hidden, emb, seed=0)
     model.flat += np.random.default_rng(0).normal(0, 0.05, model.flat.shape).astype("f4")
+    model.precision = precision
 
     def speed(batch, seed):
         primes = "!" if batch == 1 else ["!"] * batch
@@ -61,7 +65,7 @@ def run_charforge(cfg, length, calls):
     b1 = statistics.median(p[0] for p in pairs)
     b32 = statistics.median(p[1] for p in pairs)
     ratio = statistics.median(p[1] / p[0] for p in pairs)
-    return b1, b32, ratio, read_floor(model, weight_bytes(*cfg))
+    return b1, b32, ratio, read_floor(model, weight_bytes(*cfg, precision))
 
 
 def read_floor(model, nbytes):
@@ -113,8 +117,9 @@ def run_torch(cfg, batch, length, threads, calls):
 
 def worker(args):
     cfg = CONFIGS[args.index]
-    if args.worker == "charforge":
-        b1, b32, ratio, floor = run_charforge(cfg, args.length, args.calls)
+    if args.worker.startswith("charforge"):
+        precision = args.worker.split("-")[1]
+        b1, b32, ratio, floor = run_charforge(cfg, args.length, args.calls, precision)
         print(json.dumps({"b1": b1, "b32": b32, "ratio": ratio, "floor_GB_s": floor}))
     else:
         v = run_torch(cfg, args.batch, args.length, args.threads, args.calls)
@@ -137,6 +142,8 @@ def main():
                         "25-40 ms for the small models, too short to stand alone on a shared "
                         "machine)")
     p.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)
+    p.add_argument("--precision", choices=("fp32", "bf16", "both"), default="both",
+                   help="charforge's contenders: float32, bf16 weights, or both")
     args = p.parse_args()
     if args.worker:
         return worker(args)
@@ -145,29 +152,39 @@ def main():
         name = f"{cfg[0]} {cfg[1]}x{cfg[2]}"
         if args.only and args.only not in name:
             continue
-        contenders = {"charforge": measure("charforge", i, 1, args.length, args.threads,
-                                           args.calls)}
+        precisions = ("fp32", "bf16") if args.precision == "both" else (args.precision,)
+        contenders = {f"charforge-{pr}": measure(f"charforge-{pr}", i, 1, args.length,
+                                                 args.threads, args.calls)
+                      for pr in precisions}
         if have_torch:
             contenders["torch"] = measure("torch", i, 1, args.length // 4, args.threads,
                                           args.calls)
         rounds = _harness.alternate(args.rounds, contenders)
-        cf = rounds["charforge"]
-        runs = {"cf1": [r["b1"] for r in cf], "cf32": [r["b32"] for r in cf],
-                "ratio": [r["ratio"] for r in cf], "floor": [r["floor_GB_s"] for r in cf],
-                "torch1": [r["chars_per_s"] for r in rounds.get("torch", [])]}
-        med = {k: statistics.median(v) for k, v in runs.items() if v}
-        wb = weight_bytes(*cfg)
-        achieved = med["cf1"] * wb / 1e9
-        row = {"config": name, "weight_bytes_per_char": wb,
-               "charforge_b1_chars_s": round(med["cf1"]),
-               "charforge_b1_GB_s": round(achieved, 1),
-               "read_floor_GB_s": round(med["floor"], 1),
-               "b1_of_floor": f"{achieved / med['floor']:.0%}",
-               "charforge_b32_chars_s": round(med["cf32"]),
-               "b32_over_b1": round(med["ratio"], 1)}
-        if "torch1" in med:
-            row["torch_b1_chars_s"] = round(med["torch1"])
-            row["ratio_b1"] = round(med["cf1"] / med["torch1"], 1)
+        row = {"config": name}
+        b1 = {}
+        for pr in precisions:
+            cf = rounds[f"charforge-{pr}"]
+            med = {k: statistics.median(r[k] for r in cf)
+                   for k in ("b1", "b32", "ratio", "floor_GB_s")}
+            wb = weight_bytes(*cfg, pr)
+            achieved = med["b1"] * wb / 1e9
+            tag = "" if pr == "fp32" else "bf16_"
+            b1[pr] = med["b1"]
+            row.update({f"{tag}weight_bytes_per_char": wb,
+                        f"charforge_{tag}b1_chars_s": round(med["b1"]),
+                        f"charforge_{tag}b1_GB_s": round(achieved, 1),
+                        f"{tag}read_floor_GB_s": round(med["floor_GB_s"], 1),
+                        f"{tag}b1_of_floor": f"{achieved / med['floor_GB_s']:.0%}",
+                        f"charforge_{tag}b32_chars_s": round(med["b32"]),
+                        f"{tag}b32_over_b1": round(med["ratio"], 1)})
+        if len(b1) == 2:
+            row["bf16_b1_speedup"] = round(b1["bf16"] / b1["fp32"], 2)
+        torch1 = [r["chars_per_s"] for r in rounds.get("torch", [])]
+        if torch1:
+            row["torch_b1_chars_s"] = round(statistics.median(torch1))
+            for pr, v in b1.items():
+                tag = "" if pr == "fp32" else "bf16_"
+                row[f"{tag}ratio_b1"] = round(v / statistics.median(torch1), 1)
         _harness.report(row)
 
 

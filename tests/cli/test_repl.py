@@ -61,11 +61,19 @@ def test_session(repl):
                        (":sampler nucleus", "unknown sampler 'nucleus'"),
                        ("Zoë says", "never saw: 'ë'"),
                        (":length many", "usage: :length N"),
+                       (":precision int4", "usage: :precision fp32|bf16"),
                        (":load /no/such/file.safetensors", "does not exist"),
                        (":corpus harry_potter path=/no/such/book.txt", "harry_potter")):
         out = send(repl, bad)
         errors = [ln for ln in out.splitlines() if ln.startswith("error:")]
         assert len(errors) == 1 and words in out, (bad, out)
+
+    out = send(repl, ":precision bf16")             # the prompt says so
+    assert "precision bf16" in out and out.rstrip().endswith("· bf16")
+    out = send(repl, "KING")
+    assert len(out.split("KING", 1)[1].strip()) >= 30
+    out = send(repl, ":precision fp32")
+    assert "precision fp32" in out and not out.rstrip().endswith("bf16")
 
     out = send(repl, ":help probs")
     assert ":probs [TEXT]" in out

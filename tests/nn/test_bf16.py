@@ -141,6 +141,26 @@ def test_projection_table_path_stays_close(cell, rng):
     assert _worst(grads, ref) <= 2e-2
 
 
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_one_hot_layer_zero_is_a_lookup_in_both(cell, rng):
+    """Without an embedding, layer 0's input product is a lookup in the kernels (exact at any
+    precision) and in the reference (its OneHot inputs are not rounded): the two agree as
+    closely as with an embedding, and both differ from float32 by the other products."""
+    model = charforge.CharModel(40, cell, 2, 24, None, seed=0)
+    model.flat[...] = np.random.default_rng(1).normal(0, 0.3, model.flat.shape)
+    x = rng.integers(0, 40, (3, 6))
+    y = rng.integers(0, 40, (3, 6))
+    model.precision = "bf16"
+    loss, grads, _ = model.loss_and_grads(x, y)
+    ref_loss, ref = _reference(model, x, y, None, None, "bf16")
+    fp_loss, fp = _reference(model, x, y, None, None, "fp32")
+    same, other = _worst(grads, ref), _worst(grads, fp)
+    assert abs(loss - ref_loss) <= 1e-4
+    assert same <= other / 4 and other >= 1e-3
+    wih = "rnn.weight_ih_l0"               # its gradient too: float32 sums of float32 rows
+    assert np.abs(grads[wih] - ref[wih]).max() <= 1e-5 * (1 + np.abs(ref[wih]).max())
+
+
 def test_precision_is_checked():
     model = charforge.CharModel(10, "lstm", 1, 8, 4, dtype="float64")
     with pytest.raises(CharforgeError, match="float32"):

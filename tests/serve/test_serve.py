@@ -209,6 +209,21 @@ def test_a_full_queue_answers_503():
         server.close()
 
 
+def test_a_bf16_server_gives_bf16_generates_text(model):
+    """--precision bf16: every request on bf16 weights, batched or alone, equal to the API's
+    generate at bf16."""
+    server = Live(precision="bf16")
+    try:
+        listed = httpx.get(server.url + "/v1/models").json()["models"][0]
+        assert listed["precision"] == "bf16"
+        many = httpx.post(server.url + "/v1/generate", timeout=60,
+                          json={"primes": ["KING:", "O"], "length": 300, "seed": 1}).json()
+        assert many["texts"] == generate(model, ["KING:", "O"], 300, seed=1, precision="bf16")
+        assert many["texts"] != generate(model, ["KING:", "O"], 300, seed=1)   # bf16 it is
+    finally:
+        server.close()
+
+
 def test_a_token_guards_the_api():
     server = Live(token="s3cret")
     try:

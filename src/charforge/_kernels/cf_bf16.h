@@ -168,25 +168,78 @@ static inline __mmask16 cf_bf16_mask(ptrdiff_t w) {
     return w >= 16 ? (__mmask16)0xFFFF : w <= 0 ? (__mmask16)0 : (__mmask16)((1u << w) - 1u);
 }
 
+/* K in slices of CF_BF16_KS: a panel pair's slice (16 KB) stays in L1 while every block of
+ * rows passes over it (a whole pair at K = 1024 is 64 KB, re-read from L2 per block). */
+#define CF_BF16_KS 256
+
+/* One row (batch-1 generation, bound by reading P): eight panels at a time, so eight
+ * independent vdpbf16ps chains hide the instruction's latency (the row blocks below have two
+ * per row). Each element is summed exactly as in cf_bgemm_avx512 (one accumulator over a
+ * slice of K, then added to C), so a row's result does not depend on how many rows come
+ * with it: batched generation stays equal to one-by-one generation. */
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) static void
+cf_bgemm_avx512_row(ptrdiff_t N, ptrdiff_t Kp, const uint16_t* A, const uint16_t* P, float* C,
+                    int accumulate) {
+    for (ptrdiff_t p = 0; p < N; p += 128) {
+        int panels = (int)((N - p + 15) / 16 < 8 ? (N - p + 15) / 16 : 8);
+        const uint16_t* Pp = P + p * Kp;
+        for (ptrdiff_t k0 = 0; k0 < Kp; k0 += CF_BF16_KS) {
+            ptrdiff_t ks = Kp - k0 < CF_BF16_KS ? Kp - k0 : CF_BF16_KS;
+            __m512 acc[8];
+            for (int q = 0; q < 8; q++) acc[q] = _mm512_setzero_ps();
+            if (panels == 8) {
+                for (ptrdiff_t kp = k0 / 2; kp < (k0 + ks) / 2; kp++) {
+                    int32_t pair;
+                    memcpy(&pair, A + 2 * kp, sizeof pair);
+                    __m512bh a = (__m512bh)_mm512_set1_epi32(pair);
+                    for (int q = 0; q < 8; q++)
+                        acc[q] = _mm512_dpbf16_ps(acc[q], a, (__m512bh)_mm512_load_si512(
+                            (const void*)(Pp + q * 16 * Kp + kp * 32)));
+                }
+            } else {
+                for (ptrdiff_t kp = k0 / 2; kp < (k0 + ks) / 2; kp++) {
+                    int32_t pair;
+                    memcpy(&pair, A + 2 * kp, sizeof pair);
+                    __m512bh a = (__m512bh)_mm512_set1_epi32(pair);
+                    for (int q = 0; q < panels; q++)
+                        acc[q] = _mm512_dpbf16_ps(acc[q], a, (__m512bh)_mm512_load_si512(
+                            (const void*)(Pp + q * 16 * Kp + kp * 32)));
+                }
+            }
+            int add = accumulate || k0 > 0;
+            for (int q = 0; q < panels; q++) {
+                __mmask16 m = cf_bf16_mask(N - p - 16 * q);
+                __m512 v = acc[q];
+                if (add) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, C + p + 16 * q));
+                _mm512_mask_storeu_ps(C + p + 16 * q, m, v);
+            }
+        }
+    }
+}
+
 __attribute__((target("avx512f,avx512bw,avx512bf16"))) static void
 cf_bgemm_avx512(ptrdiff_t M, ptrdiff_t N, ptrdiff_t Kp, const uint16_t* A, ptrdiff_t lda,
                 const uint16_t* P, float* C, ptrdiff_t ldc, int accumulate) {
     for (ptrdiff_t p = 0; p < N; p += 32) {
-        const uint16_t* P0 = P + p * Kp;
-        const uint16_t* P1 = P0 + 16 * Kp;
         __mmask16 m0 = cf_bf16_mask(N - p), m1 = cf_bf16_mask(N - p - 16);
-        for (ptrdiff_t i = 0; i < M; i += 8) {
-            const uint16_t* Ai = A + i * lda;
-            float* Ci = C + i * ldc + p;
-            switch (M - i < 8 ? (int)(M - i) : 8) {
-            case 8: cf_bf16_ukernel(8, Kp, Ai, lda, P0, P1, Ci, ldc, m0, m1, accumulate); break;
-            case 7: cf_bf16_ukernel(7, Kp, Ai, lda, P0, P1, Ci, ldc, m0, m1, accumulate); break;
-            case 6: cf_bf16_ukernel(6, Kp, Ai, lda, P0, P1, Ci, ldc, m0, m1, accumulate); break;
-            case 5: cf_bf16_ukernel(5, Kp, Ai, lda, P0, P1, Ci, ldc, m0, m1, accumulate); break;
-            case 4: cf_bf16_ukernel(4, Kp, Ai, lda, P0, P1, Ci, ldc, m0, m1, accumulate); break;
-            case 3: cf_bf16_ukernel(3, Kp, Ai, lda, P0, P1, Ci, ldc, m0, m1, accumulate); break;
-            case 2: cf_bf16_ukernel(2, Kp, Ai, lda, P0, P1, Ci, ldc, m0, m1, accumulate); break;
-            default: cf_bf16_ukernel(1, Kp, Ai, lda, P0, P1, Ci, ldc, m0, m1, accumulate); break;
+        for (ptrdiff_t k0 = 0; k0 < Kp; k0 += CF_BF16_KS) {
+            ptrdiff_t ks = Kp - k0 < CF_BF16_KS ? Kp - k0 : CF_BF16_KS;
+            const uint16_t* P0 = P + p * Kp + k0 * 16;
+            const uint16_t* P1 = P0 + 16 * Kp;
+            int acc = accumulate || k0 > 0;
+            for (ptrdiff_t i = 0; i < M; i += 8) {
+                const uint16_t* Ai = A + i * lda + k0;
+                float* Ci = C + i * ldc + p;
+                switch (M - i < 8 ? (int)(M - i) : 8) {
+                case 8: cf_bf16_ukernel(8, ks, Ai, lda, P0, P1, Ci, ldc, m0, m1, acc); break;
+                case 7: cf_bf16_ukernel(7, ks, Ai, lda, P0, P1, Ci, ldc, m0, m1, acc); break;
+                case 6: cf_bf16_ukernel(6, ks, Ai, lda, P0, P1, Ci, ldc, m0, m1, acc); break;
+                case 5: cf_bf16_ukernel(5, ks, Ai, lda, P0, P1, Ci, ldc, m0, m1, acc); break;
+                case 4: cf_bf16_ukernel(4, ks, Ai, lda, P0, P1, Ci, ldc, m0, m1, acc); break;
+                case 3: cf_bf16_ukernel(3, ks, Ai, lda, P0, P1, Ci, ldc, m0, m1, acc); break;
+                case 2: cf_bf16_ukernel(2, ks, Ai, lda, P0, P1, Ci, ldc, m0, m1, acc); break;
+                default: cf_bf16_ukernel(1, ks, Ai, lda, P0, P1, Ci, ldc, m0, m1, acc); break;
+                }
             }
         }
     }
@@ -207,9 +260,9 @@ cf_bgemm_amx(ptrdiff_t M, ptrdiff_t N, ptrdiff_t Kp, const uint16_t* A, ptrdiff_
     float blk[4][256] __attribute__((aligned(64)));
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
-    for (int t = 0; t < 8; t++) {
-        cfg.colsb[t] = 64;
-        cfg.rows[t] = 16;
+    for (int t = 0; t < 8; t++) {      /* fewer than 16 rows: tiles of M rows (batch 1 */
+        cfg.colsb[t] = 64;             /* multiplies one row, not sixteen) */
+        cfg.rows[t] = t < 6 && M < 16 ? (uint8_t)M : 16;
     }
     _tile_loadconfig(&cfg);
     for (ptrdiff_t p = 0; p < N; p += 32) {      /* a panel pair stays in L1 over the rows */
@@ -265,6 +318,63 @@ cf_bgemm_amx(ptrdiff_t M, ptrdiff_t N, ptrdiff_t Kp, const uint16_t* A, ptrdiff_
 }
 #endif
 
+/* AMX for at most 16 rows (generation): 64 columns at a time in four accumulator tiles of M
+ * rows (four independent chains of tile products where a 32-column block has two), B tiles
+ * in 5, 6 and 7. Each element is summed as in cf_bgemm_amx, so a row's result does not
+ * depend on how many rows come with it. */
+__attribute__((target("amx-tile,amx-bf16,avx512f"))) static void
+cf_bgemm_amx_few(ptrdiff_t M, ptrdiff_t N, ptrdiff_t Kp, const uint16_t* A, ptrdiff_t lda,
+                 const uint16_t* P, float* C, ptrdiff_t ldc, int accumulate) {
+    cf_tile_config cfg;
+    float blk[4][256] __attribute__((aligned(64)));
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) {
+        cfg.colsb[t] = 64;
+        cfg.rows[t] = t < 5 ? (uint8_t)M : 16;
+    }
+    _tile_loadconfig(&cfg);
+    ptrdiff_t p = 0;
+    for (; p + 32 < N; p += 64) {
+        const uint16_t* P0 = P + p * Kp;
+        const uint16_t* P1 = P0 + 16 * Kp;
+        const uint16_t* P2 = P1 + 16 * Kp;
+        const uint16_t* P3 = P2 + 16 * Kp;
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+        for (ptrdiff_t k = 0; k < Kp; k += 32) {
+            _tile_loadd(4, A + k, lda * 2);
+            _tile_loadd(5, P0 + k * 16, 64);
+            _tile_loadd(6, P1 + k * 16, 64);
+            _tile_loadd(7, P2 + k * 16, 64);
+            _tile_dpbf16ps(0, 4, 5);
+            _tile_dpbf16ps(1, 4, 6);
+            _tile_dpbf16ps(2, 4, 7);
+            _tile_loadd(5, P3 + k * 16, 64);
+            _tile_dpbf16ps(3, 4, 5);
+        }
+        _tile_stored(0, blk[0], 64);
+        _tile_stored(1, blk[1], 64);
+        _tile_stored(2, blk[2], 64);
+        _tile_stored(3, blk[3], 64);
+        for (int t = 0; t < 4; t++) {
+            ptrdiff_t c0 = p + 16 * t, cols = N - c0 < 16 ? N - c0 : 16;
+            if (cols <= 0) continue;
+            __mmask16 m = cf_bf16_mask(cols);
+            for (ptrdiff_t r = 0; r < M; r++) {
+                __m512 v = _mm512_load_ps(blk[t] + r * 16);
+                if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, C + r * ldc + c0));
+                _mm512_mask_storeu_ps(C + r * ldc + c0, m, v);
+            }
+        }
+    }
+    _tile_release();
+    if (p < N)                         /* the last 32 columns or fewer */
+        cf_bgemm_amx(M, N - p, Kp, A, lda, P + p * Kp, C + p, ldc, accumulate);
+}
+
 /* C (M x N, ldc) (+)= A (M x Kp bf16, row stride lda) @ P (packed, N columns), by the path
  * that runs. AMX reads A rows up to the next multiple of 16. */
 static void cf_bgemm_packed(ptrdiff_t M, ptrdiff_t N, ptrdiff_t Kp, const uint16_t* A,
@@ -273,8 +383,16 @@ static void cf_bgemm_packed(ptrdiff_t M, ptrdiff_t N, ptrdiff_t Kp, const uint16
     if (M <= 0 || N <= 0) return;
 #if CF_HAVE_X86_BF16
     int level = cf_bf16_level();
+    if (level == CF_BF16_AMX && M <= 16) {
+        cf_bgemm_amx_few(M, N, Kp, A, lda, P, C, ldc, accumulate);
+        return;
+    }
     if (level == CF_BF16_AMX) {
         cf_bgemm_amx(M, N, Kp, A, lda, P, C, ldc, accumulate);
+        return;
+    }
+    if (level == CF_BF16_AVX512 && M == 1) {
+        cf_bgemm_avx512_row(N, Kp, A, P, C, accumulate);
         return;
     }
     if (level == CF_BF16_AVX512) {

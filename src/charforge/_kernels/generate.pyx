@@ -10,18 +10,25 @@ one-by-one generation. A row is done after `remaining[b]` draws or when it draws
 
 Shapes: layer 0 reads a (V, gH) table = embedding @ W_ih^T + b_ih (one-hot: W_ih^T + b_ih);
 layers above read x @ W_ih^T. h[l] and c[l] are (B, H) and are updated in place.
+
+bf16 plans multiply bf16 weights (packed once per thread share by pack16_for_threads) by the
+step's state rounded to bf16, with float32 sums (cf_bf16.h): half the bytes per character at
+batch 1, where the loop is bound by reading the weights. State, cell math and sampling stay
+float32.
 """
 from cython cimport floating
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
-from libc.stdint cimport int32_t, int64_t
+from libc.stdint cimport int32_t, int64_t, uint16_t
 
 from cython.parallel cimport parallel, threadid
 from ._cells cimport lstm_row, gru_row
 from ._draw cimport pick
 from ._common cimport (gemm_rm, tanh_to, cf_barrier, unit_bound, cf_openmp_enabled,
                       cf_matvec_f32, cf_matvec_f64, cf_packed_size, cf_pack_nt,
-                      cf_gemm_packed, cf_packed_gemm_available, team_size)
+                      cf_gemm_packed, cf_packed_gemm_available, team_size, cf_bf16_kpad,
+                      cf_bf16_lda, cf_bf16_rows, cf_bf16_rows_room, cf_bpack_nt,
+                      cf_bpack_size, cf_bgemm_packed)
 
 DEF MAX_LAYERS = 16
 DEF MATVEC_CHUNK = 32       # rows per reversed block (128 KB at K = 1024)
@@ -137,12 +144,28 @@ cdef inline void dense_rows(int n, int V, int H, const floating* x, const floati
     gemm_rm(False, True, n, V, H, one, x, H, w, H, one, out, V)
 
 
+cdef inline void block_linear16(int B, int G, int K, int gates, int H, Py_ssize_t u0,
+                                Py_ssize_t u1, const float* x, float* out,
+                                const uint16_t* packed, uint16_t* a16) noexcept nogil:
+    """out[:, q*H+u0 : q*H+u1] += bf16(x) (B, K) @ bf16(w[q*H+u0 : q*H+u1])^T for every gate
+    q, `packed` being this thread's share from pack16_for_threads (gates blocks, one after the
+    other); a16 is the thread's operand buffer (cf_bf16_rows_room(B) rows)."""
+    cdef Py_ssize_t nu = u1 - u0, kp = cf_bf16_kpad(K), lda = cf_bf16_lda(kp), block
+    cdef int q
+    if nu <= 0 or B <= 0:
+        return
+    cf_bf16_rows(x, K, B, K, a16, lda)
+    block = cf_bpack_size(nu, K)
+    for q in range(gates):
+        cf_bgemm_packed(B, nu, kp, a16, lda, packed + q * block, out + q * H + u0, G, 1)
+
+
 # One generate() call's network and sampler, laid out once by Plan: sizes, the knobs, and
 # pointers (to float or double, as the plan's dtype) into the arrays the Plan keeps.
 cdef struct Net:
     int cell, B, H, V, G, L, gates, eos, top_k, nt, groups
     double scale, floor_, top_p
-    bint greedy
+    bint greedy, bf16
     void* w_ih[MAX_LAYERS]          # (gH, H) input weights of layers 1.. (0 reads the table)
     void* w_hh[MAX_LAYERS]          # (gH, H) recurrent weights
     void* b_in[MAX_LAYERS]          # (gH,) input bias of layers 1.. (rnn/lstm: the one bias)
@@ -153,6 +176,11 @@ cdef struct Net:
     float* pp_ih[MAX_LAYERS]        # packed float32 weights for batches, or NULL
     float* pp_hh[MAX_LAYERS]
     float* pp_out
+    const uint16_t* bp_ih[MAX_LAYERS]   # bf16 plans: the weights packed per thread share
+    const uint16_t* bp_hh[MAX_LAYERS]
+    const uint16_t* bp_out          # batch 1: per thread share of V; batches: whole
+    uint16_t* a16                   # (max(nt, groups), a16_stride) bf16 operand buffers
+    Py_ssize_t a16_stride
     void* table                     # (V, gH) layer 0's input projection per token
     void* w_out                     # (V, H)
     void* b_out                     # (V,)
@@ -179,13 +207,76 @@ cdef struct Chunk:
     float* hidden                   # (B, steps, L, H) or NULL
 
 
-cdef Py_ssize_t _thread_offset(int H, int K, int gates, int tid, int nt) noexcept nogil:
-    """Where thread tid's share starts in a pack_for_threads array (floats)."""
+ctypedef fused packed_t:          # a packed weight: float32 (cf_gemm.h) or bf16 (cf_bf16.h)
+    float
+    uint16_t
+
+
+cdef inline Py_ssize_t _packed_size(packed_t* kind, Py_ssize_t n, Py_ssize_t K) noexcept nogil:
+    """Values of the packed form of an n x K operand (`kind` only selects the type)."""
+    if packed_t is float:
+        return cf_packed_size(n, K)
+    return cf_bpack_size(n, K)
+
+
+cdef Py_ssize_t _share_offset(packed_t* kind, Py_ssize_t rows, Py_ssize_t K, int gates, int tid,
+                              int nt) noexcept nogil:
+    """Where thread tid's share starts in a packed-for-threads array of `kind` (values)."""
     cdef Py_ssize_t off = 0
     cdef int i
     for i in range(tid):
-        off += gates * cf_packed_size(unit_bound(H, i + 1, nt) - unit_bound(H, i, nt), K)
+        off += gates * _packed_size(kind, unit_bound(rows, i + 1, nt) - unit_bound(rows, i, nt),
+                                    K)
     return off
+
+
+cdef inline Py_ssize_t _thread_offset(Py_ssize_t H, Py_ssize_t K, int gates, int tid,
+                                      int nt) noexcept nogil:
+    return _share_offset(<float*>NULL, H, K, gates, tid, nt)
+
+
+cdef inline Py_ssize_t _thread_offset16(Py_ssize_t H, Py_ssize_t K, int gates, int tid,
+                                        int nt) noexcept nogil:
+    return _share_offset(<uint16_t*>NULL, H, K, gates, tid, nt)
+
+
+cdef void _pack_shares(const float[:, ::1] w, int gates, int nt, packed_t* dst) noexcept nogil:
+    """w (gates*R, K) packed for `nt` threads splitting the R rows of each gate block
+    (unit_bound's shares): thread i's share, gate by gate, the shares one after the other."""
+    cdef Py_ssize_t R = w.shape[0] // gates, K = w.shape[1], u0, nu, off = 0, block
+    cdef int tid, q
+    for tid in range(nt):
+        u0 = unit_bound(R, tid, nt)
+        nu = unit_bound(R, tid + 1, nt) - u0
+        block = _packed_size(dst, nu, K)
+        for q in range(gates):
+            if nu > 0:
+                if packed_t is float:
+                    cf_pack_nt(&w[q * R + u0, 0], K, nu, K, dst + off)
+                else:
+                    cf_bpack_nt(&w[q * R + u0, 0], K, nu, K, dst + off)
+            off += block
+
+
+def aligned_bf16(Py_ssize_t count):
+    """count zeroed bf16 values (uint16) starting on a 64-byte boundary, as the packed
+    kernels load them."""
+    import numpy as np
+    room = np.zeros(count + 32, np.uint16)
+    skip = (-(room.ctypes.data // 2)) % 32
+    return room[skip:skip + count]
+
+
+def pack16_for_threads(const float[:, ::1] w, int gates, int nt):
+    """w (gates*R, K) rounded to bf16 and packed for `nt` threads splitting the R rows of
+    each gate block (cf_bf16.h's layout, 64-byte aligned). Done once per plan of a bf16
+    model."""
+    packed = aligned_bf16(_thread_offset16(w.shape[0] // gates, w.shape[1], gates, nt, nt))
+    cdef uint16_t[::1] dst = packed
+    if dst.shape[0] > 0:
+        with nogil:
+            _pack_shares(w, gates, nt, &dst[0])
+    return packed
 
 
 def packed_available():
@@ -198,30 +289,21 @@ def pack_for_threads(const float[:, ::1] w, int gates, int nt):
     (units [u_i, u_i+1) of every gate block) in the packed kernel's panel layout, the shares
     one after the other. Done once per generate() call; every step then reuses it."""
     import numpy as np
-    cdef int H = w.shape[0] // gates, K = w.shape[1], tid, q
-    cdef Py_ssize_t u0, nu, off = 0, block
-    packed = np.zeros(_thread_offset(H, K, gates, nt, nt), np.float32)
+    packed = np.zeros(_thread_offset(w.shape[0] // gates, w.shape[1], gates, nt, nt),
+                      np.float32)
     cdef float[::1] dst = packed
-    if dst.shape[0] == 0:
-        return packed
-    with nogil:
-        for tid in range(nt):
-            u0 = unit_bound(H, tid, nt)
-            nu = unit_bound(H, tid + 1, nt) - u0
-            block = cf_packed_size(nu, K)
-            for q in range(gates):
-                if nu > 0:
-                    cf_pack_nt(&w[q * H + u0, 0], K, nu, K, &dst[off])
-                off += block
+    if dst.shape[0] > 0:
+        with nogil:
+            _pack_shares(w, gates, nt, &dst[0])
     return packed
 
 
 cdef void _loop(floating* typed, Net* n, Chunk* s, Py_ssize_t b0, int B, double* p,
-                int tid, int nt) noexcept nogil:
+                uint16_t* a16, int tid, int nt) noexcept nogil:
     """Rows [b0, b0 + B) for s.steps steps. With nt threads (tid this one) each owns hidden
     units [u0, u1) of every layer (their rows of each gate block), so a layer needs one
     barrier; with nt = 1 the rows are a loop of their own (the threads taking rows). `typed`
-    only selects float or double."""
+    only selects float or double; a16 is this thread's bf16 operand buffer (bf16 plans)."""
     cdef int H = n.H, G = n.G, L = n.L, V = n.V, steps = s.steps, gates = n.gates
     cdef Py_ssize_t u0 = unit_bound(H, tid, nt), u1 = unit_bound(H, tid + 1, nt)
     cdef Py_ssize_t nu = u1 - u0, tok
@@ -230,6 +312,11 @@ cdef void _loop(floating* typed, Net* n, Chunk* s, Py_ssize_t b0, int B, double*
     cdef Py_ssize_t poff = _thread_offset(H, H, gates, tid, nt)
     cdef const float* mine_ih[MAX_LAYERS]
     cdef const float* mine_hh[MAX_LAYERS]
+    cdef const uint16_t* mine16_ih[MAX_LAYERS]
+    cdef const uint16_t* mine16_hh[MAX_LAYERS]
+    cdef Py_ssize_t off16 = _thread_offset16(H, H, gates, tid, nt)
+    cdef const uint16_t* mine16_out = NULL
+    cdef bint bf16 = n.bf16 and floating is float
     cdef int t, l, b, j
     cdef bint all_done
     cdef floating* hcur[MAX_LAYERS]
@@ -275,6 +362,10 @@ cdef void _loop(floating* typed, Net* n, Chunk* s, Py_ssize_t b0, int B, double*
         cl[l] = <floating*>n.c[l] + b0 * H if n.c[l] != NULL else NULL
         mine_ih[l] = n.pp_ih[l] + poff if n.pp_ih[l] != NULL else NULL
         mine_hh[l] = n.pp_hh[l] + poff if n.pp_hh[l] != NULL else NULL
+        mine16_ih[l] = n.bp_ih[l] + off16 if n.bp_ih[l] != NULL else NULL
+        mine16_hh[l] = n.bp_hh[l] + off16 if n.bp_hh[l] != NULL else NULL
+    if bf16:
+        mine16_out = n.bp_out + _thread_offset16(V, H, 1, tid, nt) if B == 1 else n.bp_out
     for t in range(steps):
         all_done = True
         for b in range(B):
@@ -287,12 +378,20 @@ cdef void _loop(floating* typed, Net* n, Chunk* s, Py_ssize_t b0, int B, double*
                 for b in range(B):
                     fill_units(proj + b * G, table + cur[b] * G if l == 0 else b_in[l], H,
                                gates, u0, nu)
-                if l > 0:
+                if l > 0 and bf16:
+                    block_linear16(B, G, H, gates, H, u0, u1, <const float*>hcur[l - 1],
+                                   <float*>proj, mine16_ih[l], a16)
+                elif l > 0:
                     block_linear(B, G, H, gates, H, u0, u1, hcur[l - 1], w_ih[l], proj,
                                  mine_ih[l], t & 1)
                 if cell == CELL_GRU:
                     for b in range(B):
                         fill_units(gh + b * G, b_rec[l], H, gates, u0, nu)
+                if bf16:
+                    block_linear16(B, G, H, gates, H, u0, u1, <const float*>hcur[l],
+                                   <float*>(gh if cell == CELL_GRU else proj), mine16_hh[l],
+                                   a16)
+                elif cell == CELL_GRU:
                     block_linear(B, G, H, gates, H, u0, u1, hcur[l], w_hh[l], gh, mine_hh[l],
                                  t & 1)
                 else:
@@ -306,14 +405,23 @@ cdef void _loop(floating* typed, Net* n, Chunk* s, Py_ssize_t b0, int B, double*
             hnext[l] = swap
         if B == 1:                      # each thread its share of the logits (all alone)
             memcpy(logits + v0, b_out + v0, (v1 - v0) * sizeof(floating))
-            block_linear(1, V, H, 1, V, v0, v1, hcur[L - 1], w_out, logits, NULL)
+            if bf16:
+                block_linear16(1, V, H, 1, V, v0, v1, <const float*>hcur[L - 1],
+                               <float*>logits, mine16_out, a16)
+            else:
+                block_linear(1, V, H, 1, V, v0, v1, hcur[L - 1], w_out, logits, NULL)
             if nt > 1:
                 cf_barrier()
         else:                     # each thread the logits of the rows it draws below:
             for b in range(r0, r1):     # no barrier between the dense layer and the draws
                 memcpy(logits + b * V, b_out, V * sizeof(floating))
-            dense_rows(<int>(r1 - r0), V, H, hcur[L - 1] + r0 * H, w_out, logits + r0 * V,
-                       pp_out)
+            if bf16:
+                block_linear16(<int>(r1 - r0), V, H, 1, V, 0, V,
+                               <const float*>(hcur[L - 1] + r0 * H),
+                               <float*>(logits + r0 * V), mine16_out, a16)
+            else:
+                dense_rows(<int>(r1 - r0), V, H, hcur[L - 1] + r0 * H, w_out,
+                           logits + r0 * V, pp_out)
         if tid == 0:
             s.ran += 1
             if hidden != NULL:
@@ -370,16 +478,17 @@ cdef void _launch(floating* typed, Net* n, Chunk* s, Chunk* parts) noexcept nogi
             tid = threadid()
             b0 = (n.B * tid) // groups
             _loop(typed, n, &parts[tid], b0, <int>((n.B * (tid + 1)) // groups - b0),
-                  n.p + 2 * n.V * tid, 0, 1)
+                  n.p + 2 * n.V * tid, n.a16 + n.a16_stride * tid, 0, 1)
         for g in range(groups):
             if parts[g].ran > s.ran:
                 s.ran = parts[g].ran
     elif nt == 1:
-        _loop(typed, n, s, 0, n.B, n.p, 0, 1)
+        _loop(typed, n, s, 0, n.B, n.p, n.a16, 0, 1)
     else:
         with parallel(num_threads=nt):
             tid = threadid()
-            _loop(typed, n, s, 0, n.B, n.p + 2 * n.V * tid, tid, nt)
+            _loop(typed, n, s, 0, n.B, n.p + 2 * n.V * tid, n.a16 + n.a16_stride * tid, tid,
+                  nt)
 
 
 cdef class Plan:
@@ -395,6 +504,9 @@ cdef class Plan:
     with split_rows taking rows of the batch. packed_ih / packed_hh: optional per-layer
     pack_for_threads(w, gates, team size) of w_ih / w_hh (float32 batches; entries may be
     None); packed_out: pack_for_threads(w_out, 1, 1).
+    bf16: multiply bf16 weights (float32 plans only): packed16_ih (layers 1..), packed16_hh
+    are pack16_for_threads(w, gates, team size), packed16_out pack16_for_threads(w_out, 1,
+    team size at batch 1, else 1); the float32 w_ih / w_hh / w_out are then not read.
     """
     cdef Net net
     cdef Chunk* parts
@@ -412,7 +524,8 @@ cdef class Plan:
                  b_out, list h, list c, proj, gh, logits, allowed, *, int eos, double scale,
                  double floor_, int top_k, double top_p, bint greedy, int threads=1,
                  list packed_ih=None, list packed_hh=None, packed_out=None,
-                 bint split_rows=False):
+                 bint split_rows=False, bint bf16=False, list packed16_ih=None,
+                 list packed16_hh=None, packed16_out=None):
         import numpy as np
         cdef int L = len(w_hh), l, nt = threads if cf_openmp_enabled() else 1
         if L > MAX_LAYERS:
@@ -448,6 +561,7 @@ cdef class Plan:
         n.p = <double*>self._address(p, np.float64, p.shape)
         for l in range(L):
             n.w_hh[l] = self._address(w_hh[l], dtype, (n.G, n.H))
+            n.bp_ih[l], n.bp_hh[l] = NULL, NULL
             n.h[l] = self._address(h[l], dtype, (n.B, n.H))
             n.h2[l] = self._address(np.zeros((n.B, n.H), dtype), dtype, (n.B, n.H))
             n.c[l] = self._address(c[l], dtype, (n.B, n.H)) if cell == CELL_LSTM else NULL
@@ -458,6 +572,10 @@ cdef class Plan:
                                     n.gates, n.nt)
             n.pp_hh[l] = self._pack(packed_hh[l] if packed_hh is not None else None, n.H,
                                     n.gates, n.nt)
+        n.bf16 = bf16
+        n.bp_out, n.a16, n.a16_stride = NULL, NULL, 0
+        if bf16:
+            self._bf16_weights(packed16_ih, packed16_hh, packed16_out)
         n.pp_out = NULL
         if self.single and packed_out is not None:
             if np.shape(packed_out)[0] != cf_packed_size(n.V, n.H):
@@ -477,6 +595,38 @@ cdef class Plan:
                              f"array of shape {tuple(shape)}, got {a.dtype} {a.shape}")
         self.keep.append(a)
         return <void*><size_t>a.ctypes.data
+
+    cdef _bf16_weights(self, list packed_ih, list packed_hh, packed_out):
+        """The bf16 plan's packed weights (checked against the shares this plan's threads
+        take) and one operand buffer per thread."""
+        import numpy as np
+        n = &self.net
+        cdef int l, team = n.nt if n.groups == 1 else 1
+        cdef int out_team = team if n.B == 1 else 1
+        if not self.single:
+            raise ValueError("generate.Plan: bf16 needs float32 weights")
+        if packed_hh is None or packed_out is None or len(packed_hh) != n.L or \
+                (n.L > 1 and (packed_ih is None or len(packed_ih) != n.L)):
+            raise ValueError("generate.Plan: bf16 needs packed16 weights for every layer")
+        for l in range(n.L):
+            n.bp_hh[l] = <const uint16_t*>self._address16(
+                packed_hh[l], (_thread_offset16(n.H, n.H, n.gates, team, team),))
+            n.bp_ih[l] = NULL if l == 0 else <const uint16_t*>self._address16(
+                packed_ih[l], (_thread_offset16(n.H, n.H, n.gates, team, team),))
+        n.bp_out = <const uint16_t*>self._address16(
+            packed_out, (_thread_offset16(n.V, n.H, 1, out_team, out_team),))
+        n.a16_stride = (cf_bf16_rows_room(n.B) * cf_bf16_lda(cf_bf16_kpad(n.H)) + 31) // 32 * 32
+        a16 = aligned_bf16(n.a16_stride * max(n.nt, n.groups))
+        n.a16 = <uint16_t*>self._address16(a16, a16.shape)
+
+    cdef void* _address16(self, array, shape) except? NULL:
+        """_address for packed bf16 arrays, which must start on a 64-byte boundary."""
+        import numpy as np
+        cdef void* at = self._address(array, np.uint16, shape)
+        if <size_t>at % 64:
+            raise ValueError("generate.Plan: packed bf16 weights must be 64-byte aligned "
+                             "(make them with pack16_for_threads)")
+        return at
 
     cdef float* _pack(self, packed, int H, int gates, int nt) except? NULL:
         import numpy as np

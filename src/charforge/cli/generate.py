@@ -6,7 +6,13 @@ import contextlib
 import sys
 
 from ..core.errors import CharforgeError
-from .common import LENGTH_SETTING, NUM_SETTING, SEED_SETTING, add_model_argument
+from .common import (
+    LENGTH_SETTING,
+    NUM_SETTING,
+    SEED_SETTING,
+    add_model_argument,
+    add_precision_flag,
+)
 from .parsing import key_values, number_list, scalar
 
 
@@ -23,6 +29,7 @@ def add_parser(sub, light: bool = False) -> None:
     p.set_defaults(sampler_flags={})
     SEED_SETTING.add_flag(p)
     NUM_SETTING.add_flag(p)
+    add_precision_flag(p)
     p.add_argument("--out", metavar="FILE", help="write the text to a new FILE, not stdout")
     p.add_argument("--append", action="store_true", help="with --out: add to the end of FILE")
     if not light:
@@ -60,6 +67,7 @@ def cmd_generate(args) -> int:
     from ..generation.engine import encode_prime
     from ..generation.samplers import get_sampler
     model, _meta = load(args.model)
+    model.precision = args.precision
     params = key_values(args.param, "--param")
     params.update(args.sampler_flags)
     swept = [k for k, v in params.items() if isinstance(v, str) and "," in v]

@@ -5,7 +5,7 @@ import argparse
 import ipaddress
 
 from ..core.errors import CharforgeError
-from .common import MODEL_HELP
+from .common import MODEL_HELP, add_precision_flag
 from .parsing import bounded
 
 
@@ -28,6 +28,7 @@ def add_parser(sub) -> None:
                    help="texts in flight before new requests get 503 (default 64)")
     p.add_argument("--no-batching", action="store_true",
                    help="serve one text at a time, in order (to compare)")
+    add_precision_flag(p)
     p.set_defaults(func=cmd_serve)
 
 
@@ -77,7 +78,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ..serve.app import build_app
     _check_port(args.host, args.port)
     app = build_app(args.models, token=args.token, max_length=args.max_length,
-                    max_rows=args.max_rows, batching=not args.no_batching)
+                    max_rows=args.max_rows, batching=not args.no_batching,
+                    precision=args.precision)
     names = ", ".join(app.served)
     where = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}"
     print(f"charforge: serving {names} on {where} (Ctrl-C stops)", flush=True)

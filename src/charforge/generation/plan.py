@@ -1,6 +1,7 @@
 """How one generate() call lays a model out for the fused generation kernel: the weights in
 the kernel's form (layer 0 as a per-token table), how many threads and how they split the
-work, the packed float32 weights for batches, and the state the kernel updates in place.
+work, the packed float32 weights for batches (or, at precision bf16, the bf16 weights for
+every batch size), and the state the kernel updates in place.
 The rules for the threads are set out together in `threads.py`."""
 from __future__ import annotations
 
@@ -28,9 +29,12 @@ def allowed_mask(vocab: Vocabulary) -> np.ndarray:
 
 class KernelNet:
     """The model's weights laid out for the generation kernel: layer 0 reads a (V, gH) table
-    (embedding @ W_ih^T + bias; one-hot: W_ih^T + bias), layers above their W_ih."""
+    (embedding @ W_ih^T + bias; one-hot: W_ih^T + bias), layers above their W_ih. At
+    precision bf16 the embedding's product has bf16 operands, as in the model's forward pass
+    (a one-hot table is a lookup, exact in any precision)."""
 
     def __init__(self, model) -> None:
+        self.bf16 = multiplies_bf16(model)
         c, p = model.config, model.params
         cell = model.cell
         self.code = cell.kernel_code
@@ -41,7 +45,7 @@ class KernelNet:
             # charforge's kernel, not numpy's matmul: numpy's BLAS worker threads would spin
             # for a while after it, against the generation loop's threads
             self.table = np.empty((emb.shape[0], bias0.shape[0]), model.dtype)
-            ops.linear(emb, lp0["weight_ih"], bias0, self.table)
+            ops.linear(emb, lp0["weight_ih"], bias0, self.table, self.bf16)
         else:
             self.table = np.ascontiguousarray(lp0["weight_ih"].T + bias0, dtype=model.dtype)
         self.w_ih, self.w_hh, self.b_in, self.b_rec = [None], [], [None], []
@@ -55,10 +59,17 @@ class KernelNet:
         self.w_out, self.b_out = p["out.weight"], p["out.bias"]
 
 
+def multiplies_bf16(model) -> bool:
+    """Whether generation runs on bf16 weights: the model's precision is bf16 (and it runs
+    on the kernels, whose float32 weights are rounded once per plan)."""
+    return model.precision == "bf16" and model.native and model.dtype == np.float32
+
+
 def step_weight_bytes(model) -> int:
-    """The recurrent and upper input weights one step reads."""
+    """The recurrent and upper input weights one step reads (2 bytes each at bf16)."""
     c = model.config
-    return model.cell.gates * c.hidden * c.hidden * (2 * c.layers - 1) * model.dtype.itemsize
+    size = 2 if multiplies_bf16(model) else model.dtype.itemsize
+    return model.cell.gates * c.hidden * c.hidden * (2 * c.layers - 1) * size
 
 
 def splits_rows(model, batch: int, nthreads: int) -> bool:
@@ -74,9 +85,23 @@ def loop_threads(model, nthreads: int) -> int:
     return nthreads if step_weight_bytes(model) >= THREADS_FROM_BYTES else 1
 
 
+def bf16_weights(net: KernelNet, batch: int, team: int):
+    """A bf16 plan's weights, rounded and packed once for the kernel's threads (each thread
+    its share of the units; the output layer split the same way at batch 1, whole for a
+    batch, whose threads take its rows)."""
+    H = net.w_out.shape[1]
+    gates = net.table.shape[1] // H
+    team = threads.team_size(H, team)
+    hh = [_gen.pack16_for_threads(w, gates, team) for w in net.w_hh]
+    ih = [None] + [_gen.pack16_for_threads(w, gates, team) for w in net.w_ih[1:]]
+    return ih, hh, _gen.pack16_for_threads(net.w_out, 1, team if batch == 1 else 1)
+
+
 def packed_weights(net: KernelNet, batch: int, dtype, team: int):
     """For a float32 batch: every layer's weights packed once for the kernel's threads, so
     each step's small matrix product reuses them (see _kernels/cf_gemm.h); else None."""
+    if net.bf16:
+        return bf16_weights(net, batch, team)
     if batch < 2 or dtype != np.float32 or not _gen.packed_available():
         return None, None, None
     H = net.w_out.shape[1]
@@ -114,20 +139,29 @@ class GenerationPlan:
         self.logits = np.zeros((batch, len(allowed)), dt)
         k = {**KERNEL_DEFAULTS, **(knobs or {})}
         team = 1 if self.split_rows else self.threads
-        if packed_cache is not None and batch >= 2 and team in packed_cache:
-            packed = packed_cache[team]
+        if net.bf16 != multiplies_bf16(model):
+            raise ValueError("GenerationPlan: the laid-out net is of another precision")
+        self.bf16 = net.bf16
+        cached = packed_cache is not None and (batch >= 2 or self.bf16)
+        key = (team, batch == 1) if self.bf16 else team
+        if cached and key in packed_cache:
+            packed = packed_cache[key]
         else:
             packed = packed_weights(net, batch, dt, team)
-            if packed_cache is not None and batch >= 2:
-                packed_cache[team] = packed
+            if cached:
+                packed_cache[key] = packed
         self.packed = packed[1] is not None
+        fp32_packed = (None, None, None) if self.bf16 else packed
+        bf16_packed = packed if self.bf16 else (None, None, None)
         self.kernel = _gen.Plan(
             net.code, net.w_ih, net.w_hh, net.b_in, net.b_rec, net.table, net.w_out,
             net.b_out, self.h, self.c, proj, np.zeros_like(proj), self.logits, allowed,
             eos=eos,
             scale=k["scale"], floor_=k["floor"], top_k=k["top_k"], top_p=k["top_p"],
-            greedy=k["greedy"], threads=self.threads, packed_ih=packed[0],
-            packed_hh=packed[1], packed_out=packed[2], split_rows=self.split_rows)
+            greedy=k["greedy"], threads=self.threads, packed_ih=fp32_packed[0],
+            packed_hh=fp32_packed[1], packed_out=fp32_packed[2], split_rows=self.split_rows,
+            bf16=self.bf16, packed16_ih=bf16_packed[0], packed16_hh=bf16_packed[1],
+            packed16_out=bf16_packed[2])
         self.run = self.kernel.run
 
     @classmethod

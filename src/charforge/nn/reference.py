@@ -44,12 +44,17 @@ def bf16_products() -> Iterator[None]:
         _BF16.reset(token)
 
 
+class OneHot(np.ndarray):
+    """One-hot inputs (layer 0 without an embedding): their products are lookups, exact at
+    any precision, as in the kernels, so mm does not round them."""
+
+
 def mm(a, b):
     """a @ b: the one matrix product of this module, its operands rounded under
-    bf16_products()."""
-    if _BF16.get():
+    bf16_products() (unless one is a OneHot: a lookup)."""
+    if _BF16.get() and not isinstance(a, OneHot) and not isinstance(b, OneHot):
         return bf16_round(a).astype(np.float64) @ bf16_round(b).astype(np.float64)
-    return a @ b
+    return np.asarray(a) @ np.asarray(b)            # a plain array, never a OneHot
 
 
 # ------------------------------------------------------------------ cells, one step each
@@ -181,7 +186,8 @@ def forward(params, cell, layers, x, state=None):
     emb = params.get("embedding.weight")
     V, H = params["out.weight"].shape
     lstm = getattr(cell, "name", cell) == "lstm"
-    seq = [emb[x[:, t]] if emb is not None else np.eye(V)[x[:, t]] for t in range(T)]
+    seq = [emb[x[:, t]] if emb is not None else np.eye(V)[x[:, t]].view(OneHot)
+           for t in range(T)]
     caches, final = [], []
     for layer in range(layers):
         p = layer_params(params, layer)

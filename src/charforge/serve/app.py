@@ -214,7 +214,7 @@ class App:
             out.append({"name": name, "cell": c.cell, "layers": c.layers, "hidden": c.hidden,
                         "embedding": c.embedding, "parameters": s.model.param_count,
                         "vocabulary": list(s.model.vocab.tokens),
-                        "val_loss": s.meta.get("val_loss")})
+                        "val_loss": s.meta.get("val_loss"), "precision": s.model.precision})
         samplers = []
         for name in sampler_names():
             sm = get_sampler(name)
@@ -399,8 +399,9 @@ def model_name(given: str) -> str:
 
 
 def build_app(models: list[str], *, token: str | None = None, max_length: int = 2_000,
-              max_rows: int = 64, batching: bool = True):
-    """The ASGI app for these models (what `charforge serve` runs; tests use it directly)."""
+              max_rows: int = 64, batching: bool = True, precision: str = "fp32"):
+    """The ASGI app for these models (what `charforge serve` runs; tests use it directly);
+    precision: what every model's products multiply (fp32, or bf16 weights and state)."""
     from ..checkpoints.pretrained import load
     served: dict[str, Served] = {}
     for given in models or ["shakespeare"]:
@@ -408,6 +409,7 @@ def build_app(models: list[str], *, token: str | None = None, max_length: int = 
         if name in served:
             raise CharforgeError(f"two models would both be called {name!r}; rename one file")
         model, meta = load(given)
+        model.precision = precision
         served[name] = Served(name, model, meta,
                               Engine(model, batching=batching, max_rows=max_rows))
     return App(served, Limits(max_length=max_length, max_rows=max_rows), token)

@@ -36,11 +36,13 @@ def evaluate(model, data: CorpusData, batch: int = 32, seq: int = 200) -> float:
 
 
 
-def evaluate_checkpoint(path, split: str = "val", options: dict | None = None):
+def evaluate_checkpoint(path, split: str = "val", options: dict | None = None,
+                        precision: str = "fp32"):
     """(loss in nats/char, how many characters or documents were evaluated, their unit,
-    description)."""
+    description); precision "bf16" measures what generating with bf16 products costs."""
     from ..checkpoints.pretrained import load
     model, meta = load(path)
+    model.precision = precision
     d = recorded_data_settings(meta)
     opts = dict(d.get("options") or {})
     opts.update(options or {})

@@ -22,6 +22,7 @@ from ...core import hints
 from ...core.errors import CharforgeError
 from ...core.paths import open_text_output, time_stamped, user_data_folder
 from ...generation.samplers import describe
+from ...nn.model import PRECISIONS
 from .. import genlog
 from ..common import (
     LAYER_SETTING,
@@ -77,6 +78,7 @@ class Repl:
         self.length = 300
         self.num = 1
         self.seed: int | None = None
+        self.precision = "fp32"         # what generation multiplies (:precision)
         self.corpus: tuple[str, dict] = ("shakespeare", {})
         self.model = None
         self.meta: dict = {}
@@ -97,10 +99,19 @@ class Repl:
         from ...checkpoints.pretrained import load
         self.model, self.meta = load(name)
         self.model_name = name
+        self._apply_precision()
         c = self.model.config
         val = self.meta.get("val_loss")
         self.info(f"model: {name} ({c.cell} {c.layers}x{c.hidden}, vocabulary "
                   f"{len(self.model.vocab)}" + (f", val loss {val:.3f}" if val else "") + ")")
+
+    def _apply_precision(self) -> None:
+        """The chosen precision on the loaded model (float64 weights only multiply in fp32:
+        said once, and the choice goes back to fp32)."""
+        if self.precision == "bf16" and self.model.config.dtype != "float32":
+            self.precision = "fp32"
+            self.info("precision fp32: this model's weights are float64")
+        self.model.precision = self.precision
 
     @staticmethod
     def _kv(args: list[str]) -> dict:
@@ -116,7 +127,8 @@ class Repl:
         """The status line: model and sampler in use (and samples per prime)."""
         name = Path(self.model_name).name if "/" in self.model_name else self.model_name
         many = f" ×{self.num}" if self.num > 1 else ""
-        return f"{name} · {self._sampler_text()}{many} » "
+        bf16 = " · bf16" if self.precision == "bf16" else ""
+        return f"{name} · {self._sampler_text()}{many}{bf16} » "
 
     # ----------------------------------------------------------------- commands
     def _commands(self) -> list[Command]:
@@ -157,6 +169,10 @@ class Repl:
                     "N most likely (after TEXT, or the last text)", self.cmd_pick, raw=True),
             Command("threads", ":threads [N|auto]", "kernel threads (auto: the usable cores, "
                     "fewer when the machine is busy)", self.cmd_threads),
+            Command("precision", ":precision fp32|bf16", "what generation multiplies: bf16 "
+                    "rounds the weights and state to bfloat16 (about twice as fast on wide "
+                    "models)", self.cmd_precision,
+                    lambda text: [n for n in PRECISIONS if n.startswith(text)]),
             Command("seed", ":seed N|off", "fix the random seed (off: a fresh one each time, "
                     "recorded in the log)", self.cmd_seed),
             Command("probs", ":probs [TEXT]", "bar chart of the next-character distribution "
@@ -275,6 +291,7 @@ class Repl:
         result = trainer.run()
         from ...training.state import data_settings
         self.model, self.model_name = trainer.model, str(out)
+        self._apply_precision()
         self.meta = {"val_loss": result.val_loss,
                      "corpus": data_settings(trainer.config.to_dict())}
         self.info(f"{_status_sentence(result.status, result.step)}; "
@@ -363,10 +380,20 @@ class Repl:
         self.seed = None if args == ["off"] else _one_number(args, SEED_SETTING, "|off")
         self.cmd_settings([])
 
+    def cmd_precision(self, args):
+        if len(args) != 1 or args[0] not in PRECISIONS:
+            raise CharforgeError(f"usage: :precision {'|'.join(PRECISIONS)}")
+        if args[0] == "bf16" and self.model.config.dtype != "float32":
+            raise CharforgeError("bf16 needs float32 weights; this model's are float64")
+        self.precision = args[0]
+        self._apply_precision()
+        self.cmd_settings([])
+
     def cmd_settings(self, args):
         seed = "fresh each time" if self.seed is None else self.seed
         many = f"; {self.num} samples per prime" if self.num > 1 else ""
-        self.info(f"sampler {self._sampler_text()}; length {self.length}{many}; seed {seed}")
+        self.info(f"sampler {self._sampler_text()}; length {self.length}{many}; seed {seed}; "
+                  f"precision {self.precision}")
 
     def _distribution(self, text: str):
         """(tokens, probabilities as the sampler draws them, how they were made)."""
