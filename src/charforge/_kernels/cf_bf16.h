@@ -253,18 +253,38 @@ typedef struct {
     uint8_t rows[16];
 } cf_tile_config;
 
+/* Tiles 0 .. small-1 of `rows` rows (accumulators and A: fewer than 16 when M is, so batch 1
+ * multiplies one row, not sixteen), the others of 16; every tile 64 bytes wide. */
+__attribute__((target("amx-tile,amx-bf16,avx512f"))) static inline void
+cf_amx_configure(ptrdiff_t rows, int small) {
+    cf_tile_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) {
+        cfg.colsb[t] = 64;
+        cfg.rows[t] = t < small && rows < 16 ? (uint8_t)rows : 16;
+    }
+    _tile_loadconfig(&cfg);
+}
+
+/* C (rows x cols, ldc) (+)= a stored accumulator tile (16 floats a row). */
+__attribute__((target("avx512f"))) static inline void
+cf_amx_put(const float* blk, ptrdiff_t rows, ptrdiff_t cols, float* C, ptrdiff_t ldc,
+           int accumulate) {
+    if (rows <= 0 || cols <= 0) return;
+    __mmask16 m = cf_bf16_mask(cols);
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        __m512 v = _mm512_load_ps(blk + r * 16);
+        if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, C + r * ldc));
+        _mm512_mask_storeu_ps(C + r * ldc, m, v);
+    }
+}
+
 __attribute__((target("amx-tile,amx-bf16,avx512f"))) static void
 cf_bgemm_amx(ptrdiff_t M, ptrdiff_t N, ptrdiff_t Kp, const uint16_t* A, ptrdiff_t lda,
              const uint16_t* P, float* C, ptrdiff_t ldc, int accumulate) {
-    cf_tile_config cfg;
     float blk[4][256] __attribute__((aligned(64)));
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    for (int t = 0; t < 8; t++) {      /* fewer than 16 rows: tiles of M rows (batch 1 */
-        cfg.colsb[t] = 64;             /* multiplies one row, not sixteen) */
-        cfg.rows[t] = t < 6 && M < 16 ? (uint8_t)M : 16;
-    }
-    _tile_loadconfig(&cfg);
+    cf_amx_configure(M, 6);
     for (ptrdiff_t p = 0; p < N; p += 32) {      /* a panel pair stays in L1 over the rows */
         const uint16_t* P0 = P + p * Kp;
         const uint16_t* P1 = P0 + 16 * Kp;
@@ -302,15 +322,8 @@ cf_bgemm_amx(ptrdiff_t M, ptrdiff_t N, ptrdiff_t Kp, const uint16_t* A, ptrdiff_
             _tile_stored(3, blk[3], 64);
             for (int t = 0; t < (two_rows ? 4 : 2); t++) {
                 ptrdiff_t r0 = i + (t >> 1) * 16, c0 = p + (t & 1) * 16;
-                ptrdiff_t rows = M - r0 < 16 ? M - r0 : 16, cols = N - c0 < 16 ? N - c0 : 16;
-                if (rows <= 0 || cols <= 0) continue;
-                __mmask16 m = cf_bf16_mask(cols);
-                float* Cr = C + r0 * ldc + c0;
-                for (ptrdiff_t r = 0; r < rows; r++) {
-                    __m512 v = _mm512_load_ps(blk[t] + r * 16);
-                    if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, Cr + r * ldc));
-                    _mm512_mask_storeu_ps(Cr + r * ldc, m, v);
-                }
+                cf_amx_put(blk[t], M - r0 < 16 ? M - r0 : 16, N - c0 < 16 ? N - c0 : 16,
+                           C + r0 * ldc + c0, ldc, accumulate);
             }
         }
     }
@@ -325,15 +338,8 @@ cf_bgemm_amx(ptrdiff_t M, ptrdiff_t N, ptrdiff_t Kp, const uint16_t* A, ptrdiff_
 __attribute__((target("amx-tile,amx-bf16,avx512f"))) static void
 cf_bgemm_amx_few(ptrdiff_t M, ptrdiff_t N, ptrdiff_t Kp, const uint16_t* A, ptrdiff_t lda,
                  const uint16_t* P, float* C, ptrdiff_t ldc, int accumulate) {
-    cf_tile_config cfg;
     float blk[4][256] __attribute__((aligned(64)));
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    for (int t = 0; t < 8; t++) {
-        cfg.colsb[t] = 64;
-        cfg.rows[t] = t < 5 ? (uint8_t)M : 16;
-    }
-    _tile_loadconfig(&cfg);
+    cf_amx_configure(M, 5);
     ptrdiff_t p = 0;
     for (; p + 32 < N; p += 64) {
         const uint16_t* P0 = P + p * Kp;
@@ -359,16 +365,9 @@ cf_bgemm_amx_few(ptrdiff_t M, ptrdiff_t N, ptrdiff_t Kp, const uint16_t* A, ptrd
         _tile_stored(1, blk[1], 64);
         _tile_stored(2, blk[2], 64);
         _tile_stored(3, blk[3], 64);
-        for (int t = 0; t < 4; t++) {
-            ptrdiff_t c0 = p + 16 * t, cols = N - c0 < 16 ? N - c0 : 16;
-            if (cols <= 0) continue;
-            __mmask16 m = cf_bf16_mask(cols);
-            for (ptrdiff_t r = 0; r < M; r++) {
-                __m512 v = _mm512_load_ps(blk[t] + r * 16);
-                if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, C + r * ldc + c0));
-                _mm512_mask_storeu_ps(C + r * ldc + c0, m, v);
-            }
-        }
+        for (int t = 0; t < 4; t++)
+            cf_amx_put(blk[t], M, N - p - 16 * t < 16 ? N - p - 16 * t : 16, C + p + 16 * t,
+                       ldc, accumulate);
     }
     _tile_release();
     if (p < N)                         /* the last 32 columns or fewer */
