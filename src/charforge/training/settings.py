@@ -242,14 +242,19 @@ def parse_text(name: str, text: str) -> Any:
 
 def load_toml(path: str | Path) -> dict[str, Any]:
     """Settings from a TOML file (same keys as the command-line flags, '-' or '_')."""
-    path = readable_file(path, "config")
+    return _known(read_toml(path, "config"))
+
+
+def read_toml(path: str | Path, what: str) -> dict[str, Any]:
+    """A TOML file's table, or one line saying what is wrong with the file."""
+    path = readable_file(path, what)
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)
     except OSError as exc:
-        raise CharforgeError(f"cannot read config {path}: {exc.strerror or exc}") from None
+        raise CharforgeError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise CharforgeError(f"config {path} is not valid TOML: {exc}") from None
+        raise CharforgeError(f"{what} {path} is not valid TOML: {exc}") from None
     except UnicodeDecodeError:
-        raise CharforgeError(f"config {path} is not UTF-8 text; save it as UTF-8") from None
-    return _known(data)
+        raise CharforgeError(f"{what} {path} is not UTF-8 text; save it as UTF-8") from None
+    return data

@@ -1,0 +1,137 @@
+"""`charforge sweep`: an Optuna study over run settings, each trial a run folder."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..core.bounds import SEED
+from ..core.errors import CharforgeError
+from .parsing import bounded
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("sweep", help="search run settings with Optuna (needs charforge[sweep])",
+                       description="Search run settings: each trial trains a run folder under "
+                                   "DIR/trials and reports its validation losses to the pruner. "
+                                   "The study lives in DIR; the same command again continues "
+                                   "it.")
+    p.add_argument("folder", metavar="DIR", help="the sweep's folder (made if new)")
+    p.add_argument("--space", metavar="FILE",
+                   help="TOML: a list of choices or a {low, high[, log, step]} range per "
+                        "searched setting, plain values for fixed ones (needed the first time)")
+    p.add_argument("--trials", type=bounded(1, 1_000_000), default=20,
+                   help="finished trials the study should have (default 20)")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--budget", type=float, metavar="SECONDS",
+                        help="training seconds per trial")
+    budget.add_argument("--epochs", type=bounded(1, 1 << 20), help="epochs per trial")
+    budget.add_argument("--steps", type=bounded(1, 1 << 40), help="steps per trial")
+    p.add_argument("--sampler", choices=("tpe", "random", "grid", "cmaes"), default="tpe")
+    p.add_argument("--pruner", choices=("median", "hyperband", "none"), default="median")
+    p.add_argument("--seed", type=bounded(SEED), default=0, help="the sampler's seed")
+    p.add_argument("--storage", metavar="URL",
+                   help="a shared study for workers on several machines: postgresql://..., "
+                        "sqlite:///FILE (default: a journal file in DIR)")
+    p.add_argument("--workers", type=bounded(1, 64), default=1,
+                   help="trials at once on this machine, each in its own process with a share "
+                        "of the threads (on several machines: run the same command on each, "
+                        "with a shared --storage)")
+    p.add_argument("--show", action="store_true", help="print the trials and the best so far")
+    p.set_defaults(func=cmd_sweep)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from ..training.sweep import Budget, Sweep
+    from ..training.sweep_space import load_space
+    if args.budget is not None and not args.budget > 0:
+        raise CharforgeError(f"--budget must be a number of seconds above 0, got {args.budget}")
+    space = load_space(args.space) if args.space else None
+    given = args.budget is not None or args.epochs is not None or args.steps is not None
+    if space is None and given:
+        raise CharforgeError("the budget is the sweep's own: leave it out to continue, or give "
+                             "--space and a new folder")
+    sweep = Sweep(args.folder, space,
+                  Budget(args.budget, args.epochs, args.steps) if given else None,
+                  sampler=args.sampler, pruner=args.pruner, seed=args.seed,
+                  storage=args.storage, quiet=True)
+    status = "finished"
+    if not args.show:
+        print(f"sweep {args.folder}: {sweep.done_count()} of {args.trials} trials done",
+              file=sys.stderr)
+        status = _workers(args) if args.workers > 1 else sweep.run(args.trials)
+    show(sweep)
+    if status == "interrupted":
+        print(f"stopped; the same command continues the sweep: charforge sweep {args.folder}"
+              f" --trials {args.trials}", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _workers(args: argparse.Namespace) -> str:
+    """args.workers processes running the same sweep, the threads divided among them; what
+    they share is the study's storage."""
+    import subprocess
+
+    from ..core import threads
+    share = max(1, threads.get_num_threads() // args.workers)
+    cmd = [sys.executable, "-m", "charforge", "--threads", str(share), "sweep", args.folder,
+           "--trials", str(args.trials)] + (["--storage", args.storage] if args.storage else [])
+    procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL) for _ in range(args.workers)]
+    codes = []
+    for proc in procs:
+        try:
+            codes.append(proc.wait())
+        except KeyboardInterrupt:                 # Ctrl-C reached the workers too
+            codes.append(proc.wait())
+    return "interrupted" if any(c == 130 for c in codes) else "finished"
+
+
+def show(sweep) -> None:
+    """The trials as a table, the best settings and the command that trains them again."""
+    from rich.console import Console
+    from rich.table import Table
+    console = Console(highlight=False)
+    rows = sweep.rows()
+    names = [d.name for d in sweep.space.dims]
+    table = Table(title=f"sweep {sweep.folder}")
+    for col in ["trial", "state", "val loss", *names, "steps"]:
+        table.add_column(col, justify="left" if col == "state" else "right")
+    for r in rows:
+        value = "" if r["value"] is None else f"{r['value']:.4f}"
+        table.add_row(str(r["number"]), r["state"], value,
+                      *[_shown(r["params"].get(n)) for n in names],
+                      "" if r["steps"] is None else str(r["steps"]))
+    console.print(table)
+    best = sweep.best()
+    if best is None:
+        console.print("no finished trial yet")
+        return
+    settings = ", ".join(f"{k}={_shown(v)}" for k, v in best["params"].items())
+    console.print(f"best: trial {best['number']}, val loss {best['value']:.4f} ({settings}); "
+                  f"its run folder {best['folder']}", soft_wrap=True)
+    console.print("train it again: " + train_command(sweep.settings_of(best["params"])),
+                  soft_wrap=True, markup=False)
+
+
+DICT_FLAGS = {"corpus_options": "--corpus-option", "optimizer_options": "--opt"}
+
+
+def train_command(settings: dict, out: str = "runs/best") -> str:
+    """The `charforge train` command line that runs these settings."""
+    import shlex
+    words = ["charforge", "train"]
+    for name, value in settings.items():
+        flag = DICT_FLAGS.get(name, "--" + name.replace("_", "-"))
+        if isinstance(value, dict):
+            for key, item in value.items():
+                for one in item if isinstance(item, list) else [item]:
+                    words += [flag, f"{key}={one}"]
+        else:
+            words += [flag, "none" if value is None else str(value)]
+    return shlex.join(words + ["--out", out])
+
+
+def _shown(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)

@@ -1,0 +1,296 @@
+"""A sweep: an Optuna study over run settings, each trial an ordinary run folder.
+
+The study lives in the sweep folder (Optuna's journal file) unless a storage URL names
+another (`postgresql://...`, `sqlite:///...`): what several workers share is Optuna's
+storage, nothing of charforge's own. A trial reports every validation loss to the pruner as it
+trains; a pruned trial stops with its checkpoint kept. A rerun of the same command continues
+the study: finished trials stay, and a trial whose process died (Ctrl-C, SIGTERM, SIGKILL)
+resumes from its last checkpoint, or starts again when it had none.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..core.errors import CharforgeError
+from .progress import Reporter
+from .settings import TrainConfig
+from .sweep_space import SweepSpace
+from .trainer import Trainer, TrainingCallback
+
+SAMPLERS = ("tpe", "random", "grid", "cmaes")
+PRUNERS = ("median", "hyperband", "none")
+STUDY = "charforge"
+RECORD = "sweep.json"
+
+
+def optuna_module():
+    try:
+        import optuna
+    except ImportError:
+        raise CharforgeError("charforge sweep needs Optuna: pip install 'charforge[sweep]'") \
+            from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+@dataclass
+class Budget:
+    """What each trial may spend: seconds, epochs or steps (one of them)."""
+    seconds: float | None = None
+    epochs: int | None = None
+    steps: int | None = None
+
+    def settings(self) -> dict[str, Any]:
+        if self.seconds is not None:
+            return {"max_seconds": float(self.seconds), "epochs": 1000}
+        if self.steps is not None:
+            return {"max_steps": int(self.steps), "epochs": 1000}
+        if self.epochs is not None:
+            return {"epochs": int(self.epochs)}
+        return {}
+
+
+class _Report(TrainingCallback):
+    """Tells the trial each validation loss and stops the run when the pruner says so."""
+
+    def __init__(self, trial) -> None:
+        self.trial = trial
+        self.pruned = False
+
+    def on_eval(self, trainer, val_loss: float) -> None:
+        self.trial.report(float(val_loss), trainer.step)
+        if self.trial.should_prune():
+            self.pruned = True
+            trainer.request_stop()
+
+
+class Sweep:
+    """A study in `folder` over `space`. The first run records the space, budget and search;
+    later runs of the folder must give the same space (or none: the recorded one)."""
+
+    def __init__(self, folder: str | Path, space: SweepSpace | None = None,
+                 budget: Budget | None = None, *, sampler: str = "tpe",
+                 pruner: str = "median", seed: int = 0, storage: str | None = None,
+                 quiet: bool = True) -> None:
+        self.folder = Path(folder)
+        self.quiet = quiet
+        record = self._record()
+        if space is None and record is None:
+            raise CharforgeError(f"{self.folder} holds no sweep yet: give --space FILE")
+        if record is not None and space is not None and \
+                record["space"] != json.loads(json.dumps(space.to_dict())):
+            raise CharforgeError(f"{self.folder} holds a sweep over another space; give a new "
+                                 "folder, or leave --space out to continue this one")
+        if record is None:
+            record = {"space": space.to_dict(), "budget": vars(budget or Budget()),
+                      "sampler": sampler, "pruner": pruner, "seed": seed}
+        self.record = record
+        self.space = space or _space_from(record["space"])
+        self.budget = Budget(**record["budget"])
+        optuna = optuna_module()
+        storage = self._storage(optuna, storage)
+        self._trials_before = _count_trials(optuna, storage)
+        self.study = optuna.create_study(
+            study_name=STUDY, storage=storage, direction="minimize",
+            sampler=self._sampler(optuna), pruner=self._pruner(optuna), load_if_exists=True)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / RECORD).write_text(json.dumps(record, indent=1), encoding="utf-8")
+
+    # ----------------------------------------------------------------- set-up
+    def _record(self) -> dict | None:
+        path = self.folder / RECORD
+        if not path.exists():
+            return None
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise CharforgeError(f"cannot read {path}: {exc}") from None
+
+    def _storage(self, optuna, url: str | None):
+        if url:
+            return url
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(self.folder / "study.journal")))
+
+    def _sampler(self, optuna):
+        """The search, seeded by the sweep's seed, the trials already there and this process
+        (a rerun, or a second worker, must not draw the first one's trials again)."""
+        import numpy as np
+        name = self.record["sampler"]
+        seed = int(np.random.SeedSequence([self.record["seed"], self._trials_before,
+                                           os.getpid()]).generate_state(1)[0])
+        if name == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        if name == "grid":
+            return optuna.samplers.GridSampler(self.space.grid(), seed=seed)
+        if name == "cmaes":
+            return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+        return optuna.samplers.TPESampler(seed=seed)
+
+    def _pruner(self, optuna):
+        name = self.record["pruner"]
+        if name == "hyperband":
+            return optuna.pruners.HyperbandPruner()
+        if name == "none":
+            return optuna.pruners.NopPruner()
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
+
+    # ----------------------------------------------------------------- running
+    def trial_folder(self, number: int) -> Path:
+        return self.folder / "trials" / f"{number:04d}"
+
+    def settings_of(self, params: dict[str, Any]) -> dict[str, Any]:
+        """A trial's run settings: the fixed ones, its parameters and the budget."""
+        return {**self.space.fixed, **params, **self.budget.settings()}
+
+    def done_count(self) -> int:
+        optuna = optuna_module()
+        states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
+                  optuna.trial.TrialState.FAIL)
+        return len(self.study.get_trials(deepcopy=False, states=states))
+
+    def _running(self) -> int:
+        """Trials other workers are running now (this one's orphans were resumed first)."""
+        optuna = optuna_module()
+        return len(self.study.get_trials(deepcopy=False,
+                                         states=(optuna.trial.TrialState.RUNNING,)))
+
+    def run(self, trials: int) -> str:
+        """Run trials until the study has `trials` finished ones (resuming any this machine
+        left running first). Returns "finished", or "interrupted" after a stop signal (the
+        trial then stays running, to be resumed by the next run)."""
+        for frozen in self._orphans():
+            if self._run_trial(self._trial(frozen), frozen.params, resume=True) == "interrupted":
+                return "interrupted"
+        while self.done_count() + self._running() < trials:
+            trial = self.study.ask()
+            trial.set_user_attr("worker", _worker_id())
+            params = self.space.suggest(trial)
+            picked = {d.name: params[d.name] for d in self.space.dims}
+            if self._run_trial(trial, picked) == "interrupted":
+                return "interrupted"
+            if self.record["sampler"] == "grid" and self._grid_done():
+                break
+        return "finished"
+
+    def _grid_done(self) -> bool:
+        size = 1
+        for values in self.space.grid().values():
+            size *= len(values)
+        return len(self.study.trials) >= size
+
+    def _orphans(self):
+        """Running trials whose process is gone (this machine's: pid no longer alive)."""
+        optuna = optuna_module()
+        out = []
+        for t in self.study.get_trials(deepcopy=False,
+                                       states=(optuna.trial.TrialState.RUNNING,)):
+            host, _, pid = str(t.user_attrs.get("worker", "")).rpartition(":")
+            if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
+                out.append(t)
+        return out
+
+    def _trial(self, frozen):
+        optuna = optuna_module()
+        trial = optuna.trial.Trial(self.study, frozen._trial_id)
+        trial.set_user_attr("worker", _worker_id())
+        return trial
+
+    def _run_trial(self, trial, params: dict[str, Any], resume: bool = False) -> str:
+        optuna = optuna_module()
+        out = self.trial_folder(trial.number)
+        report = _Report(trial)
+        trial.set_user_attr("folder", str(out))
+        try:
+            trainer = None
+            reporter = Reporter() if self.quiet else None
+            if resume and _has_checkpoint(out):
+                trainer = Trainer.resume(out, callbacks=[report], reporter=reporter)
+            if trainer is None:
+                config = TrainConfig.from_dict(self.settings_of(params))
+                trainer = Trainer(config, out, callbacks=[report], overwrite=True,
+                                  reporter=reporter)
+            result = trainer.run()
+        except CharforgeError as exc:
+            trial.set_user_attr("error", str(exc))
+            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            return "failed"
+        if result.status == "interrupted" and not report.pruned:
+            return "interrupted"
+        value = result.best_val if result.best_val is not None else result.val_loss
+        trial.set_user_attr("status", "pruned" if report.pruned else result.status)
+        trial.set_user_attr("steps", result.step)
+        if report.pruned:
+            self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            return "pruned"
+        elif value is None:
+            trial.set_user_attr("error", "no validation loss (the budget ended before the "
+                                "first evaluation)")
+            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        else:
+            self.study.tell(trial, float(value))
+        return result.status
+
+    # ----------------------------------------------------------------- results
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per trial: number, state, value, params, steps, folder."""
+        out = []
+        for t in self.study.get_trials(deepcopy=False):
+            value = t.value
+            if value is None and t.intermediate_values:
+                value = min(t.intermediate_values.values())
+            out.append({"number": t.number, "state": t.state.name.lower(), "value": value,
+                        "params": dict(t.params), "steps": t.user_attrs.get("steps"),
+                        "folder": t.user_attrs.get("folder"),
+                        "error": t.user_attrs.get("error")})
+        return out
+
+    def best(self) -> dict[str, Any] | None:
+        """The best finished trial's row, or None."""
+        done = [r for r in self.rows() if r["state"] == "complete"]
+        return min(done, key=lambda r: r["value"]) if done else None
+
+
+def _space_from(record: dict[str, Any]) -> SweepSpace:
+    from .sweep_space import Dimension
+    dims = []
+    for name, d in record["dims"].items():
+        if "choices" in d:
+            dims.append(Dimension(name, choices=tuple(d["choices"])))
+        else:
+            from .settings import specs
+            dims.append(Dimension(name, low=d["low"], high=d["high"], log=d.get("log", False),
+                                  step=d.get("step"), integer=specs()[name][0].kind == "int"))
+    return SweepSpace(dict(record["fixed"]), dims)
+
+
+def _count_trials(optuna, storage) -> int:
+    try:
+        return len(optuna.load_study(study_name=STUDY, storage=storage).trials)
+    except KeyError:                                   # a new study
+        return 0
+
+
+def _worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _has_checkpoint(folder: Path) -> bool:
+    return folder.is_dir() and any(folder.glob("step-*.safetensors"))

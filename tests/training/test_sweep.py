@@ -1,0 +1,147 @@
+"""charforge sweep: an Optuna study whose trials are run folders, on real Optuna storage (a
+journal file), killed and resumed, pruned, and its bad spaces refused in one line each."""
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import shakespeare_head
+
+from charforge.cli.main import main
+
+optuna = pytest.importorskip("optuna") if os.environ.get("CHARFORGE_REQUIRE_SWEEP") != "1" \
+    else __import__("optuna")
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    path = tmp_path / "c.txt"
+    path.write_text(shakespeare_head(30000), encoding="utf-8")
+    return path
+
+
+def write_space(tmp_path, corpus, searched: str, **fixed) -> str:
+    base = {"corpus": "textfile", "embedding": 8, "batch": 8, "seq": 32, "eval_every": 10,
+            "sample_length": 0, **fixed}
+    lines = [f"{k} = {json.dumps(v)}" for k, v in base.items()]
+    lines.append(f'corpus_options = {{ path = "{corpus}" }}')
+    path = tmp_path / "space.toml"
+    path.write_text("\n".join(lines) + "\n" + searched, encoding="utf-8")
+    return str(path)
+
+
+SEARCHED = ('cell = ["rnn", "gru"]\nhidden = [16, 32]\n'
+            'lr = { low = 1e-3, high = 1e-2, log = true }\n')
+
+
+def test_a_sweep_gives_a_table_and_a_command_that_trains_its_best(tmp_path, corpus, capsys):
+    space = write_space(tmp_path, corpus, SEARCHED)
+    folder = tmp_path / "sweep"
+    assert main(["sweep", str(folder), "--space", space, "--trials", "6", "--steps", "40",
+                 "--pruner", "none"]) == 0
+    out = capsys.readouterr().out
+    rows = [ln for ln in out.splitlines() if ln.startswith("│")]
+    assert len(rows) == 6 and all("complete" in r for r in rows)
+    assert sorted(p.name for p in (folder / "trials").iterdir()) == \
+        [f"{i:04d}" for i in range(6)]
+    best = float(out.split("best: trial ")[1].split("val loss ")[1].split()[0])
+    command = shlex.split(out.split("train it again: ")[1].strip())
+    assert command[:2] == ["charforge", "train"]
+    retrained = tmp_path / "again"
+    command[command.index("--out") + 1] = str(retrained)
+    assert main(command[1:]) == 0
+    from charforge.checkpoints.pretrained import load
+    assert load(retrained)[1]["train"]["best_val"] == pytest.approx(best, abs=5e-5)
+    capsys.readouterr()
+    assert main(["sweep", str(folder), "--show"]) == 0          # again, at any time
+    assert out.split("best: trial ")[1] == capsys.readouterr().out.split("best: trial ")[1]
+
+
+def test_a_clearly_worse_trial_is_pruned_and_keeps_its_checkpoint(tmp_path, corpus):
+    from charforge.training.sweep import Budget, Sweep
+    from charforge.training.sweep_space import load_space
+    space = load_space(write_space(tmp_path, corpus, "lr = [0.01, 1e-7]\n", cell="rnn",
+                                   hidden=32))
+    sweep = Sweep(tmp_path / "sweep", space, Budget(steps=60), sampler="random")
+    for lr in (0.01, 0.01, 1e-7):
+        sweep.study.enqueue_trial({"lr": lr}, skip_if_exists=False)
+    sweep.run(3)
+    rows = sweep.rows()
+    assert [r["state"] for r in rows] == ["complete", "complete", "pruned"]
+    pruned = rows[2]
+    assert pruned["steps"] < 60
+    assert list((tmp_path / "sweep" / "trials" / "0002").glob("step-*.safetensors"))
+
+
+def test_a_killed_sweep_continues_with_no_trial_lost(tmp_path, corpus):
+    space = write_space(tmp_path, corpus, 'lr = { low = 1e-3, high = 1e-2, log = true }\n',
+                        cell="rnn", hidden=32, checkpoint_every=50)
+    folder = tmp_path / "sweep"
+    cmd = [sys.executable, "-m", "charforge", "sweep", str(folder), "--space", space,
+           "--trials", "3", "--steps", "1500", "--pruner", "none"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    second = folder / "trials" / "0001"
+    deadline = time.monotonic() + 120
+    while not list(second.glob("step-*.safetensors")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert list(second.glob("step-*.safetensors")), "the second trial never checkpointed"
+    again = subprocess.run(cmd + ["--show"], capture_output=True, text=True)
+    assert "running" in again.stdout                      # the killed trial, left running
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    rows = [ln for ln in done.stdout.splitlines() if ln.startswith("│")]
+    assert len(rows) == 3 and all("complete" in r for r in rows)
+    assert sorted(p.name for p in (folder / "trials").iterdir()) == ["0000", "0001", "0002"]
+    metrics = (second / "metrics.jsonl").read_text().splitlines()
+    steps = [json.loads(m)["step"] for m in metrics if '"step"' in m]
+    assert max(steps) == 1500                             # resumed, ran to its budget
+
+
+def test_two_workers_share_one_study(tmp_path, corpus):
+    """--workers 2: two processes on one journal file finish the trials between them, each
+    trial run once, in its own folder."""
+    space = write_space(tmp_path, corpus, 'lr = { low = 1e-3, high = 1e-2, log = true }\n',
+                        cell="rnn", hidden=32)
+    folder = tmp_path / "sweep"
+    done = subprocess.run([sys.executable, "-m", "charforge", "sweep", str(folder), "--space",
+                           space, "--trials", "5", "--steps", "200", "--workers", "2",
+                           "--pruner", "none"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    rows = [ln for ln in done.stdout.splitlines() if ln.startswith("│")]
+    assert len(rows) == 5 and all("complete" in r for r in rows)
+    assert sorted(p.name for p in (folder / "trials").iterdir()) == \
+        [f"{i:04d}" for i in range(5)]
+    workers = set()
+    for trial in optuna.load_study(study_name="charforge", storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(folder / "study.journal")))).trials:
+        workers.add(trial.user_attrs["worker"])
+        lines = (folder / "trials" / f"{trial.number:04d}" / "metrics.jsonl").read_text()
+        steps = [r["step"] for r in map(json.loads, lines.splitlines()) if "loss" in r]
+        assert steps == sorted(set(steps))                  # one run per trial, not two
+    assert len(workers) == 2
+
+
+@pytest.mark.parametrize("searched,words", [
+    ("hiden = [16, 32]\n", "unknown training setting 'hiden'; did you mean 'hidden'?"),
+    ("lr = { low = 0.01, high = 0.001 }\n", "lr: the range is empty"),
+    ("dropout = { low = 0.0, high = 0.3, log = true }\n",
+     "dropout: a log range must stay above 0"),
+    ("lr = { low = 0.0, high = 0.1, log = true }\n", "lr must be a number above 0"),
+    ('hidden = [16, "wide"]\n', "hidden must be a whole number"),
+    ("cell = { low = 1, high = 2 }\n", "cell is not a number"),
+    ("hidden = []\n", "hidden: the list of choices is empty"),
+    ("dropout = { low = 0.0, high = 1.5 }\n", "dropout must be"),
+    ("", "the space searches nothing"),
+])
+def test_bad_spaces_are_one_line_each(tmp_path, corpus, capsys, searched, words):
+    space = write_space(tmp_path, corpus, searched)
+    assert main(["sweep", str(tmp_path / "s"), "--space", space, "--steps", "5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0], err
+    assert not (tmp_path / "s" / "trials").exists()
