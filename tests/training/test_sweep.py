@@ -110,7 +110,7 @@ def test_two_workers_share_one_study(tmp_path, corpus):
                         cell="rnn", hidden=32)
     folder = tmp_path / "sweep"
     done = subprocess.run([sys.executable, "-m", "charforge", "sweep", str(folder), "--space",
-                           space, "--trials", "5", "--steps", "200", "--workers", "2",
+                           space, "--trials", "5", "--steps", "600", "--workers", "2",
                            "--pruner", "none"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     rows = [ln for ln in done.stdout.splitlines() if ln.startswith("│")]
@@ -125,6 +125,34 @@ def test_two_workers_share_one_study(tmp_path, corpus):
         steps = [r["step"] for r in map(json.loads, lines.splitlines()) if "loss" in r]
         assert steps == sorted(set(steps))                  # one run per trial, not two
     assert len(workers) == 2
+
+
+POSTGRES = os.environ.get("CHARFORGE_TEST_POSTGRES")      # .ci/run starts a real server
+
+
+@pytest.mark.skipif(not POSTGRES and os.environ.get("CHARFORGE_REQUIRE_POSTGRES") != "1",
+                    reason="needs CHARFORGE_TEST_POSTGRES=postgresql://... (a server to use)")
+def test_two_machines_share_a_postgresql_study(tmp_path, corpus):
+    """Two workers, as on two machines (each its own folder, the same command), on one
+    PostgreSQL study: the trials between them, none run twice."""
+    import uuid
+    assert POSTGRES, "CHARFORGE_REQUIRE_POSTGRES=1 but CHARFORGE_TEST_POSTGRES is unset"
+    space = write_space(tmp_path, corpus, 'lr = { low = 1e-3, high = 1e-2, log = true }\n',
+                        cell="rnn", hidden=32)
+    name = f"sweep-{uuid.uuid4().hex[:10]}"
+    folders = [tmp_path / machine / name for machine in ("a", "b")]
+    procs = [subprocess.Popen([sys.executable, "-m", "charforge", "--threads", "1", "sweep",
+                               str(f), "--space", space, "--trials", "6", "--steps", "600",
+                               "--pruner", "none", "--storage", POSTGRES],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for f in folders]
+    for proc in procs:
+        assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    ran = [p.name for f in folders for p in (f / "trials").iterdir()]
+    assert sorted(ran) == [f"{i:04d}" for i in range(6)]             # each trial once
+    assert all((f / "trials").is_dir() and any((f / "trials").iterdir()) for f in folders)
+    study = optuna.load_study(study_name=name, storage=POSTGRES)
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 6
 
 
 @pytest.mark.parametrize("searched,words", [

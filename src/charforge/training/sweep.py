@@ -77,6 +77,9 @@ class Sweep:
                  budget: Budget | None = None, *, sampler: str = "tpe",
                  pruner: str = "median", seed: int = 0, storage: str | None = None,
                  quiet: bool = True) -> None:
+        """storage: a URL or journal path shared by workers on several machines (the study is
+        then named after the folder, so each machine runs the same command); default the
+        folder's own journal file."""
         self.folder = Path(folder)
         self.quiet = quiet
         record = self._record()
@@ -93,15 +96,20 @@ class Sweep:
         self.space = space or _space_from(record["space"])
         self.budget = Budget(**record["budget"])
         optuna = optuna_module()
-        storage = self._storage(optuna, storage)
-        self._trials_before = _count_trials(optuna, storage)
+        storage_url = storage
+        storage = self._storage(optuna, storage_url)
+        self._trials_before = _count_trials(optuna, storage, self.study_name(storage_url))
         self.study = optuna.create_study(
-            study_name=STUDY, storage=storage, direction="minimize",
+            study_name=self.study_name(storage_url),
+            storage=storage, direction="minimize",
             sampler=self._sampler(optuna), pruner=self._pruner(optuna), load_if_exists=True)
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / RECORD).write_text(json.dumps(record, indent=1), encoding="utf-8")
 
     # ----------------------------------------------------------------- set-up
+    def study_name(self, storage_url: str | None) -> str:
+        return self.folder.resolve().name if storage_url else STUDY
+
     def _record(self) -> dict | None:
         path = self.folder / RECORD
         if not path.exists():
@@ -112,12 +120,16 @@ class Sweep:
             raise CharforgeError(f"cannot read {path}: {exc}") from None
 
     def _storage(self, optuna, url: str | None):
-        if url:
-            return url
+        """The folder's journal file, or the shared storage `url` names: a database URL
+        (Optuna's RDB storage) or the path of a journal file on a shared disk."""
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalFileBackend
-        self.folder.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(self.folder / "study.journal")))
+        if not url:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            return JournalStorage(JournalFileBackend(str(self.folder / "study.journal")))
+        if "://" not in url:
+            return JournalStorage(JournalFileBackend(str(Path(url).expanduser())))
+        return _database(optuna, url)
 
     def _sampler(self, optuna):
         """The search, seeded by the sweep's seed, the trials already there and this process
@@ -271,11 +283,30 @@ def _space_from(record: dict[str, Any]) -> SweepSpace:
     return SweepSpace(dict(record["fixed"]), dims)
 
 
-def _count_trials(optuna, storage) -> int:
+def _count_trials(optuna, storage, name: str) -> int:
     try:
-        return len(optuna.load_study(study_name=STUDY, storage=storage).trials)
+        return len(optuna.load_study(study_name=name, storage=storage).trials)
     except KeyError:                                   # a new study
         return 0
+
+
+def _database(optuna, url: str):
+    """Optuna's RDB storage at `url`, or one line (the password never shown)."""
+    import sqlalchemy
+    try:
+        shown = sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:                                   # noqa: BLE001 (any malformed URL)
+        raise CharforgeError("--storage: not a database URL (postgresql://USER:PASSWORD@HOST/"
+                             "DB, sqlite:///FILE) nor a journal file path") from None
+    try:
+        return optuna.storages.RDBStorage(url)
+    except ImportError:
+        raise CharforgeError(f"--storage {shown}: its database driver is not installed (for "
+                             "PostgreSQL: pip install 'psycopg[binary]')") from None
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        reason = str(exc.orig if getattr(exc, "orig", None) else exc).strip().splitlines()
+        raise CharforgeError(f"cannot open --storage {shown}: "
+                             f"{reason[0] if reason else type(exc).__name__}") from None
 
 
 def _worker_id() -> str:
