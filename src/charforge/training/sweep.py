@@ -166,7 +166,14 @@ class Sweep:
         optuna = optuna_module()
         states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
                   optuna.trial.TrialState.FAIL)
-        return len(self.study.get_trials(deepcopy=False, states=states))
+        return sum(1 for t in self.study.get_trials(deepcopy=False, states=states)
+                   if not t.user_attrs.get("surplus"))
+
+    def _surplus(self) -> int:
+        """Trials asked beyond the count when two workers asked at the same moment (told
+        failed at once, never run, left out of the table and the counts)."""
+        return sum(1 for t in self.study.get_trials(deepcopy=False)
+                   if t.user_attrs.get("surplus"))
 
     def _running(self) -> int:
         """Trials other workers are running now (this one's orphans were resumed first)."""
@@ -183,6 +190,10 @@ class Sweep:
                 return "interrupted"
         while self.done_count() + self._running() < trials:
             trial = self.study.ask()
+            if trial.number >= trials + self._surplus():   # another worker asked at once
+                trial.set_user_attr("surplus", True)
+                self.study.tell(trial, state=optuna_module().trial.TrialState.FAIL)
+                break
             trial.set_user_attr("worker", _worker_id())
             params = self.space.suggest(trial)
             picked = {d.name: params[d.name] for d in self.space.dims}
@@ -255,6 +266,8 @@ class Sweep:
         """One row per trial: number, state, value, params, steps, folder."""
         out = []
         for t in self.study.get_trials(deepcopy=False):
+            if t.user_attrs.get("surplus"):
+                continue
             value = t.value
             if value is None and t.intermediate_values:
                 value = min(t.intermediate_values.values())
