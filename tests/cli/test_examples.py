@@ -87,6 +87,24 @@ def test_ag_news_titles(tmp_path):
     assert "Little red riding hood" in out
 
 
+def test_ray_tune_runs_two_trials_of_the_trainable(tmp_path):
+    """Ray Tune (a local cluster) runs two trials of charforge.integrations.ray's trainable
+    under ASHA; each reports its validation loss with a checkpoint that loads as a model."""
+    if os.environ.get("CHARFORGE_REQUIRE_RAY") != "1":
+        pytest.importorskip("ray")
+    from conftest import shakespeare_head
+
+    from charforge.checkpoints.pretrained import load
+    book = tmp_path / "book.txt"
+    book.write_text(shakespeare_head(20000), encoding="utf-8")
+    out = run("ray_tune_asha.py", "--path", str(book), tmp_path=tmp_path)
+    trials = [ln for ln in out.splitlines() if ln.startswith("val loss")]
+    assert len(trials) == 2 and all("checkpoint kept" in ln for ln in trials), out
+    best = float(out.split("best: val loss ")[1].split(",")[0])
+    model, meta = load(out.split("its checkpoint ")[1].strip())
+    assert model.config.cell == "rnn" and meta["val_loss"] == pytest.approx(best, abs=5e-5)
+
+
 def test_plugin_in_one_file(tmp_path):
     out = run("my_plugin.py", tmp_path=tmp_path)
     assert "two plus " in out and "four plus three " in out
@@ -96,5 +114,5 @@ def test_plugin_in_one_file(tmp_path):
                                           if not p.name.startswith("_")))
 def test_every_example_is_covered(script):
     covered = {"shakespeare_three_cells.py", "gru_tutorial.py", "numpy_lstm_2x512.py",
-               "harry_potter_rnn.py", "ag_news_titles.py", "my_plugin.py"}
+               "harry_potter_rnn.py", "ag_news_titles.py", "my_plugin.py", "ray_tune_asha.py"}
     assert script in covered, f"examples/{script} has no --quick test"

@@ -70,6 +70,7 @@ class TrainingCallback:
     def on_sample(self, trainer: Trainer, text: str) -> None: ...
     def on_epoch_end(self, trainer: Trainer, epoch: int) -> None: ...
     def on_train_end(self, trainer: Trainer, status: str) -> None: ...
+    def on_checkpoint(self, trainer: Trainer, path: Path) -> None: ...
 
 
 @dataclass
@@ -262,6 +263,7 @@ class Trainer:
         if path_name is None:
             self._pending = path
             self.folder.prune(self.config.keep, protect=self.last_good)
+            self._call("on_checkpoint", path)
         return path
 
     def _save_failure(self, what: str, exc: OSError) -> str:
