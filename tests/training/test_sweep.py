@@ -59,6 +59,15 @@ def test_a_sweep_gives_a_table_and_a_command_that_trains_its_best(tmp_path, corp
     capsys.readouterr()
     assert main(["sweep", str(folder), "--show"]) == 0          # again, at any time
     assert out.split("best: trial ")[1] == capsys.readouterr().out.split("best: trial ")[1]
+    assert main(["sweep", str(folder), "--plot"]) == 0
+    chart = capsys.readouterr().out
+    assert "best so far" in chart and "importance of each setting" in chart
+    assert all(name in chart for name in ("cell", "hidden", "lr"))
+    if os.environ.get("CHARFORGE_REQUIRE_PLOT", "") in ("", "0"):
+        pytest.importorskip("matplotlib")
+    assert main(["sweep", str(folder), "--plot", str(tmp_path / "sweep.svg")]) == 0
+    assert (tmp_path / "sweep.svg").read_text().count("<svg") >= 1
+    assert main(["sweep", str(folder), "--plot", str(tmp_path / "sweep.svg")]) == 2  # exists
 
 
 def test_a_clearly_worse_trial_is_pruned_and_keeps_its_checkpoint(tmp_path, corpus):

@@ -37,6 +37,9 @@ def add_parser(sub) -> None:
                         "of the threads (on several machines: run the same command on each, "
                         "with a shared --storage)")
     p.add_argument("--show", action="store_true", help="print the trials and the best so far")
+    p.add_argument("--plot", nargs="?", const="", metavar="FILE",
+                   help="draw the optimisation history and the settings' importances: in the "
+                        "terminal, or into a new .png, .svg, .pdf or .html FILE")
     p.set_defaults(func=cmd_sweep)
 
 
@@ -55,6 +58,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                   sampler=args.sampler, pruner=args.pruner, seed=args.seed,
                   storage=args.storage, quiet=True)
     status = "finished"
+    if args.plot is not None:
+        from ..training import sweep_plots
+        if args.plot:
+            if __import__("pathlib").Path(args.plot).exists():
+                raise CharforgeError(f"{args.plot} exists; give a new file name")
+            print(f"wrote {sweep_plots.save_chart(sweep, args.plot)}")
+        else:
+            sweep_plots.print_chart(sweep)
+        return 0
     if not args.show:
         print(f"sweep {args.folder}: {sweep.done_count()} of {args.trials} trials done",
               file=sys.stderr)

@@ -152,17 +152,7 @@ def live_chart(run: Curves, width: int, height: int = 14) -> str:
 def save_chart(runs: list[Curves], path: str | Path, axis: str = "steps",
                raw: bool = True) -> Path:
     """Write the curves to a new PNG, SVG, PDF or HTML file (matplotlib)."""
-    target = Path(path)
-    kind = target.suffix.lower()
-    if kind not in FILE_TYPES:
-        raise CharforgeError(f"--out {target}: give a file ending in {', '.join(FILE_TYPES)}")
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as pyplot
-    except ImportError:
-        raise CharforgeError(f"writing a {kind} file needs matplotlib: pip install "
-                             "'charforge[plot]' (the terminal chart needs nothing)") from None
+    target, pyplot = figure_target(path)
     fig, (top, bottom) = pyplot.subplots(2, 1, figsize=(9, 6.5), sharex=True,
                                          gridspec_kw={"height_ratios": [3, 1]})
     several = len(runs) > 1
@@ -181,13 +171,35 @@ def save_chart(runs: list[Curves], path: str | Path, axis: str = "steps",
     bottom.set_xlabel(AXES[axis])
     bottom.grid(alpha=0.3)
     fig.tight_layout()
-    if kind == ".html":
+    return write_figure(fig, target, "charforge runs: " + ", ".join(r.name for r in runs))
+
+
+def figure_target(path: str | Path):
+    """(the file to write, matplotlib's pyplot) for a chart file, or one line: a file type
+    it cannot write, or matplotlib missing."""
+    target = Path(path)
+    kind = target.suffix.lower()
+    if kind not in FILE_TYPES:
+        raise CharforgeError(f"--out {target}: give a file ending in {', '.join(FILE_TYPES)}")
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as pyplot
+    except ImportError:
+        raise CharforgeError(f"writing a {kind} file needs matplotlib: pip install "
+                             "'charforge[plot]' (the terminal chart needs nothing)") from None
+    return target, pyplot
+
+
+def write_figure(fig, target: Path, title: str) -> Path:
+    """A matplotlib figure to a PNG, SVG or PDF file, or an HTML page holding its SVG."""
+    import matplotlib.pyplot as pyplot
+    if target.suffix.lower() == ".html":
         import io
         svg = io.StringIO()
         fig.savefig(svg, format="svg")
-        names = ", ".join(r.name for r in runs)
-        target.write_text(f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>charforge "
-                          f"runs: {names}</title></head><body>{svg.getvalue()}</body></html>",
+        target.write_text(f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}"
+                          f"</title></head><body>{svg.getvalue()}</body></html>",
                           encoding="utf-8")
     else:
         fig.savefig(target)
