@@ -70,6 +70,24 @@ def test_a_sweep_gives_a_table_and_a_command_that_trains_its_best(tmp_path, corp
     assert main(["sweep", str(folder), "--plot", str(tmp_path / "sweep.svg")]) == 2  # exists
 
 
+def test_time_to_a_loss_as_the_objective(tmp_path, corpus, capsys):
+    """--objective time_to LOSS: a trial's value is the seconds to that validation loss;
+    a trial that never gets there fails, saying so."""
+    from charforge.training.sweep import Sweep
+    space = write_space(tmp_path, corpus, "lr = [0.01, 1e-7]\n", cell="rnn", hidden=32)
+    folder = tmp_path / "sweep"
+    assert main(["sweep", str(folder), "--space", space, "--trials", "2", "--steps", "80",
+                 "--sampler", "grid", "--pruner", "none", "--objective", "time_to",
+                 "3.6"]) == 0
+    assert "seconds to 3.6" in capsys.readouterr().out
+    rows = {r["params"]["lr"]: r for r in Sweep(folder).rows()}
+    assert rows[0.01]["state"] == "complete" and 0 < rows[0.01]["value"] < 60
+    assert rows[1e-7]["state"] == "fail" and "never reached" in rows[1e-7]["error"]
+    assert main(["sweep", str(tmp_path / "s2"), "--space", space, "--objective", "time_to",
+                 "fast"]) == 2
+    assert "--objective takes val_loss or time_to LOSS" in capsys.readouterr().err
+
+
 def test_a_clearly_worse_trial_is_pruned_and_keeps_its_checkpoint(tmp_path, corpus):
     from charforge.training.sweep import Budget, Sweep
     from charforge.training.sweep_space import load_space

@@ -28,6 +28,9 @@ def add_parser(sub) -> None:
     budget.add_argument("--steps", type=bounded(1, 1 << 40), help="steps per trial")
     p.add_argument("--sampler", choices=("tpe", "random", "grid", "cmaes"), default="tpe")
     p.add_argument("--pruner", choices=("median", "hyperband", "none"), default="median")
+    p.add_argument("--objective", nargs="+", default=["val_loss"], metavar="WHAT",
+                   help="val_loss (default: a trial's best validation loss), or time_to LOSS "
+                        "(the seconds a trial takes to reach that validation loss)")
     p.add_argument("--seed", type=bounded(SEED), default=0, help="the sampler's seed")
     p.add_argument("--storage", metavar="URL",
                    help="a shared study for workers on several machines: postgresql://..., "
@@ -56,7 +59,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     sweep = Sweep(args.folder, space,
                   Budget(args.budget, args.epochs, args.steps) if given else None,
                   sampler=args.sampler, pruner=args.pruner, seed=args.seed,
-                  storage=args.storage, quiet=True)
+                  storage=args.storage, objective=_objective(args.objective), quiet=True)
     status = "finished"
     if args.plot is not None:
         from ..training import sweep_plots
@@ -77,6 +80,21 @@ def cmd_sweep(args: argparse.Namespace) -> int:
               f" --trials {args.trials}", file=sys.stderr)
         return 130
     return 0
+
+
+def _objective(words: list[str]) -> float | None:
+    """None for val_loss, or the target loss of time_to LOSS."""
+    if words == ["val_loss"]:
+        return None
+    if len(words) == 2 and words[0] == "time_to":
+        try:
+            target = float(words[1])
+        except ValueError:
+            target = -1.0
+        if target > 0:
+            return target
+    raise CharforgeError(f"--objective takes val_loss or time_to LOSS (a loss above 0), got "
+                         f"{' '.join(words)!r}")
 
 
 def _workers(args: argparse.Namespace) -> str:
@@ -106,10 +124,13 @@ def show(sweep) -> None:
     rows = sweep.rows()
     names = [d.name for d in sweep.space.dims]
     table = Table(title=f"sweep {sweep.folder}")
-    for col in ["trial", "state", "val loss", *names, "steps"]:
+    target = sweep.record.get("time_to")
+    measure = "val loss" if target is None else f"seconds to {target:g}"
+    for col in ["trial", "state", measure, *names, "steps"]:
         table.add_column(col, justify="left" if col == "state" else "right")
     for r in rows:
-        value = "" if r["value"] is None else f"{r['value']:.4f}"
+        value = "" if r["value"] is None else f"{r['value']:.4f}" if target is None else \
+            f"{r['value']:.1f}"
         table.add_row(str(r["number"]), r["state"], value,
                       *[_shown(r["params"].get(n)) for n in names],
                       "" if r["steps"] is None else str(r["steps"]))
@@ -119,7 +140,7 @@ def show(sweep) -> None:
         console.print("no finished trial yet")
         return
     settings = ", ".join(f"{k}={_shown(v)}" for k, v in best["params"].items())
-    console.print(f"best: trial {best['number']}, val loss {best['value']:.4f} ({settings}); "
+    console.print(f"best: trial {best['number']}, {measure} {best['value']:.4f} ({settings}); "
                   f"its run folder {best['folder']}", soft_wrap=True)
     console.print("train it again: " + train_command(sweep.settings_of(best["params"])),
                   soft_wrap=True, markup=False)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,13 +57,21 @@ class Budget:
 
 
 class _Report(TrainingCallback):
-    """Tells the trial each validation loss and stops the run when the pruner says so."""
+    """Tells the trial each validation loss and stops the run when the pruner says so; notes
+    the seconds since the start when the loss first reaches `target` (objective time_to)."""
 
-    def __init__(self, trial) -> None:
+    def __init__(self, trial, target: float | None = None, seconds: float = 0.0) -> None:
         self.trial = trial
         self.pruned = False
+        self.target = target
+        self.reached: float | None = None
+        self.started = time.monotonic() - seconds     # a resumed trial goes on counting
 
     def on_eval(self, trainer, val_loss: float) -> None:
+        seconds = time.monotonic() - self.started
+        self.trial.set_user_attr("seconds", seconds)
+        if self.target is not None and self.reached is None and val_loss <= self.target:
+            self.reached = seconds
         self.trial.report(float(val_loss), trainer.step)
         if self.trial.should_prune():
             self.pruned = True
@@ -76,10 +85,11 @@ class Sweep:
     def __init__(self, folder: str | Path, space: SweepSpace | None = None,
                  budget: Budget | None = None, *, sampler: str = "tpe",
                  pruner: str = "median", seed: int = 0, storage: str | None = None,
-                 quiet: bool = True) -> None:
+                 objective: float | None = None, quiet: bool = True) -> None:
         """storage: a URL or journal path shared by workers on several machines (the study is
         then named after the folder, so each machine runs the same command); default the
-        folder's own journal file."""
+        folder's own journal file. objective: None to minimise the best validation loss,
+        or a loss whose time to reach is minimised (trials that never reach it fail)."""
         self.folder = Path(folder)
         self.quiet = quiet
         record = self._record()
@@ -91,7 +101,8 @@ class Sweep:
                                  "folder, or leave --space out to continue this one")
         if record is None:
             record = {"space": space.to_dict(), "budget": vars(budget or Budget()),
-                      "sampler": sampler, "pruner": pruner, "seed": seed}
+                      "sampler": sampler, "pruner": pruner, "seed": seed,
+                      "time_to": objective}
         self.record = record
         self.space = space or _space_from(record["space"])
         self.budget = Budget(**record["budget"])
@@ -141,7 +152,11 @@ class Sweep:
         if name == "random":
             return optuna.samplers.RandomSampler(seed=seed)
         if name == "grid":
-            return optuna.samplers.GridSampler(self.space.grid(), seed=seed)
+            class Grid(optuna.samplers.GridSampler):
+                def after_trial(self, *args) -> None:
+                    """Not study.stop(), which only works inside optimize(): run() stops
+                    asking once every grid point has a trial."""
+            return Grid(self.space.grid(), seed=seed)
         if name == "cmaes":
             return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
         return optuna.samplers.TPESampler(seed=seed)
@@ -229,7 +244,9 @@ class Sweep:
     def _run_trial(self, trial, params: dict[str, Any], resume: bool = False) -> str:
         optuna = optuna_module()
         out = self.trial_folder(trial.number)
-        report = _Report(trial)
+        target = self.record.get("time_to")
+        report = _Report(trial, target, float(trial.user_attrs.get("seconds", 0.0))
+                         if resume else 0.0)
         trial.set_user_attr("folder", str(out))
         try:
             trainer = None
@@ -253,9 +270,14 @@ class Sweep:
         if report.pruned:
             self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             return "pruned"
-        elif value is None:
-            trial.set_user_attr("error", "no validation loss (the budget ended before the "
-                                "first evaluation)")
+        if target is not None:
+            value = report.reached
+            if value is None:
+                trial.set_user_attr("error", f"never reached validation loss {target}")
+        if value is None:
+            if "error" not in trial.user_attrs:
+                trial.set_user_attr("error", "no validation loss (the budget ended before "
+                                    "the first evaluation)")
             self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
         else:
             self.study.tell(trial, float(value))
@@ -269,7 +291,7 @@ class Sweep:
             if t.user_attrs.get("surplus"):
                 continue
             value = t.value
-            if value is None and t.intermediate_values:
+            if value is None and t.intermediate_values and self.record.get("time_to") is None:
                 value = min(t.intermediate_values.values())
             out.append({"number": t.number, "state": t.state.name.lower(), "value": value,
                         "params": dict(t.params), "steps": t.user_attrs.get("steps"),
