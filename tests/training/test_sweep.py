@@ -88,6 +88,40 @@ def test_time_to_a_loss_as_the_objective(tmp_path, corpus, capsys):
     assert "--objective takes val_loss or time_to LOSS" in capsys.readouterr().err
 
 
+def test_the_dashboard_serves_the_study(tmp_path, corpus):
+    """--dashboard: optuna-dashboard on the sweep's own storage, on loopback."""
+    import socket
+    import urllib.request
+    if os.environ.get("CHARFORGE_REQUIRE_SWEEP") != "1":
+        pytest.importorskip("optuna_dashboard")
+    space = write_space(tmp_path, corpus, "lr = [0.01, 0.003]\n", cell="rnn", hidden=16)
+    folder = tmp_path / "sweep"
+    assert main(["sweep", str(folder), "--space", space, "--trials", "2", "--steps", "20",
+                 "--pruner", "none"]) == 0
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "charforge", "sweep", str(folder),
+                             "--dashboard", str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        body = None
+        for _ in range(200):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies",
+                                            timeout=2) as r:
+                    body = json.loads(r.read())
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert body is not None, proc.stderr.read() if proc.poll() is not None else "no answer"
+        studies = body["study_summaries"]
+        assert [s["study_name"] for s in studies] == ["charforge"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def test_a_clearly_worse_trial_is_pruned_and_keeps_its_checkpoint(tmp_path, corpus):
     from charforge.training.sweep import Budget, Sweep
     from charforge.training.sweep_space import load_space

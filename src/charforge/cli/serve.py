@@ -50,7 +50,7 @@ def _web_stack() -> None:
                              "'charforge[serve]'") from None
 
 
-def _check_port(host: str, port: int) -> None:
+def check_port(host: str, port: int) -> None:
     """A port another program holds is one line before anything loads, not uvicorn's log."""
     import socket
     try:
@@ -76,7 +76,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ..serve.app import build_app
-    _check_port(args.host, args.port)
+    check_port(args.host, args.port)
     app = build_app(args.models, token=args.token, max_length=args.max_length,
                     max_rows=args.max_rows, batching=not args.no_batching,
                     precision=args.precision)

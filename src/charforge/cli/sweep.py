@@ -40,6 +40,9 @@ def add_parser(sub) -> None:
                         "of the threads (on several machines: run the same command on each, "
                         "with a shared --storage)")
     p.add_argument("--show", action="store_true", help="print the trials and the best so far")
+    p.add_argument("--dashboard", nargs="?", const=8080, type=bounded(1, 65535), metavar="PORT",
+                   help="serve optuna-dashboard on this study at http://127.0.0.1:PORT "
+                        "(default 8080) until Ctrl-C; live while workers run")
     p.add_argument("--plot", nargs="?", const="", metavar="FILE",
                    help="draw the optimisation history and the settings' importances: in the "
                         "terminal, or into a new .png, .svg, .pdf or .html FILE")
@@ -61,6 +64,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                   sampler=args.sampler, pruner=args.pruner, seed=args.seed,
                   storage=args.storage, objective=_objective(args.objective), quiet=True)
     status = "finished"
+    if args.dashboard is not None:
+        return _dashboard(sweep, args.dashboard)
     if args.plot is not None:
         from ..training import sweep_plots
         if args.plot:
@@ -79,6 +84,23 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"stopped; the same command continues the sweep: charforge sweep {args.folder}"
               f" --trials {args.trials}", file=sys.stderr)
         return 130
+    return 0
+
+
+def _dashboard(sweep, port: int) -> int:
+    """optuna-dashboard over the sweep's storage, on this machine only."""
+    from .serve import check_port
+    try:
+        import optuna_dashboard
+    except ImportError:
+        raise CharforgeError("--dashboard needs optuna-dashboard: pip install "
+                             "'charforge[sweep]'") from None
+    check_port("127.0.0.1", port)
+    print(f"the study's dashboard: http://127.0.0.1:{port} (Ctrl-C stops it)", file=sys.stderr)
+    try:
+        optuna_dashboard.run_server(sweep.storage, host="127.0.0.1", port=port)
+    except KeyboardInterrupt:
+        pass
     return 0
 
 

@@ -108,7 +108,7 @@ class Sweep:
         self.budget = Budget(**record["budget"])
         optuna = optuna_module()
         storage_url = storage
-        storage = self._storage(optuna, storage_url)
+        self.storage = storage = self._storage(optuna, storage_url)
         self._trials_before = _count_trials(optuna, storage, self.study_name(storage_url))
         self.study = optuna.create_study(
             study_name=self.study_name(storage_url),
