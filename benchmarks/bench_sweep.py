@@ -76,7 +76,7 @@ def throughput(work: Path, trials: int, steps: int, rounds: int) -> None:
     print(json.dumps({"overhead_s_per_trial_in_process": round(seconds / n, 3),
                       "note": "a sweep of 1-step trials, process start included once"}))
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "charforge", "sweep", str(one), "--trials", n + 1],
+    subprocess.run([sys.executable, "-m", "charforge", "sweep", str(one), "--trials", str(n + 1)],
                    check=True, stdout=subprocess.DEVNULL)
     print(json.dumps({"process_start_and_one_trial_s": round(time.perf_counter() - t0, 2)}))
 
@@ -89,12 +89,14 @@ def search(work: Path, minutes: float, trial_seconds: float) -> None:
     space.write_text(SEARCH.format(), encoding="utf-8")
     folder = work / "search"
     trials = max(1, int(minutes * 60 // trial_seconds))
-    sweep(folder, space, "--trials", trials, "--budget", trial_seconds)
+    wall = sweep(folder, space, "--trials", trials, "--budget", trial_seconds)
     best = Sweep(folder).best()
     default = TrainConfig(corpus="shakespeare", max_seconds=trial_seconds, epochs=1000,
                           eval_every=200, sample_length=0)
     result = Trainer(default, work / "default", progress=False).run()
-    print(json.dumps({"minutes": minutes, "trial_seconds": trial_seconds, "trials": trials,
+    print(json.dumps({"minutes": minutes, "sweep_wall_minutes": round(wall / 60, 1),
+                      "trial_seconds": trial_seconds, "trials": trials,
+                      "finished": [r["state"] for r in Sweep(folder).rows()],
                       "sweep_best_val": round(best["value"], 4) if best else None,
                       "sweep_best_params": best["params"] if best else None,
                       "default_val": round(result.best_val, 4) if result.best_val else None}))
