@@ -88,8 +88,9 @@ def search(work: Path, minutes: float, trial_seconds: float) -> None:
     space = work / "search.toml"
     space.write_text(SEARCH.format(), encoding="utf-8")
     folder = work / "search"
-    trials = max(1, int(minutes * 60 // trial_seconds))
-    wall = sweep(folder, space, "--trials", trials, "--budget", trial_seconds)
+    wall = sweep(folder, space, "--trials", 10_000, "--budget", trial_seconds, "--timeout",
+                 max(1.0, minutes * 60 - trial_seconds))
+    trials = len(Sweep(folder).rows())
     best = Sweep(folder).best()
     default = TrainConfig(corpus="shakespeare", max_seconds=trial_seconds, epochs=1000,
                           eval_every=200, sample_length=0)

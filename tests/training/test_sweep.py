@@ -70,6 +70,17 @@ def test_a_sweep_gives_a_table_and_a_command_that_trains_its_best(tmp_path, corp
     assert main(["sweep", str(folder), "--plot", str(tmp_path / "sweep.svg")]) == 2  # exists
 
 
+def test_a_timeout_starts_no_trial_after_it(tmp_path, corpus):
+    from charforge.training.sweep import Sweep
+    space = write_space(tmp_path, corpus, "lr = { low = 1e-3, high = 1e-2 }\n", cell="rnn",
+                        hidden=16)
+    folder = tmp_path / "sweep"
+    assert main(["sweep", str(folder), "--space", space, "--trials", "1000", "--steps", "20",
+                 "--pruner", "none", "--timeout", "0.5"]) == 0
+    assert 1 <= len(Sweep(folder).rows()) < 1000
+    assert main(["sweep", str(folder), "--timeout", "-3"]) == 2
+
+
 def test_time_to_a_loss_as_the_objective(tmp_path, corpus, capsys):
     """--objective time_to LOSS: a trial's value is the seconds to that validation loss;
     a trial that never gets there fails, saying so."""

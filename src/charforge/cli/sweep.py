@@ -26,6 +26,9 @@ def add_parser(sub) -> None:
                         help="training seconds per trial")
     budget.add_argument("--epochs", type=bounded(1, 1 << 20), help="epochs per trial")
     budget.add_argument("--steps", type=bounded(1, 1 << 40), help="steps per trial")
+    p.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="start no trial after this many seconds of this run (the running "
+                        "ones finish)")
     p.add_argument("--sampler", choices=("tpe", "random", "grid", "cmaes"), default="tpe")
     p.add_argument("--pruner", choices=("median", "hyperband", "none"), default="median")
     p.add_argument("--objective", nargs="+", default=["val_loss"], metavar="WHAT",
@@ -52,8 +55,9 @@ def add_parser(sub) -> None:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from ..training.sweep import Budget, Sweep
     from ..training.sweep_space import load_space
-    if args.budget is not None and not args.budget > 0:
-        raise CharforgeError(f"--budget must be a number of seconds above 0, got {args.budget}")
+    for flag, value in (("--budget", args.budget), ("--timeout", args.timeout)):
+        if value is not None and not value > 0:
+            raise CharforgeError(f"{flag} must be a number of seconds above 0, got {value}")
     space = load_space(args.space) if args.space else None
     given = args.budget is not None or args.epochs is not None or args.steps is not None
     if space is None and given:
@@ -78,7 +82,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if not args.show:
         print(f"sweep {args.folder}: {sweep.done_count()} of {args.trials} trials done",
               file=sys.stderr)
-        status = _workers(args) if args.workers > 1 else sweep.run(args.trials)
+        status = _workers(args) if args.workers > 1 else sweep.run(args.trials, args.timeout)
     show(sweep)
     if status == "interrupted":
         print(f"stopped; the same command continues the sweep: charforge sweep {args.folder}"
@@ -127,7 +131,8 @@ def _workers(args: argparse.Namespace) -> str:
     from ..core import threads
     share = max(1, threads.get_num_threads() // args.workers)
     cmd = [sys.executable, "-m", "charforge", "--threads", str(share), "sweep", args.folder,
-           "--trials", str(args.trials)] + (["--storage", args.storage] if args.storage else [])
+           "--trials", str(args.trials)] + (["--storage", args.storage] if args.storage else []) \
+        + (["--timeout", str(args.timeout)] if args.timeout else [])
     procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL) for _ in range(args.workers)]
     codes = []
     for proc in procs:

@@ -196,14 +196,18 @@ class Sweep:
         return len(self.study.get_trials(deepcopy=False,
                                          states=(optuna.trial.TrialState.RUNNING,)))
 
-    def run(self, trials: int) -> str:
+    def run(self, trials: int, timeout: float | None = None) -> str:
         """Run trials until the study has `trials` finished ones (resuming any this machine
-        left running first). Returns "finished", or "interrupted" after a stop signal (the
-        trial then stays running, to be resumed by the next run)."""
+        left running first), or, with `timeout`, until that many seconds have passed (no new
+        trial starts after; the running one finishes). Returns "finished", or "interrupted"
+        after a stop signal (the trial then stays running, to be resumed by the next run)."""
+        deadline = time.monotonic() + timeout if timeout else None
         for frozen in self._orphans():
             if self._run_trial(self._trial(frozen), frozen.params, resume=True) == "interrupted":
                 return "interrupted"
         while self.done_count() + self._running() < trials:
+            if deadline is not None and time.monotonic() >= deadline:
+                break
             trial = self.study.ask()
             if trial.number >= trials + self._surplus():   # another worker asked at once
                 trial.set_user_attr("surplus", True)
