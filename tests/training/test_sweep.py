@@ -228,6 +228,11 @@ def test_two_machines_share_a_postgresql_study(tmp_path, corpus):
     study = optuna.load_study(study_name=name, storage=POSTGRES)
     real = [t for t in study.trials if not t.user_attrs.get("surplus")]
     assert [t.state.name for t in real] == ["COMPLETE"] * 6
+    record = (folders[0] / "sweep.json").read_text()
+    assert "charforge:charforge@" not in record and "***" in record   # no password kept
+    shown = subprocess.run([sys.executable, "-m", "charforge", "sweep", str(folders[0]),
+                            "--show"], capture_output=True, text=True)
+    assert shown.returncode == 2 and "give --storage" in shown.stderr
 
 
 @pytest.mark.parametrize("searched,words", [

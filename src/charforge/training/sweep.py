@@ -102,7 +102,10 @@ class Sweep:
         if record is None:
             record = {"space": space.to_dict(), "budget": vars(budget or Budget()),
                       "sampler": sampler, "pruner": pruner, "seed": seed,
-                      "time_to": objective}
+                      "time_to": objective, "shared": _masked(storage)}
+        if record.get("shared") and not storage:
+            raise CharforgeError(f"this sweep's study is in {record['shared']}: give "
+                                 "--storage with that URL or path again")
         self.record = record
         self.space = space or _space_from(record["space"])
         self.budget = Budget(**record["budget"])
@@ -320,6 +323,17 @@ def _space_from(record: dict[str, Any]) -> SweepSpace:
             dims.append(Dimension(name, low=d["low"], high=d["high"], log=d.get("log", False),
                                   step=d.get("step"), integer=specs()[name][0].kind == "int"))
     return SweepSpace(dict(record["fixed"]), dims)
+
+
+def _masked(storage: str | None) -> str | None:
+    """A shared storage as the sweep's record keeps it: its password never written down."""
+    if not storage or "://" not in storage:
+        return storage
+    import sqlalchemy
+    try:
+        return sqlalchemy.engine.make_url(storage).render_as_string(hide_password=True)
+    except Exception:                                   # noqa: BLE001 (checked when opened)
+        return storage.split("://", 1)[0] + "://..."
 
 
 def _count_trials(optuna, storage, name: str) -> int:
