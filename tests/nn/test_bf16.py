@@ -26,6 +26,21 @@ def test_the_requested_path_runs():
         assert ops.hardware_bf16_level() >= 1
 
 
+def test_the_bf16_path_follows_the_cpu_flags():
+    """The hardware path is the one the CPU's flags allow: avx512_bf16 at least where the
+    flag is, the emulation where it is not, AMX only with amx_bf16 (a Zen 3 or an older
+    Intel runs the exact emulation)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = set(next(line for line in f if line.startswith("flags")).split())
+    except (OSError, StopIteration):
+        pytest.skip("no /proc/cpuinfo flags to compare with")
+    level = ops.hardware_bf16_level()
+    avx512 = {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"} <= flags
+    assert (level >= 1) == (avx512 and "avx512_bf16" in flags)
+    assert level < 2 or {"amx_bf16", "amx_tile"} <= flags
+
+
 def _rounded_product(a, b, trans_a, trans_b):
     a64, b64 = bf16_round(a).astype(np.float64), bf16_round(b).astype(np.float64)
     return (a64.T if trans_a else a64) @ (b64.T if trans_b else b64)

@@ -193,6 +193,8 @@ def test_compare_gives_one_row_each_and_the_same_losses_in_parallel(tmp_path):
 
 
 def test_compare_a_grid_and_its_mistakes(tmp_path):
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine", encoding="utf-8")
     done = cli("compare", "--cells", "gru", "--corpus", "textfile", "--path", CORPUS,
                "--hidden", "8,16", "--grid", "lr=1e-3,3e-3", "--steps", "4", "--out", "g",
                cwd=tmp_path)
@@ -203,7 +205,9 @@ def test_compare_a_grid_and_its_mistakes(tmp_path):
     for bad, message in ((["--steps", "4", "--grid", "lrr=1"], "unknown training setting"),
                          (["--steps", "4", "--grid", "lr=-1"], "lr must be"),
                          ([], "give the budget"),
-                         (["--steps", "4", "--out", "g"], "not an empty folder"),
+                         (["--steps", "4", "--out", "g"], "comparison of other configurations"),
+                         (["--steps", "4", "--out", "other"], "not an empty folder"),
+                         (["--steps", "4", "--grid", "seed=1,2"], "the same for every"),
                          (["--steps", "4", "--cells", "gru,nope", "--out", "n"],
                           "unknown cell type 'nope'")):
         failed = cli("compare", "--cells", "gru", "--corpus", "textfile", "--path", CORPUS,
@@ -211,6 +215,48 @@ def test_compare_a_grid_and_its_mistakes(tmp_path):
         assert failed.returncode == 2, (bad, failed.stderr)
         assert len(failed.stderr.strip().splitlines()) == 1 and message in failed.stderr
     assert not (tmp_path / "n").exists()                   # found before any training
+
+
+def test_compare_runs_a_sweep_space_as_its_grid_and_continues_where_it_stopped(tmp_path):
+    """A sweep's space file is compare's grid (lists, and ranges with a step); a comparison
+    stopped part-way and run again with the same command ends with the losses of one that
+    never stopped (finished runs kept, the interrupted one resumed from its checkpoint)."""
+    import signal
+    (tmp_path / "space.toml").write_text(
+        'cell = "gru"\nhidden = { low = 8, high = 16, step = 8 }\nbatch = 8\n'
+        'seq = 32\nlog_every = 5\n', encoding="utf-8")
+    common = ["compare", "--corpus", "textfile", "--path", CORPUS, "--space", "space.toml",
+              "--steps", "1500"]
+    whole = cli(*common, "--out", "whole", cwd=tmp_path)
+    assert whole.returncode == 0, whole.stderr
+    expected = _rows(tmp_path / "whole")
+    assert [r["name"] for r in expected] == ["gru hidden=8", "gru hidden=16"]
+    proc = subprocess.Popen([sys.executable, "-m", "charforge", *common, "--out", "part"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    second = tmp_path / "part" / "02-gru_hidden=16" / "metrics.jsonl"
+    for _ in range(1200):
+        if second.exists() and second.stat().st_size > 0 or proc.poll() is not None:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode in (0, 130) and "Traceback" not in err, err
+    again = cli(*common, "--out", "part", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    if proc.returncode == 130:
+        assert "done before" in again.stdout
+    rows = _rows(tmp_path / "part")
+    assert [r["name"] for r in rows] == [r["name"] for r in expected]
+    for x, y in zip(rows, expected, strict=True):
+        assert x["status"] == y["status"] == "budget"
+        assert x["final_loss"] == pytest.approx(y["final_loss"], rel=1e-9)
+        assert x["best_val"] == pytest.approx(y["best_val"], rel=1e-9)
+    ranged = tmp_path / "ranged.toml"
+    ranged.write_text("hidden = { low = 8, high = 16 }\n", encoding="utf-8")
+    failed = cli("compare", "--corpus", "textfile", "--path", CORPUS, "--space", "ranged.toml",
+                 "--steps", "4", cwd=tmp_path)
+    assert failed.returncode == 2 and "a grid needs the values of hidden" in failed.stderr
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
@@ -230,7 +276,7 @@ def test_a_stopped_comparison_saves_its_runs_and_starts_no_more(tmp_path, jobs):
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 130, err
-    assert "charforge: stopped;" in err and "Traceback" not in err
+    assert "charforge: stopped with" in err and "Traceback" not in err
     folders = sorted(p.name for p in (tmp_path / "c").iterdir() if p.is_dir())
     assert folders == (["01-rnn"] if jobs == "1" else ["01-rnn", "02-gru"])
     for name in folders:

@@ -20,9 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import CharforgeError
-from ..training.progress import Reporter
-from ..training.settings import TrainConfig
-from ..training.trainer import Trainer, TrainingCallback
+from ..training.trainer import TrainingCallback
+from ..training.trials import train_trial
 
 RUN = "run"                          # the run folder inside the trial's folder
 KEPT = ("config.json",)              # what a reported checkpoint holds beside the weights
@@ -77,12 +76,7 @@ def trainable(config: dict[str, Any]) -> None:
             out.mkdir(parents=True, exist_ok=True)
             for item in Path(folder).iterdir():
                 shutil.copy2(item, out / item.name)
-        trainer = Trainer.resume(out, callbacks=[report], reporter=Reporter())
-    else:
-        trainer = Trainer(TrainConfig.from_dict(settings), out, callbacks=[report],
-                          reporter=Reporter(), overwrite=True)
-    trainer.run()
-
+    train_trial(settings, out, callbacks=[report], resume=restored is not None)
 
 def search_space(space_file: str | Path, *, seconds: float | None = None,
                  epochs: int | None = None, steps: int | None = None) -> dict[str, Any]:

@@ -1,16 +1,18 @@
 """Train several configurations on the same data order, seed and budget, and compare them:
 parameters, speed, losses and the time each took to reach a common loss, as the Keras family
-post compares SimpleRNN, GRU and LSTM. Also a small sweep over any grid of run settings.
+post compares SimpleRNN, GRU and LSTM. Also a grid search over any run settings (the grid of
+a sweep's space file), each configuration a trial run by the sweeps' own runner (trials.py).
 
 Configurations run one after another, or in `jobs` processes that divide the machine's
 threads between them; the losses do not depend on which (the kernels give the same results
-on any thread count), only the speeds do.
+on any thread count), only the speeds do. `compare.json` is written as each one ends, so the
+same command again continues a stopped comparison: finished runs kept, interrupted ones
+resumed from their checkpoints.
 """
 from __future__ import annotations
 
 import itertools
 import json
-import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,6 +27,8 @@ class Entry:
     name: str
     settings: dict[str, Any]
     folder: str
+    resume: bool = False          # continue the folder's run from its checkpoint
+    earlier_wall: float = 0.0     # seconds it trained before it was interrupted
 
 
 @dataclass
@@ -44,15 +48,17 @@ class Row:
 
 
 def grid(base: dict[str, Any], cells: list[str],
-         axes: dict[str, list[str]]) -> list[tuple[str, dict]]:
-    """Every combination of the cells and the axes' values over the base settings, each
-    checked against the schema; names like 'gru hidden=256 lr=0.001'."""
+         axes: dict[str, list[Any]]) -> list[tuple[str, dict]]:
+    """Every combination of the cells and the axes' values (typed, or text as on the command
+    line) over the base settings, each checked against the schema; names like
+    'gru hidden=256 lr=0.001'."""
     from ..data.corpora import get_corpus
     from ..nn.cells import get_cell
     for cell in cells:                       # a misspelt cell fails before any training
         get_cell(cell)
     get_corpus(base.get("corpus", "shakespeare"))
-    typed = {k: [parse_text(k, v) for v in values] for k, values in axes.items()}
+    typed = {k: [parse_text(k, v) if isinstance(v, str) else v for v in values]
+             for k, values in axes.items()}
     out = []
     for cell in cells:
         for combo in itertools.product(*typed.values()) if typed else [()]:
@@ -66,7 +72,7 @@ def grid(base: dict[str, Any], cells: list[str],
     return out
 
 
-def plan(base: dict[str, Any], cells: list[str], axes: dict[str, list[str]],
+def plan(base: dict[str, Any], cells: list[str], axes: dict[str, list[Any]],
          out: Path) -> list[Entry]:
     """The runs, each with its own folder under `out`."""
     entries = []
@@ -91,9 +97,9 @@ def _init_worker(stop) -> None:
 def _run_entry(entry: Entry, threads: int) -> Row:
     """Train one configuration into its folder, quietly; a process pool's task."""
     from ..core.threads import set_num_threads
-    from .progress import Reporter
     from .runfolder import read_metrics
-    from .trainer import Trainer, TrainingCallback
+    from .trainer import TrainingCallback
+    from .trials import train_trial
 
     class StopWhenAsked(TrainingCallback):
         """The parent was stopped (a signal only it received): save and stop here too."""
@@ -104,11 +110,9 @@ def _run_entry(entry: Entry, threads: int) -> Row:
     if _STOP is not None and _STOP.is_set():
         raise _NotStarted                     # queued before the stop: not begun at all
     set_num_threads(threads)
-    start = time.perf_counter()
-    trainer = Trainer(TrainConfig.from_dict(entry.settings), entry.folder, reporter=Reporter(),
-                      callbacks=[StopWhenAsked()])
-    result = trainer.run()
-    wall = time.perf_counter() - start
+    run = train_trial(entry.settings, entry.folder, callbacks=[StopWhenAsked()],
+                      resume=entry.resume)
+    trainer, result, wall = run.trainer, run.result, run.wall + entry.earlier_wall
     final_val = trainer.validate()          # every row gets a validation loss at its end
     best_val = min(v for v in (result.best_val, final_val) if v is not None) \
         if (result.best_val, final_val) != (None, None) else None
@@ -220,11 +224,56 @@ def curves(rows: list[Row]) -> list:
     return runs
 
 
-def save_summary(rows: list[Row], target: float | None, out: Path) -> Path:
-    path = out / "compare.json"
-    path.write_text(json.dumps({"target": target, "rows": [asdict(r) for r in rows]},
-                               indent=1), encoding="utf-8")
+SUMMARY = "compare.json"
+
+
+def _planned(entries: list[Entry]) -> list[dict[str, Any]]:
+    return json.loads(json.dumps([{"name": e.name, "settings": e.settings,
+                                   "folder": Path(e.folder).name} for e in entries]))
+
+
+def save_summary(rows: list[Row], target: float | None, out: Path,
+                 entries: list[Entry] | None = None) -> Path:
+    """compare.json: the table's rows and the plan they belong to (rewritten as each
+    configuration ends, so a stopped comparison knows what is left)."""
+    path = out / SUMMARY
+    data: dict[str, Any] = {"target": target, "rows": [asdict(r) for r in rows]}
+    if entries is not None:
+        data["plan"] = _planned(entries)
+    elif path.exists():
+        data["plan"] = json.loads(path.read_text(encoding="utf-8")).get("plan")
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    tmp.replace(path)
     return path
+
+
+def continuation(entries: list[Entry], out: Path) -> tuple[list[Row], list[Entry]]:
+    """For `out` holding an earlier run of the same comparison: the rows it finished (kept),
+    and the entries left, an interrupted one marked to resume from its checkpoint. One line
+    when `out` holds something else."""
+    path = out / SUMMARY
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CharforgeError(f"--out {out} exists and is not an empty folder; choose "
+                             "another") from None
+    except (OSError, ValueError) as exc:
+        raise CharforgeError(f"cannot read {path}: {exc}") from None
+    if data.get("plan") != _planned(entries):
+        raise CharforgeError(f"--out {out} holds a comparison of other configurations; choose "
+                             "another folder (the same command continues that one)")
+    earlier = {r["name"]: Row(**{**r, "curve": [tuple(p) for p in r["curve"]]})
+               for r in data.get("rows", [])}
+    kept, left = [], []
+    for e in entries:
+        row = earlier.get(e.name)
+        if row is not None and row.signal is None:
+            kept.append(row)
+            continue
+        left.append(Entry(e.name, e.settings, e.folder, resume=True,
+                          earlier_wall=row.wall if row is not None else 0.0))
+    return kept, left
 
 
 def write_report(rows: list[Row], target: float | None, path: Path) -> Path:

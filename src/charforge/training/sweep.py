@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import CharforgeError
-from .progress import Reporter
-from .settings import TrainConfig
 from .sweep_space import SweepSpace
-from .trainer import Trainer, TrainingCallback
+from .trainer import TrainingCallback
+from .trials import train_trial
 
 SAMPLERS = ("tpe", "random", "grid", "cmaes")
 PRUNERS = ("median", "hyperband", "none")
@@ -256,15 +255,8 @@ class Sweep:
                          if resume else 0.0)
         trial.set_user_attr("folder", str(out))
         try:
-            trainer = None
-            reporter = Reporter() if self.quiet else None
-            if resume and _has_checkpoint(out):
-                trainer = Trainer.resume(out, callbacks=[report], reporter=reporter)
-            if trainer is None:
-                config = TrainConfig.from_dict(self.settings_of(params))
-                trainer = Trainer(config, out, callbacks=[report], overwrite=True,
-                                  reporter=reporter)
-            result = trainer.run()
+            result = train_trial(self.settings_of(params), out, callbacks=[report],
+                                 resume=resume, quiet=self.quiet).result
         except CharforgeError as exc:
             trial.set_user_attr("error", str(exc))
             self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
@@ -352,7 +344,7 @@ def _database(optuna, url: str):
         raise CharforgeError("--storage: not a database URL (postgresql://USER:PASSWORD@HOST/"
                              "DB, sqlite:///FILE) nor a journal file path") from None
     try:
-        return optuna.storages.RDBStorage(url)
+        return _rdb_storage(optuna, sqlalchemy, url)
     except ImportError:
         raise CharforgeError(f"--storage {shown}: its database driver is not installed (for "
                              "PostgreSQL: pip install 'psycopg[binary]')") from None
@@ -360,6 +352,19 @@ def _database(optuna, url: str):
         reason = str(exc.orig if getattr(exc, "orig", None) else exc).strip().splitlines()
         raise CharforgeError(f"cannot open --storage {shown}: "
                              f"{reason[0] if reason else type(exc).__name__}") from None
+
+
+def _rdb_storage(optuna, sqlalchemy, url: str, attempts: int = 6):
+    """Optuna's RDB storage; workers that open a new database at the same moment all create
+    its tables, and all but one find them made meanwhile (a duplicate): those try again."""
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _worker_id() -> str:
@@ -375,6 +380,3 @@ def _alive(pid: int) -> bool:
         return True
     return True
 
-
-def _has_checkpoint(folder: Path) -> bool:
-    return folder.is_dir() and any(folder.glob("step-*.safetensors"))
