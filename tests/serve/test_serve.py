@@ -23,8 +23,7 @@ uvicorn = pytest.importorskip("uvicorn")
 pytest.importorskip("starlette")
 
 from conftest import loopback_works  # noqa: E402
-
-from charforge.serve.app import build_app  # noqa: E402
+from live import Live  # noqa: E402
 
 pytestmark = pytest.mark.slow           # a real server over HTTP
 
@@ -32,28 +31,6 @@ if not loopback_works():
     if os.environ.get("CHARFORGE_REQUIRE_SERVE") == "1":
         raise RuntimeError("CHARFORGE_REQUIRE_SERVE=1 but 127.0.0.1 cannot be reached")
     pytest.skip("needs a loopback network (127.0.0.1)", allow_module_level=True)
-
-
-class Live:
-    """A uvicorn server in a thread, on a free loopback port."""
-
-    def __init__(self, **kw) -> None:
-        self.app = build_app(["shakespeare"], **kw)
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning",
-                                lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        for _ in range(200):
-            if self.server.started:
-                break
-            time.sleep(0.02)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-
-    def close(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -242,7 +219,7 @@ def test_the_command_line_refuses_an_open_address_without_a_token(tmp_path):
     done = subprocess.run([sys.executable, "-m", "charforge", "serve", "--host", "0.0.0.0"],
                           capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
-    assert "give --token TOKEN" in done.stderr
+    assert "give --token-file FILE" in done.stderr
     import socket
     with socket.socket() as held:
         held.bind(("127.0.0.1", 0))
@@ -334,3 +311,28 @@ def test_a_plugin_sampler_is_served_outside_the_batch(live, model):
         assert text == generate(model, "KING:", 40, "last_allowed_serve", 0)
     finally:
         plugins.unregister_plugin("last-allowed-serve")
+
+
+def test_a_models_name_is_text_in_the_page_never_markup(tmp_path, browser):
+    """A model file named like markup shows its name; the markup never runs."""
+    import shutil
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from charforge.checkpoints.pretrained import resolve_model_path
+    name = "<img src=x onerror=\"document.title='xss'\">"
+    shutil.copy(resolve_model_path("shakespeare"), tmp_path / f"{name}.safetensors")
+    server = Live([str(tmp_path / f"{name}.safetensors")])
+    try:
+        browser.get(server.url + "/")
+        WebDriverWait(browser, 30).until(
+            lambda d: d.find_element(By.ID, "status").text == "ready")
+        shown = browser.execute_script(
+            "return Array.from(document.querySelectorAll('#model option'))"
+            ".map(o => o.textContent)")
+        assert shown == [name]
+        assert browser.execute_script("return document.querySelectorAll('img').length") == 0
+        assert browser.title != "xss"
+    finally:
+        server.close()

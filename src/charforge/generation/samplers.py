@@ -35,7 +35,7 @@ class Param:
             v = self.kind(value)
             if self.kind is int and float(value) != v:
                 raise ValueError
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             what = "an integer" if self.kind is int else "a number"
             raise CharforgeError(f"{sampler}: {name} must be {what}, got {value!r}") from None
         if isinstance(v, float) and not math.isfinite(v):

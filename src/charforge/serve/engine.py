@@ -45,7 +45,7 @@ class Row:
     length: int
     knobs: dict
     seed: int
-    sink: Callable[[str | None], None]      # text pieces, then None when the row ends
+    sink: Callable[[str | None | Exception], None]   # text pieces, then None when it ends
     cancelled: bool = False
     prime_left: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     remaining: int = 0
@@ -160,16 +160,23 @@ class Engine:
         self.packed: dict = {}
         self.wake = threading.Condition()
         self.running = True
+        self.failed: Exception | None = None     # what stopped the loop, if anything did
         self.thread = threading.Thread(target=self._loop, name="charforge-engine", daemon=True)
         self.thread.start()
 
     def submit(self, rows: list[Row]) -> None:
         """Queue rows (all of one request, or none: Busy)."""
         with self.wake:
+            if self.failed is not None or not self.running:
+                raise Busy
             if len(self.pending) + self.running_rows + len(rows) > self.max_rows:
                 raise Busy
             self.pending.extend(rows)
             self.wake.notify()
+
+    def alive(self) -> bool:
+        """Whether the loop still runs (healthz fails when it stopped)."""
+        return self.failed is None and self.thread.is_alive()
 
     def load(self) -> int:
         """Rows waiting or running."""
@@ -196,6 +203,20 @@ class Engine:
 
     # ------------------------------------------------------------------ the loop
     def _loop(self) -> None:
+        try:
+            self._run()
+        except Exception as exc:                 # noqa: BLE001 (every row must hear of it)
+            self.failed = exc
+            with self.wake:
+                rows = self.pending + [r for g in self.groups.values() for r in g.rows]
+                self.pending, self.groups, self.running_rows = [], {}, 0
+            for row in rows:
+                row.sink(RuntimeError(f"generation stopped: {type(exc).__name__}: {exc}"))
+                row.sink(None)
+            if self.after_chunk is not None:
+                self.after_chunk()
+
+    def _run(self) -> None:
         while True:
             with self.wake:
                 while self.running and not self.pending and not self.running_rows:
