@@ -226,6 +226,9 @@ def test_one_budget_for_every_route_and_model(tmp_path):
                            ("/v1/generate", {"model": "second", "length": 3})):
             r = httpx.post(server.url + path, json=body, timeout=10)
             assert r.status_code == 503 and r.headers["retry-after"] == "1", (path, r.text)
+        too_many = httpx.post(server.url + "/v1/generate", json={"primes": ["a"] * 3},
+                              timeout=10)
+        assert too_many.status_code == 422 and "at most 2 texts" in too_many.json()["error"]
         for r, _ in held:
             r.__exit__(None, None, None)
         assert _until(lambda: _rows(server) == 0)

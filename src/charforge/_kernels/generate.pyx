@@ -83,6 +83,12 @@ cdef inline void matvec(const floating* w, const floating* x, floating* out, int
         cf_matvec_f64(<double*>w, K, <double*>x, <double*>out, rows, K)
 
 
+# Without the packed kernel (below the AVX-512 level, or float64), batches up to this many
+# rows multiply row by row: BLAS would repack the weights on every call, costing ~2 ms a step
+# for the shipped model whatever the batch, against ~0.25 ms a row this way.
+DEF ROWS_BY_MATVEC = 16
+
+
 cdef inline void matvec_rows(const floating* w, const floating* x, floating* out, int rows,
                              int K, bint backwards) noexcept nogil:
     """out[:rows] += w[:rows] @ x. backwards: last rows first, in chunks of MATVEC_CHUNK rows
@@ -107,7 +113,7 @@ cdef inline void block_linear(int B, int G, int K, int gates, int H, Py_ssize_t 
     kernel, which reuses the weights' packed form on every step instead of BLAS repacking.
     At batch 1 the weights stream from L3 once per character; `backwards` (every other step)
     reads the rows in reverse so the previous step's last rows come from L2 instead."""
-    cdef int i, q, nu = <int>(u1 - u0)
+    cdef int i, q, b, nu = <int>(u1 - u0)
     cdef floating alpha = 1.0, beta = 1.0
     cdef Py_ssize_t block
     if nu <= 0:
@@ -123,8 +129,10 @@ cdef inline void block_linear(int B, int G, int K, int gates, int H, Py_ssize_t 
         gates = 1
     for i in range(gates):
         q = gates - 1 - i if backwards else i
-        if B == 1:
-            matvec_rows(w + (q * H + u0) * K, x, out + q * H + u0, nu, K, backwards)
+        if B <= ROWS_BY_MATVEC:          # BLAS repacks the weights every call: at a few
+            for b in range(B):           # rows, reading them once per row costs less
+                matvec_rows(w + (q * H + u0) * K, x + b * K, out + b * G + q * H + u0, nu, K,
+                            backwards)
         else:
             gemm_rm(False, True, B, nu, K, alpha, x, K, w + (q * H + u0) * K, K, beta,
                     out + q * H + u0, G)
@@ -137,10 +145,15 @@ cdef inline void dense_rows(int n, int V, int H, const floating* x, const floati
     cdef floating one = 1.0
     if n <= 0:
         return
+    cdef int b
     if floating is float:
         if packed != NULL:
             cf_gemm_packed(n, V, H, x, H, packed, out, V, 1)
             return
+    if n <= ROWS_BY_MATVEC:             # as block_linear; one row's sum is the same alone
+        for b in range(n):
+            matvec(w, x + b * H, out + b * V, V, H)
+        return
     gemm_rm(False, True, n, V, H, one, x, H, w, H, one, out, V)
 
 
@@ -189,6 +202,11 @@ cdef struct Net:
     void* logits                    # (B, V)
     const unsigned char* allowed    # (V,) tokens the sampler may draw
     double* p                       # (max(nt, groups), 2V) the sampler's weights per thread
+    const double* row_scale         # (B,) each row's own sampler knobs (set_row_knobs), or
+    const double* row_floor         # NULL: every row the plan's
+    const double* row_top_p
+    const int32_t* row_top_k
+    const unsigned char* row_greedy
 
 
 # One run(): the steps' inputs and outputs (row b's at offset b of each).
@@ -338,6 +356,12 @@ cdef void _loop(floating* typed, Net* n, Chunk* s, Py_ssize_t b0, int B, double*
     cdef int64_t* remaining = s.remaining + b0
     cdef unsigned char* done = s.done + b0
     cdef int32_t* out = s.out + b0 * steps
+    cdef bint own_knobs = n.row_scale != NULL
+    cdef const double* rscale = n.row_scale + b0 if own_knobs else NULL
+    cdef const double* rfloor = n.row_floor + b0 if own_knobs else NULL
+    cdef const double* rtop_p = n.row_top_p + b0 if own_knobs else NULL
+    cdef const int32_t* rtop_k = n.row_top_k + b0 if own_knobs else NULL
+    cdef const unsigned char* rgreedy = n.row_greedy + b0 if own_knobs else NULL
     cdef float* probs = s.probs + b0 * steps * V if s.probs != NULL else NULL
     cdef float* hidden = s.hidden + b0 * steps * L * H if s.hidden != NULL else NULL
     cdef double* tmp = p + V
@@ -449,8 +473,13 @@ cdef void _loop(floating* typed, Net* n, Chunk* s, Py_ssize_t b0, int B, double*
                         pick(logits + b * V, V, allowed, 1.0, 0.0, 0, 1.0, True, 0.0, p, tmp,
                              prow)
                 else:
-                    tok = pick(logits + b * V, V, allowed, scale, floor_, top_k, top_p, greedy,
-                               uniforms[b * ustride + used[b]], p, tmp, prow)
+                    if own_knobs:
+                        tok = pick(logits + b * V, V, allowed, rscale[b], rfloor[b], rtop_k[b],
+                                   rtop_p[b], rgreedy[b], uniforms[b * ustride + used[b]], p,
+                                   tmp, prow)
+                    else:
+                        tok = pick(logits + b * V, V, allowed, scale, floor_, top_k, top_p,
+                                   greedy, uniforms[b * ustride + used[b]], p, tmp, prow)
                     used[b] += 1
                     remaining[b] -= 1
                     if remaining[b] <= 0 or tok == eos or tok < 0:
@@ -543,6 +572,8 @@ cdef class Plan:
         n.B = np.shape(h[0])[0]
         n.eos, n.top_k, n.scale, n.floor_, n.top_p, n.greedy = eos, top_k, scale, floor_, \
             top_p, greedy
+        n.row_scale, n.row_floor, n.row_top_p, n.row_top_k, n.row_greedy = \
+            NULL, NULL, NULL, NULL, NULL
         if nt < 1:
             nt = 1
         if split_rows:
@@ -584,6 +615,18 @@ cdef class Plan:
         self.parts = <Chunk*>malloc(n.groups * sizeof(Chunk))
         if self.parts == NULL:
             raise MemoryError()
+
+    def set_row_knobs(self, scale, floor_, top_k, top_p, greedy):
+        """Give each row its own sampler knobs: (B,) float64 scale, floor and top_p, int32
+        top_k, uint8 greedy, read at every draw (the caller may change a row's entries
+        between runs: rows of different settings then share one kernel call)."""
+        import numpy as np
+        cdef int B = self.net.B
+        self.net.row_scale = <const double*>self._address(scale, np.float64, (B,))
+        self.net.row_floor = <const double*>self._address(floor_, np.float64, (B,))
+        self.net.row_top_p = <const double*>self._address(top_p, np.float64, (B,))
+        self.net.row_top_k = <const int32_t*>self._address(top_k, np.int32, (B,))
+        self.net.row_greedy = <const unsigned char*>self._address(greedy, np.uint8, (B,))
 
     cdef void* _address(self, array, dtype, shape) except? NULL:
         """The data of a C-contiguous array of this dtype and shape (kept alive by the plan);

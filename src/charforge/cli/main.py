@@ -45,7 +45,7 @@ def _close_flag(given: str, parser: argparse.ArgumentParser | None) -> str:
 
 
 COMMANDS = ("summary", "gradcheck", "repl", "generate", "log", "eval", "train", "viz", "plot",
-            "compare", "sweep", "serve", "info", "listing")
+            "compare", "sweep", "serve", "export", "info", "listing")
 
 
 def build_parser(plugin_commands: list[tuple[str, str]] | None = None

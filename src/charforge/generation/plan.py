@@ -119,9 +119,12 @@ class GenerationPlan:
 
     def __init__(self, model, batch: int, allowed: np.ndarray, eos: int,
                  knobs: dict | None = None, nthreads: int | None = None,
-                 net: KernelNet | None = None, packed_cache: dict | None = None) -> None:
+                 net: KernelNet | None = None, packed_cache: dict | None = None,
+                 own_knobs: bool = False) -> None:
         """`net` and `packed_cache` (team -> packed weights) let a caller that makes many
-        plans of one model (the server) lay out and pack its weights once."""
+        plans of one model (the server) lay out and pack its weights once; `own_knobs`
+        gives each row its own sampler settings (`set_row`), so rows of different settings
+        share one kernel call."""
         dt = model.dtype
         H, L = model.config.hidden, model.config.layers
         free = threads.free_threads(threads.get_num_threads()) if nthreads is None \
@@ -163,6 +166,21 @@ class GenerationPlan:
             bf16=self.bf16, packed16_ih=bf16_packed[0], packed16_hh=bf16_packed[1],
             packed16_out=bf16_packed[2])
         self.run = self.kernel.run
+        self.row_knobs = None
+        if own_knobs:
+            self.row_knobs = {"scale": np.ones(batch), "floor": np.zeros(batch),
+                              "top_k": np.zeros(batch, np.int32), "top_p": np.ones(batch),
+                              "greedy": np.zeros(batch, np.uint8)}
+            r = self.row_knobs
+            self.kernel.set_row_knobs(r["scale"], r["floor"], r["top_k"], r["top_p"],
+                                      r["greedy"])
+
+    def set_row(self, row: int, knobs: dict) -> None:
+        """Row `row` draws with these kernel knobs (kernel_settings of its sampler) from the
+        next run on."""
+        k = {**KERNEL_DEFAULTS, **knobs}
+        for name, values in self.row_knobs.items():
+            values[row] = k[name]
 
     @classmethod
     def for_model(cls, model, batch: int = 1, nthreads: int | None = None) -> GenerationPlan:

@@ -277,6 +277,9 @@ class App:
             for i in range(len(primes)):
                 job.queue.put_nowait((i, None))
             return job
+        if len(primes) > self.limits.max_rows:
+            raise Invalid(f"this server runs at most {self.limits.max_rows} texts at once "
+                          "(--max-rows); ask for fewer")
         await self.admission.take(len(primes))
         loop = asyncio.get_running_loop()
         self.mailbox.loop = loop

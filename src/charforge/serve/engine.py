@@ -2,10 +2,11 @@
 same kernel call at the next chunk boundary, since a batch of 32 rows makes several times
 the characters per second of one row.
 
-One engine per model runs in its own thread. The rows that share sampler settings form a
-group; a group's rows live in the slots of one generation plan (1, 2, 4 ... 64 rows), whose
-state arrays keep each row's state between chunks, so a chunk costs one kernel call and a
-little bookkeeping per row. A row that arrives takes a free slot (its state zeroed); when the
+One engine per model runs in its own thread. Its rows live in the slots of one generation
+plan (1, 2, 4 ... 64 rows), whose state arrays keep each row's state between chunks and
+whose per-row knobs hold each row's own sampler settings (temperatures from a Randomness
+slider differ from user to user), so a chunk costs one kernel call and a little bookkeeping
+per row. A row that arrives takes a free slot (its state zeroed); when the
 rows outgrow the plan, or shrink to a quarter of it, they move to a plan of the right size,
 their states copied. Each row draws from its own seed's stream (generation.RowDraws) and the
 kernel computes each row alone, so a seed gives the same text alone, batched, or from
@@ -56,16 +57,17 @@ class Row:
         self.remaining = self.length
         self.draws = RowDraws(np.random.default_rng(self.seed))
 
-    @property
-    def key(self) -> tuple:
-        return tuple(sorted(self.knobs.items()))
+
+
+ALL = "all"        # the one group: rows of every sampler setting share the plan
 
 
 class _Group:
-    """The rows of one sampler setting, in the slots of one plan, with the chunk's arrays."""
+    """Rows in the slots of one plan, each with its own sampler knobs, and the chunk's
+    arrays."""
 
-    def __init__(self, engine: Engine, key: tuple, knobs: dict) -> None:
-        self.engine, self.key, self.knobs = engine, key, knobs
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
         self.plan: GenerationPlan | None = None
         self.slots: list[Row | None] = []
         self.cur = np.zeros(0, np.int32)        # each slot's next input (the kernel's cur)
@@ -79,7 +81,7 @@ class _Group:
         size = next(c for c in CAPACITIES if c >= max(wanted, 1))
         if self.plan is not None and len(self.slots) == size:
             return
-        plan = self.engine.plan(self.key, self.knobs, size)
+        plan = self.engine.plan(size)
         kept = [(i, r) for i, r in enumerate(self.slots) if r is not None]
         slots: list[Row | None] = [None] * size
         for j, (i, row) in enumerate(kept):
@@ -88,6 +90,7 @@ class _Group:
                     if new[layer] is not None:
                         new[layer][j] = old[layer][i]
             slots[j] = row
+            plan.set_row(j, row.knobs)
         cur = np.zeros(size, np.int32)
         for j, (i, _row) in enumerate(kept):
             cur[j] = self.cur[i]
@@ -96,6 +99,7 @@ class _Group:
     def add(self, row: Row) -> None:
         j = self.slots.index(None)
         self.slots[j] = row
+        self.plan.set_row(j, row.knobs)
         for arr in (*self.plan.h, *self.plan.c):
             if arr is not None:
                 arr[j] = 0
@@ -150,9 +154,9 @@ class Engine:
         self.batching, self.max_rows = batching, max_rows
         self.after_chunk = after_chunk          # e.g. hand the chunk's pieces on at once
         self.pending: list[Row] = []
-        self.groups: dict[tuple, _Group] = {}
+        self.groups: dict[str, _Group] = {}
         self.running_rows = 0
-        self.plans: OrderedDict[tuple, GenerationPlan] = OrderedDict()
+        self.plans: OrderedDict[int, GenerationPlan] = OrderedDict()
         from ..core import threads
         from ..generation.plan import KernelNet
         with threads.blas_single_threaded():
@@ -189,16 +193,15 @@ class Engine:
             self.wake.notify()
         self.thread.join(timeout=5)
 
-    def plan(self, key: tuple, knobs: dict, size: int) -> GenerationPlan:
-        k = (key, size)
-        plan = self.plans.get(k)
+    def plan(self, size: int) -> GenerationPlan:
+        plan = self.plans.get(size)
         if plan is None:
-            plan = GenerationPlan(self.model, size, self.allowed, self.eos, knobs,
-                                  net=self.net, packed_cache=self.packed)
-            self.plans[k] = plan
+            plan = GenerationPlan(self.model, size, self.allowed, self.eos, None, net=self.net,
+                                  packed_cache=self.packed, own_knobs=True)
+            self.plans[size] = plan
             while len(self.plans) > PLANS_KEPT:
                 self.plans.popitem(last=False)
-        self.plans.move_to_end(k)
+        self.plans.move_to_end(size)
         return plan
 
     # ------------------------------------------------------------------ the loop
@@ -258,9 +261,9 @@ class Engine:
             if row.cancelled:
                 row.sink(None)
                 continue
-            group = self.groups.get(row.key)
+            group = self.groups.get(ALL)
             if group is None:
-                group = self.groups[row.key] = _Group(self, row.key, row.knobs)
+                group = self.groups[ALL] = _Group(self)
             if len(group.rows) + len(arrived.get(group, [])) >= CAPACITIES[-1]:
                 self.pending.append(row)              # waits for a free slot
                 continue

@@ -1,0 +1,1 @@
+"""Models written for other runtimes (optional extras; nothing in the core imports this)."""
