@@ -73,6 +73,12 @@ def test_train_and_generate_from_the_command_line(tmp_path):
     assert out.returncode == 0 and out.stdout.startswith("the ") and len(out.stdout) > 40
     listed = _cli("cells", cwd=tmp_path)
     assert "mingru" in listed.stdout
+    for kind, target in (("onnx", "m.onnx"), ("web", "site")):     # no exported form: refused
+        refused = _cli("export", kind, str(run), target, cwd=tmp_path)
+        assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+        assert "'mingru' cell has no" in refused.stderr and \
+            f"charforge export {kind} takes lstm, gru and rnn" in refused.stderr
+        assert not (tmp_path / target).exists()
 
 
 def test_train_and_sample_in_the_repl(tmp_path):

@@ -34,12 +34,12 @@ def require_onnx():
     return onnx
 
 
-def cell_name(model) -> str:
+def cell_name(model, form: str = "ONNX operator", export: str = "onnx") -> str:
     """The built-in cell's name, or one line refusing a plugin cell."""
     name = getattr(model.cell, "name", str(model.cell))
     if name not in OPERATOR:
-        raise CharforgeError(f"the {name!r} cell has no ONNX operator; ONNX export takes "
-                             "lstm, gru and rnn models")
+        raise CharforgeError(f"the {name!r} cell has no {form}; charforge export {export} "
+                             "takes lstm, gru and rnn models")
     return name
 
 

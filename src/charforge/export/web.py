@@ -85,7 +85,7 @@ def write(model, meta: dict, folder: str | Path, *, title: str | None = None,
     """The page's folder (new, or empty)."""
     from ..generation.plan import allowed_mask
     from .onnx import cell_name
-    cell_name(model)                               # built-in cells only: the page's forward
+    cell_name(model, "form in the page's JavaScript", "web")
     if precision not in PRECISIONS:
         raise CharforgeError(f"--precision must be one of {', '.join(PRECISIONS)}")
     out = Path(folder).expanduser()
