@@ -5,8 +5,24 @@ Ctrl-C must already exit cleanly) does not wait for numpy and the kernels.
 """
 from __future__ import annotations
 
-from ._version import __version__
-from .core.exports import lazy_exports
+import sys as _sys
+
+
+def _exit_quietly(signum, frame):                 # noqa: ARG001 (a signal handler's shape)
+    import os
+    os._exit(128 + signum)
+
+
+if _sys.argv[:1] == ["-m"] or _sys.argv[0].replace("\\", "/").rsplit("/", 1)[-1] == "charforge":
+    # the command is starting (python -m charforge, or its script): a stop signal before
+    # the entry point installs its handlers exits with 128 + its number, no traceback
+    import signal as _signal
+    for _name in ("SIGINT", "SIGTERM"):
+        if hasattr(_signal, _name):
+            _signal.signal(getattr(_signal, _name), _exit_quietly)
+
+from ._version import __version__  # noqa: E402
+from .core.exports import lazy_exports  # noqa: E402
 
 TYPE_CHECKING = False                  # not typing's: it would load at every start
 

@@ -73,6 +73,29 @@ def _merge(data: dict, key: str, extra: dict) -> None:
         data[key] = {**table, **extra}
 
 
+def _check_architecture(source: str, settings: dict) -> None:
+    """A run from a model has that model's cell and widths: a different one asked for is a
+    mistake, named in one line."""
+    from ..training.finetune import architecture_of
+    have = architecture_of(source)
+    for name, value in have.items():
+        if name in settings and settings[name] != value:
+            raise CharforgeError(f"--init-from {source} is a {have['cell']} {have['layers']}x"
+                                 f"{have['hidden']} model (embedding {have['embedding']}); "
+                                 f"leave out --{name} (given {settings[name]!r})")
+
+
+def _say_start(trainer) -> None:
+    start = trainer.started_from
+    if start is None:
+        return
+    c = trainer.config
+    added = f"; {len(start.new)} new characters: {''.join(start.new)!r}" if start.new else ""
+    print(f"charforge: starting from {c.init_from} ({c.cell} {c.layers}x{c.hidden}, "
+          f"val loss {_loss(start.source_val_loss)})"
+          f"{added}", file=sys.stderr)
+
+
 def run_train(args) -> int:
     from ..training.progress import default_reporter, where_in_training
     from ..training.trainer import Trainer
@@ -85,8 +108,11 @@ def run_train(args) -> int:
         if not args.out:
             raise CharforgeError("give --out DIR for the run folder (or --resume DIR)")
         config = TrainConfig.from_dict(settings)
+        if config.init_from:
+            _check_architecture(config.init_from, settings)
         trainer = Trainer(config, args.out, reporter=reporter, overwrite=args.overwrite)
         out = args.out
+        _say_start(trainer)
     result = trainer.run()
     val = f"{result.val_loss:.4f}" if result.val_loss is not None else "n/a"
     best = f"{result.best_val:.4f}" if result.best_val is not None else "n/a"
@@ -100,3 +126,7 @@ def run_train(args) -> int:
 
 
 EXIT_STATUS = {"diverged": 3, "save_failed": 1}
+
+
+def _loss(value) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) else "n/a"

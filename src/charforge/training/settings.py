@@ -98,6 +98,14 @@ class TrainConfig:
                              "weights and optimizer)", choices=("fp32", "bf16"))
     init: str = setting("keras", "str", "weight initialisation (uniform: PyTorch's scheme)",
                         choices=INIT_SCHEMES, fixed=True)
+    init_from: str | None = setting(None, "str", "start from this model's weights (a shipped "
+                                    "model's name, a checkpoint file or a run folder): its "
+                                    "cell, layers and widths, a new optimizer and schedule",
+                                    optional=True, fixed=True)
+    new_chars: str = setting("grow", "str", "with init_from, characters of the corpus the "
+                             "model never saw: grow its vocabulary (new rows initialised as a "
+                             "new model's), or map them to [UNK]", choices=("grow", "unk"),
+                             fixed=True)
     batch: int = setting(64, "int", "sequences per batch", low=1, high=WIDTH, fixed=True)
     seq: int = setting(100, "int", "characters per sequence (BPTT length)", low=1,
                        high=1_000_000, fixed=True)

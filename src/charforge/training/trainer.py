@@ -130,6 +130,10 @@ class Trainer:
         self._resumed = False
         self.reporter = reporter or (terminal_reporter() if progress else Reporter())
         self.callbacks = list(callbacks or []) + plugins.plugin_callbacks()
+        self.started_from = None
+        if model is None and config.init_from:
+            model, data, config = self._start_from(config, data)
+            self.config = config
         self.data = data or load_corpus(config.corpus, config.corpus_options,
                                         model.vocab if model is not None else None)
         self.splits = self.data.split(split_fractions(config.val_fraction,
@@ -163,6 +167,24 @@ class Trainer:
         self._pending: Path | None = None    # the newest one, not yet confirmed so
         self._stop: int = 0
         self._saved_at = monotonic()
+
+    def _start_from(self, config: TrainConfig, data: CorpusData | None):
+        """A run that begins from a trained model (init_from): that model, its vocabulary
+        grown or given [UNK] for the corpus, the corpus read with it, and the settings with
+        the model's architecture."""
+        from .finetune import ARCHITECTURE, start_from
+        source = config.init_from
+        if Path(source).expanduser().exists():
+            source = str(Path(source).expanduser().resolve())
+        corpus_vocab = (data or load_corpus(config.corpus, config.corpus_options)).vocab
+        start = start_from(source, corpus_vocab, config.new_chars, seed=config.seed,
+                           init=config.init, dtype=config.dtype)
+        self.started_from = start
+        config = config.replace(init_from=source, **{k: getattr(start.model.config, k)
+                                                     for k in ARCHITECTURE})
+        data = load_corpus(config.corpus, config.corpus_options, start.vocab) \
+            if data is None or data.vocab != start.vocab else data
+        return start.model, data, config
 
     def _check_settings_against_data(self) -> None:
         """What would otherwise fail only after an epoch's work: the validation split too small
