@@ -119,3 +119,19 @@ def loopback_works() -> bool:
                 return True
     except OSError:
         return False
+
+
+@pytest.fixture(scope="module")
+def live():
+    """A charforge server on a free loopback port for a test module (tests/serve/live.py)."""
+    from live import Live
+    server = Live()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def model():
+    """The shipped model (a module's own `model` fixture wins over this one)."""
+    import charforge
+    return charforge.load_pretrained("shakespeare")[0]

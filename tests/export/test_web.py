@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from page_controls import set_prime_and_randomness
 
 import charforge
 from charforge.generation.engine import next_distribution
@@ -87,12 +88,8 @@ def test_the_controls_generate_stream_and_stop(shipped, browser):
     model = charforge.load_pretrained("shakespeare")[0]
     open_page(browser, shipped.joinpath("index.html").as_uri())
     wait = WebDriverWait(browser, 120)
+    set_prime_and_randomness(browser, "KING:", 1.2)
     prime = browser.find_element(By.ID, "prime")
-    prime.clear()
-    prime.send_keys("KING:")
-    browser.execute_script("const s = document.getElementById('randomness'); s.value = 1.2;"
-                           "s.dispatchEvent(new Event('input'));")
-    assert browser.find_element(By.ID, "randomness-value").text == "1.2"
     browser.find_element(By.ID, "seed").send_keys("5")
     length = browser.find_element(By.ID, "length")
     length.clear()

@@ -3,46 +3,21 @@ generation (the same text as charforge generate for a seed, alone or batched wit
 streaming, 422 with the CLI's messages, 503 when full, a client that leaves, tokens, the
 command line's refusals, and the page driven in a real browser."""
 import json
-import os
 import subprocess
 import sys
 import threading
 import time
 
 import pytest
+from live import Live, require_server_stack  # noqa: E402
+from page_controls import set_prime_and_randomness
 
-import charforge
 from charforge.generation.engine import generate
 
-if os.environ.get("CHARFORGE_REQUIRE_SERVE") == "1":
-    import httpx  # noqa: F401  (CI: fail loudly)
-    import starlette  # noqa: F401
-    import uvicorn  # noqa: F401
-httpx = pytest.importorskip("httpx")
-uvicorn = pytest.importorskip("uvicorn")
-pytest.importorskip("starlette")
-
-from conftest import loopback_works  # noqa: E402
-from live import Live  # noqa: E402
+require_server_stack()
+import httpx  # noqa: E402
 
 pytestmark = pytest.mark.slow           # a real server over HTTP
-
-if not loopback_works():
-    if os.environ.get("CHARFORGE_REQUIRE_SERVE") == "1":
-        raise RuntimeError("CHARFORGE_REQUIRE_SERVE=1 but 127.0.0.1 cannot be reached")
-    pytest.skip("needs a loopback network (127.0.0.1)", allow_module_level=True)
-
-
-@pytest.fixture(scope="module")
-def live():
-    server = Live()
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="module")
-def model():
-    return charforge.load_pretrained("shakespeare")[0]
 
 
 def post(live, path, body, **kw):
@@ -253,12 +228,7 @@ def test_the_page_in_a_real_browser(roomy, browser):
     browser.get(live.url + "/")
     wait = WebDriverWait(browser, 30)
     wait.until(lambda d: d.find_element(By.ID, "status").text == "ready")
-    prime = browser.find_element(By.ID, "prime")
-    prime.clear()
-    prime.send_keys("KING:")
-    browser.execute_script("const s = document.getElementById('randomness'); s.value = 1.2;"
-                           "s.dispatchEvent(new Event('input'));")
-    assert browser.find_element(By.ID, "randomness-value").text == "1.2"
+    set_prime_and_randomness(browser, "KING:", 1.2)
     length = browser.find_element(By.ID, "length")
     length.clear()
     length.send_keys("100000")

@@ -12,40 +12,16 @@ import sys
 import time
 
 import pytest
+from live import Live, require_server_stack  # noqa: E402
 
-import charforge
 from charforge.generation.engine import generate
 
-if os.environ.get("CHARFORGE_REQUIRE_SERVE") == "1":
-    import httpx  # noqa: F401  (CI: fail loudly)
-    import uvicorn  # noqa: F401
-httpx = pytest.importorskip("httpx")
-pytest.importorskip("uvicorn")
-pytest.importorskip("starlette")
-
-from conftest import loopback_works  # noqa: E402
-from live import Live  # noqa: E402
+require_server_stack()
+import httpx  # noqa: E402
 
 from charforge.serve.app import Limits  # noqa: E402
 
-pytestmark = pytest.mark.slow
-
-if not loopback_works():
-    if os.environ.get("CHARFORGE_REQUIRE_SERVE") == "1":
-        raise RuntimeError("CHARFORGE_REQUIRE_SERVE=1 but 127.0.0.1 cannot be reached")
-    pytest.skip("needs a loopback network (127.0.0.1)", allow_module_level=True)
-
-
-@pytest.fixture(scope="module")
-def live():
-    server = Live()
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="module")
-def model():
-    return charforge.load_pretrained("shakespeare")[0]
+pytestmark = pytest.mark.slow           # a real server over HTTP
 
 
 def raw_post(live, path, body: bytes, headers=None):

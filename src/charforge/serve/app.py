@@ -16,11 +16,9 @@ import asyncio
 import collections
 import contextlib
 import json
-import os
 import secrets
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -59,6 +57,7 @@ class Served:
     model: Any
     meta: dict
     engine: Engine
+    source: str = ""          # what it was loaded from (a shipped name or an absolute path)
 
 
 class Mailbox:
@@ -168,8 +167,10 @@ class App:
         self.admission = Admission(limits.max_rows, queue=limits.queue, wait=limits.queue_wait)
         self.side_admission = Admission(max(1, limits.max_rows // 8), queue=limits.queue,
                                         wait=limits.queue_wait)
-        self.side = ThreadPoolExecutor(1, thread_name_prefix="charforge-side",
-                                       initializer=_lower_priority)
+        from .side import SideProcess
+        first = next(iter(served.values()))
+        self.side = SideProcess({n: s.source or n for n, s in served.items()},
+                                first.model.precision)
         self.metrics = Metrics(self)
         for s in served.values():
             s.engine.after_chunk = self.mailbox.flush
@@ -204,7 +205,7 @@ class App:
     def close(self) -> None:
         for s in self.served.values():
             s.engine.close()
-        self.side.shutdown(wait=False, cancel_futures=True)
+        self.side.close()
 
     # ------------------------------------------------------------------ helpers
     def allowed(self, request) -> bool:
@@ -428,12 +429,12 @@ class App:
 
     async def side_work(self, fn, *args):
         """A /v1/next or /v1/activations computation: one row of the budget (and one of the
-        side routes' eighth), on the side thread, below the engines' priority."""
+        side routes' eighth), in the side process (side.py), below the engines' priority."""
         await self.side_admission.take(1)
         try:
             await self.admission.take(1)
             try:
-                return await asyncio.get_running_loop().run_in_executor(self.side, fn, *args)
+                return await self.side.call(fn, *args)
             finally:
                 self.admission.give(1)
         finally:
@@ -441,11 +442,12 @@ class App:
 
     async def next_chars(self, request):
         async def handle(body: NextBody):
-            from ..generation.engine import next_distribution
+            from . import side
             served = self.model(body.model)
             sampler, params = self.sampler(body.sampler, body.params)
-            p, _ = await self.side_work(next_distribution, served.model, body.text, sampler,
-                                        params)
+            encode_prime(served.model.vocab, body.text)       # its mistakes, here
+            p = await self.side_work(side.next_distribution, served.name, body.text,
+                                     sampler.name, params)
             top = np.argsort(-p, kind="stable")[:body.top]
             tokens = served.model.vocab.tokens
             return JSONResponse({"next": [{"char": tokens[i], "p": float(p[i])} for i in top
@@ -454,16 +456,16 @@ class App:
 
     async def activations(self, request):
         async def handle(body: ActivationsBody):
-            from ..viz.activations import SIGNED, trace
-            from ..viz.terminal import checked_unit, scale_of
+            from ..viz.activations import SIGNED
+            from ..viz.terminal import checked_unit
+            from . import side
             served = self.model(body.model)
             state, layer, unit = checked_unit(served.model, body.state, body.layer, body.unit)
             if not body.text:
                 return JSONResponse({"values": [], "scale": 1.0, "signed": state in SIGNED})
-            tr = await self.side_work(trace, served.model, body.text, ["h", state])
-            values = tr.neuron(state, layer, unit)
-            return JSONResponse({"values": np.round(values, 4).tolist(),
-                                 "scale": scale_of(values, state),
+            values, scale = await self.side_work(side.activations, served.name, body.text,
+                                                 state, layer, unit)
+            return JSONResponse({"values": np.round(values, 4).tolist(), "scale": scale,
                                  "signed": state in SIGNED})
         return await self.guarded(request, ActivationsBody, handle)
 
@@ -477,13 +479,6 @@ def _checked(allowed, value, name: str):
         return allowed.check(value, name)
     except CharforgeError as exc:
         raise Invalid(str(exc), field=name) from None
-
-
-def _lower_priority() -> None:
-    """The side thread (and the kernel threads it starts, which inherit it) yields the cores
-    to the engines: a flood of side requests must not slow generation."""
-    with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
 
 
 @dataclass
@@ -521,6 +516,8 @@ def build_app(models: list[str], *, token: str | None = None, max_length: int = 
             raise CharforgeError(f"two models would both be called {name!r}; rename one file")
         model, meta = load(given)
         model.precision = precision
+        source = str(Path(given).resolve()) if Path(given).exists() else given
         served[name] = Served(name, model, meta,
-                              Engine(model, batching=batching, max_rows=limits.max_rows))
+                              Engine(model, batching=batching, max_rows=limits.max_rows),
+                              source)
     return App(served, limits, token, hosts=hosts, origins=origins)
