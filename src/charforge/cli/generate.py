@@ -21,6 +21,8 @@ def add_parser(sub, light: bool = False) -> None:
     p = sub.add_parser("generate", help="stream generated text from a model to stdout")
     add_model_argument(p)
     p.add_argument("--prime", action="append", help="text to start from (repeat for several)")
+    p.add_argument("--prime-file", action="append", metavar="FILE",
+                   help="a UTF-8 file whose whole text is a prime (repeatable; beside --prime)")
     LENGTH_SETTING.add_flag(p)
     p.add_argument("--sampler", default="temperature",
                    help="sampler name (charforge samplers lists them and their parameters)")
@@ -76,7 +78,11 @@ def cmd_generate(args) -> int:
                              f"{' and '.join(swept)}")
     name = swept[0] if swept else None          # --temperature 0.5,0.8,1.0: a text for each
     values = number_list(params[name], f"--{name}") if name else [None]
-    primes = args.prime or [""]
+    primes = list(args.prime or [])
+    if args.prime_file:
+        from ..core.paths import read_text_file
+        primes += [read_text_file(f, "--prime-file") for f in args.prime_file]
+    primes = primes or [""]
     for prime in primes:
         encode_prime(model.vocab, prime)                 # a mistake before any output
     sampler = get_sampler(args.sampler)

@@ -29,7 +29,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train a model into a run folder",
                        description="Every setting is also a TOML key (--config); flags win.")
     p.add_argument("--config", help="TOML file with the same keys as these flags")
-    p.add_argument("--out", help="run folder (checkpoints, metrics.jsonl)")
+    p.add_argument("--out", help="run folder (checkpoints, metrics.jsonl); default a new dated "
+                                 "folder under the data folder's runs/ (printed)")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR")
     p.add_argument("--overwrite", action="store_true",
                    help="if --out holds another run, move that run aside to DIR.replaced-TIME")
@@ -105,8 +106,10 @@ def run_train(args) -> int:
         trainer = Trainer.resume(args.resume, reporter=reporter, overrides=settings)
         out = args.resume
     else:
-        if not args.out:
-            raise CharforgeError("give --out DIR for the run folder (or --resume DIR)")
+        if not args.out:                       # a dated folder, as the REPL's :train makes
+            from ..core.paths import time_stamped, user_data_folder
+            args.out = str(time_stamped(user_data_folder() / "runs"))
+            print(f"charforge: the run folder is {args.out}", file=sys.stderr)
         config = TrainConfig.from_dict(settings)
         if config.init_from:
             _check_architecture(config.init_from, settings)
