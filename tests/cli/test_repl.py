@@ -139,6 +139,23 @@ def test_train_in_the_repl_then_generate_and_save(repl, tmp_path):
     assert done.returncode == 0 and "val loss" in done.stdout, done.stderr
 
 
+def test_train_continues_the_loaded_model_and_says_so(repl, tmp_path):
+    """:train with no architecture continues the loaded (shipped) model, grows its vocabulary
+    for new characters, and says both; init=MODEL starts from another one."""
+    corpus = tmp_path / "news.txt"
+    corpus.write_text(("Oil hits $46.50 a barrel; 2004 [Q3] up 3% #1\n" * 80)
+                      + shakespeare_head(4000), encoding="utf-8")
+    send(repl, f":corpus textfile path={corpus}")
+    repl.timeout = 300
+    out = send(repl, ":train batch=8 seq=20 max_steps=3")
+    said = " ".join(out.split())
+    assert "continuing the loaded model shakespeare (lstm 2x384)" in said
+    assert "new characters:" in said and "#" in said.split("new characters:", 1)[1]
+    assert "training reached its budget" in said or "at step 3" in said, said
+    out = send(repl, ":train init=shakespeare hidden=64")
+    assert "brings its own architecture; leave out hidden" in " ".join(out.split())
+
+
 def test_tab_completion_of_commands_and_names(repl):
     repl.send(":sam\t")
     repl.expect(":sampler")

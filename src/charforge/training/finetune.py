@@ -43,10 +43,11 @@ def architecture_of(source: str) -> dict:
     return {k: getattr(model.config, k) for k in ARCHITECTURE}
 
 
-def start_from(source: str, corpus_vocab: Vocabulary, policy: str, *, seed: int, init: str,
-               dtype: str) -> Start:
-    """The model a run starts from, its vocabulary grown (or given [UNK]) for the corpus."""
-    old, meta = load_source(source)
+def start_from(source: str | CharModel, corpus_vocab: Vocabulary, policy: str, *, seed: int,
+               init: str, dtype: str) -> Start:
+    """The model a run starts from (by name or path, or one in memory), its vocabulary grown
+    (or given [UNK]) for the corpus."""
+    old, meta = (source, {}) if isinstance(source, CharModel) else load_source(source)
     new = sorted(set(corpus_vocab.chars) - set(old.vocab.chars))
     has = {t: old.vocab.id_of(t) is not None for t in ("[PAD]", "[UNK]", "<eos>")}
     wants = {t: corpus_vocab.id_of(t) is not None or has[t] for t in has}

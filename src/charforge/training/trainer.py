@@ -131,8 +131,8 @@ class Trainer:
         self.reporter = reporter or (terminal_reporter() if progress else Reporter())
         self.callbacks = list(callbacks or []) + plugins.plugin_callbacks()
         self.started_from = None
-        if model is None and config.init_from:
-            model, data, config = self._start_from(config, data)
+        if config.init_from:           # (a `model` given beside it is that model, in memory)
+            model, data, config = self._start_from(config, data, model)
             self.config = config
         self.data = data or load_corpus(config.corpus, config.corpus_options,
                                         model.vocab if model is not None else None)
@@ -168,17 +168,19 @@ class Trainer:
         self._stop: int = 0
         self._saved_at = monotonic()
 
-    def _start_from(self, config: TrainConfig, data: CorpusData | None):
+    def _start_from(self, config: TrainConfig, data: CorpusData | None,
+                    model: CharModel | None = None):
         """A run that begins from a trained model (init_from): that model, its vocabulary
         grown or given [UNK] for the corpus, the corpus read with it, and the settings with
         the model's architecture."""
         from .finetune import ARCHITECTURE, start_from
         source = config.init_from
-        if Path(source).expanduser().exists():
+        if model is None and Path(source).expanduser().exists():
             source = str(Path(source).expanduser().resolve())
         corpus_vocab = (data or load_corpus(config.corpus, config.corpus_options)).vocab
-        start = start_from(source, corpus_vocab, config.new_chars, seed=config.seed,
-                           init=config.init, dtype=config.dtype)
+        start = start_from(model if model is not None else source, corpus_vocab,
+                           config.new_chars, seed=config.seed, init=config.init,
+                           dtype=config.dtype)
         self.started_from = start
         config = config.replace(init_from=source, **{k: getattr(start.model.config, k)
                                                      for k in ARCHITECTURE})

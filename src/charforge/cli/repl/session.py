@@ -256,24 +256,30 @@ class Repl:
         arch = {"cell", "layers", "hidden", "embedding"}
         base = {"corpus": self.corpus[0], "corpus_options": self.corpus[1], "epochs": 1,
                 "sample_length": 150, "log_every": 5}
-        cfg = self.model.config
-        continue_current = not (arch & set(settings))
-        if continue_current:
-            base.update(cell=cfg.cell, layers=cfg.layers, hidden=cfg.hidden,
-                        embedding=cfg.embedding)
+        init = settings.pop("init", settings.pop("init_from", None))
+        given_arch = arch & set(settings)
+        if init is not None and given_arch:
+            raise CharforgeError(f"init={init} brings its own architecture; leave out "
+                                 f"{', '.join(sorted(given_arch))}")
+        continue_current = init is None and not given_arch
+        model = None
+        if init is not None:
+            base["init_from"] = str(init)
+        elif continue_current:                 # the loaded model, its vocabulary grown
+            base["init_from"] = self.model_name
+            model = self.model.astype("float32")
+            cfg = self.model.config
+            self.info(f"continuing the loaded model {self.model_name} ({cfg.cell} "
+                      f"{cfg.layers}x{cfg.hidden}); :train hidden=N starts a new model, "
+                      ":train init=MODEL another one")
         base.update(settings)
         config = TrainConfig.from_dict(base)
         out = Path(str(out)).expanduser() if out else time_stamped(user_data_folder() / "runs")
-        model = self.model.astype("float32") if continue_current else None
-        try:
-            trainer = Trainer(config, out, reporter=RichReporter(self.err), model=model,
-                              overwrite=overwrite)
-        except CharforgeError as exc:
-            if continue_current and "vocabulary" in str(exc):
-                raise CharforgeError("the corpus's characters differ from this model's; give "
-                                     "an architecture (e.g. :train hidden=128) to start a "
-                                     "new model") from None
-            raise
+        trainer = Trainer(config, out, reporter=RichReporter(self.err), model=model,
+                          overwrite=overwrite)
+        if trainer.started_from is not None and trainer.started_from.new:
+            self.info(f"{len(trainer.started_from.new)} new characters: "
+                      f"{''.join(trainer.started_from.new)!r}")
         self._run_training(trainer, out)
 
     def cmd_resume(self, args):
