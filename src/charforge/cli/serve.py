@@ -68,6 +68,8 @@ def _is_loopback(host: str) -> bool:
 
 def _web_stack() -> None:
     try:
+        import prometheus_client  # noqa: F401
+        import pydantic  # noqa: F401
         import starlette  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError:
